@@ -1,0 +1,40 @@
+# What people type. Every target creates .venv with the pinned dependencies when needed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv db-init export run test psql bench check verify db-status db-stop clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@touch $@
+
+venv: $(STAMP)  ## Create .venv with the pinned dependencies
+
+db-init: $(STAMP)  ## Migrate the database and load the sample seeds
+	$(PY) cli.py db-init
+
+export: db-init  ## Build the models and write CSV + Parquet exports to exports/
+	$(PY) cli.py run
+	$(PY) cli.py export
+
+test: $(STAMP)  ## Run the whole test suite against real PostgreSQL
+	$(PY) -m pytest
+
+psql: $(STAMP)  ## Open psql on the tracker's database
+	$(PY) cli.py psql
+
+db-status: $(STAMP)  ## Which database, is it up, which migrations are applied
+	$(PY) cli.py db status
+
+db-stop: $(STAMP)  ## Stop the private PostgreSQL server
+	$(PY) cli.py db stop
+
+clean:  ## Remove generated files (keeps .venv and the database)
+	rm -rf target .pytest_cache

@@ -1,0 +1,1 @@
+"""Smart Spending Tracker: versioned SQL, dbt-style models and exports on PostgreSQL."""

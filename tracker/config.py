@@ -1,0 +1,67 @@
+"""Configuration: which database to use, where the project's files live.
+
+This is the only module that reads the environment.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = PROJECT_DIR / "database" / "migrations"
+SEEDS_DIR = PROJECT_DIR / "database" / "seeds"
+QUERIES_DIR = PROJECT_DIR / "queries"
+EXPORTS_DIR = PROJECT_DIR / "exports"
+TARGET_DIR = PROJECT_DIR / "target"
+PRIVATE_SERVER_DIR = PROJECT_DIR / ".pgdata"
+PRIVATE_DATABASE = "tracker"
+
+
+@dataclass(frozen=True)
+class DatabaseChoice:
+    """A database URL given by the user, or None to use the private server."""
+
+    url: str | None
+    source: str  # "--database-url", "DATABASE_URL", ".env" or "private server"
+
+
+def choose_database(option_url: str | None = None) -> DatabaseChoice:
+    """Pick the database: the option, then DATABASE_URL, then .env, then the private server."""
+    if option_url:
+        return DatabaseChoice(option_url, "--database-url")
+    if os.environ.get("DATABASE_URL"):
+        return DatabaseChoice(os.environ["DATABASE_URL"], "DATABASE_URL")
+    dotenv_url = dotenv_values(PROJECT_DIR / ".env").get("DATABASE_URL")
+    if dotenv_url:
+        return DatabaseChoice(dotenv_url, ".env")
+    return DatabaseChoice(None, "private server")
+
+
+def debug_enabled() -> bool:
+    """True when TRACKER_DEBUG asks for tracebacks."""
+    return os.environ.get("TRACKER_DEBUG", "") not in ("", "0")
+
+
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """The connection string with any password replaced by ***."""
+    if not re.match(r"^postgres(ql)?://", url):
+        return _KEYWORD_PASSWORD.sub(r"\1***", url)
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, hosts = netloc.rpartition("@")
+        if ":" in credentials:
+            credentials = credentials.split(":", 1)[0] + ":***"
+        netloc = f"{credentials}@{hosts}"
+    query = urlencode(
+        [(key, "***" if key == "password" else value) for key, value in parse_qsl(parts.query)],
+        safe="/:*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
