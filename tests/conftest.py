@@ -15,7 +15,8 @@ from psycopg import sql
 from tracker import db as tracker_db
 from tracker.bootstrap import initialize_database
 
-WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# Unique per pytest process, so concurrent runs (and xdist workers) never share a template.
+WORKER = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
