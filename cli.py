@@ -187,5 +187,96 @@ def psql(ctx, psql_args):
     os.execvpe(command[0], [*command, *psql_args], {**os.environ, **env})
 
 
+# --- models: run, compile -----------------------------------------------------------------
+
+
+def _parse_vars(text: str | None) -> dict:
+    """--vars as a JSON object of scalars."""
+    import json
+
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"Error: --vars is not valid JSON ({exc.msg} at character {exc.pos}). "
+                         """Pass an object, for example --vars '{"near_threshold_pct": 75}'.""")
+    if not isinstance(value, dict):
+        raise InputError("""Error: --vars must be a JSON object. """
+                         """Pass an object, for example --vars '{"near_threshold_pct": 75}'.""")
+    return value
+
+
+_select_option = click.option(
+    "--select", "-s", "select", metavar="SPEC",
+    help="Only these models: NAME, +NAME (with its upstream), NAME+ (with its downstream); "
+         "comma or space separated.",
+)
+_vars_option = click.option(
+    "--vars", "vars_json", metavar="JSON",
+    help="""Run-time values for the models' var() calls, as a JSON object.""",
+)
+
+
+@cli.command("run")
+@_select_option
+@_vars_option
+@click.pass_context
+def run_command(ctx, select, vars_json):
+    """Build the models in queries/ as views and tables in schema analytics.
+
+    Models are built in dependency order in one transaction: if one fails, the previous
+    build stays as it was. Models that depend on a rebuilt model are rebuilt too.
+
+    Example:
+
+        python cli.py run --select +budget_vs_actual
+    """
+    from tracker.db import connect
+    from tracker.models import load_project, run_models
+
+    model_vars = _parse_vars(vars_json)
+    project = load_project()
+    models = project.select(select)
+    target = database(ctx)
+
+    def on_model(name, seconds):
+        model = project[name]
+        click.echo(f"  {model.materialized:<5} analytics.{name:<28} {seconds * 1000:8.1f} ms")
+
+    with connect(target.url) as conn:
+        timings = run_models(conn, project, models, vars=model_vars, on_model=on_model)
+    total = sum(seconds for _, seconds in timings)
+    click.echo(f"Built {len(timings)} models in {total:.2f} s.")
+
+
+@cli.command("compile")
+@_select_option
+@_vars_option
+@click.option("--engine", type=click.Choice(["postgres", "duckdb"]), default="postgres",
+              show_default=True, help="SQL dialect to render for.")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write the files (default: target/compiled).")
+def compile_command(select, vars_json, engine, out_dir):
+    """Render the models to plain SQL files in target/compiled/<name>.sql.
+
+    Needs no database: read the files, or run one with psql -f after `run`.
+
+    Example:
+
+        python cli.py compile --select +rolling_trend --engine duckdb
+    """
+    from tracker.models import compile_models, load_project
+
+    model_vars = _parse_vars(vars_json)
+    project = load_project()
+    models = project.select(select)
+    directory = out_dir or (config.TARGET_DIR / "compiled")
+    paths = compile_models(project, models, directory, engine=engine, vars=model_vars)
+    for path in paths:
+        click.echo(f"  {path}")
+    click.echo(f"Compiled {len(paths)} models for {engine} into {directory}.")
+
+
 if __name__ == "__main__":
     cli()
