@@ -1,0 +1,124 @@
+{#
+    Cross-database helpers: the only place where PostgreSQL and DuckDB SQL differ.
+    Every macro branches on target.engine ('postgres' or 'duckdb') and returns an expression.
+#}
+
+{# A money total: numeric(38, 2), rounded half away from zero (round() does that on numerics in both engines). #}
+{% macro money(expr) -%}
+cast(round({{ expr }}, 2) as numeric(38, 2))
+{%- endmacro %}
+
+{# A single amount, as stored in the base tables. #}
+{% macro amount(expr) -%}
+cast({{ expr }} as numeric(12, 2))
+{%- endmacro %}
+
+{#
+    numerator / denominator rounded half away from zero to `scale` decimals, as numeric(38, scale);
+    null when the denominator is 0. Both inputs may have at most 2 decimals (money, counts).
+    Computed in integers: DuckDB divides decimals in floating point, where 0.15 is 0.1499...
+#}
+{% macro round_div(numerator, denominator, scale) -%}
+{%- set unit = '1' if scale == 0 else '0.' ~ '0' * (scale - 1) ~ '1' -%}
+{%- set scaled_numerator = integer_cents('abs(' ~ numerator ~ ')') -%}
+{%- set scaled_denominator = integer_cents('abs(' ~ denominator ~ ')') -%}
+case
+    when {{ denominator }} = 0 then null
+    else cast(
+        {{ integer_div(
+            '2 * ' ~ scaled_numerator ~ ' * ' ~ (10 ** scale) ~ ' + ' ~ scaled_denominator,
+            '2 * ' ~ scaled_denominator
+        ) }}
+        * sign({{ numerator }}) * sign({{ denominator }}) * {{ unit }}
+        as numeric(38, {{ scale }})
+    )
+end
+{%- endmacro %}
+
+{# A value with at most 2 decimals times 100, as an exact integer. #}
+{% macro integer_cents(expr) -%}
+{%- if target.engine == 'duckdb' -%}
+cast({{ expr }} * 100 as hugeint)
+{%- else -%}
+cast({{ expr }} * 100 as numeric(38, 0))
+{%- endif -%}
+{%- endmacro %}
+
+{# Integer division truncating toward zero (both operands integers). #}
+{% macro integer_div(dividend, divisor) -%}
+{%- if target.engine == 'duckdb' -%}
+(({{ dividend }}) // ({{ divisor }}))
+{%- else -%}
+div({{ dividend }}, {{ divisor }})
+{%- endif -%}
+{%- endmacro %}
+
+{# The first day of the month, as a DATE (DuckDB's date_trunc returns a TIMESTAMP). #}
+{% macro month_start(expr) -%}
+cast(date_trunc('month', {{ expr }}) as date)
+{%- endmacro %}
+
+{# A date moved by a whole number of months, as a DATE. #}
+{% macro add_months(expr, months) -%}
+{%- if target.engine == 'duckdb' -%}
+cast({{ expr }} + to_months(cast({{ months }} as integer)) as date)
+{%- else -%}
+cast({{ expr }} + make_interval(months => cast({{ months }} as integer)) as date)
+{%- endif -%}
+{%- endmacro %}
+
+{# A date moved by a whole number of days, as a DATE. #}
+{% macro add_days(expr, days) -%}
+cast({{ expr }} + cast({{ days }} as integer) as date)
+{%- endmacro %}
+
+{# Whole calendar months from one month start to another (0 for the same month). #}
+{% macro months_between(start_month, end_month) -%}
+cast(
+    (extract(year from {{ end_month }}) - extract(year from {{ start_month }})) * 12
+    + extract(month from {{ end_month }}) - extract(month from {{ start_month }})
+    as integer
+)
+{%- endmacro %}
+
+{# Whole days from one date to another. #}
+{% macro days_between(start_date, end_date) -%}
+cast({{ end_date }} - {{ start_date }} as integer)
+{%- endmacro %}
+
+{# A date part as an integer: year, quarter, month, day, week (ISO week), isodow (1 = Monday). #}
+{% macro date_part(part, expr) -%}
+cast(extract({{ part }} from {{ expr }}) as integer)
+{%- endmacro %}
+
+{# The English month name ('January'). #}
+{% macro month_name(expr) -%}
+{%- if target.engine == 'duckdb' -%}
+monthname({{ expr }})
+{%- else -%}
+to_char({{ expr }}, 'FMMonth')
+{%- endif -%}
+{%- endmacro %}
+
+{# The English day name ('Monday'). #}
+{% macro day_name(expr) -%}
+{%- if target.engine == 'duckdb' -%}
+dayname({{ expr }})
+{%- else -%}
+to_char({{ expr }}, 'FMDay')
+{%- endif -%}
+{%- endmacro %}
+
+{# Text compared byte by byte, so ties sort the same on every server whatever its collation. #}
+{% macro bytewise(expr) -%}
+{%- if target.engine == 'duckdb' -%}
+{{ expr }}
+{%- else -%}
+{{ expr }} collate "C"
+{%- endif -%}
+{%- endmacro %}
+
+{# Plain text (the base tables use char(3) for currencies). #}
+{% macro text(expr) -%}
+cast({{ expr }} as text)
+{%- endmacro %}
