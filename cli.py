@@ -187,6 +187,511 @@ def psql(ctx, psql_args):
     os.execvpe(command[0], [*command, *psql_args], {**os.environ, **env})
 
 
+# --- generate: synthetic data for demos and benchmarks --------------------------------------
+
+
+@cli.command("generate")
+@click.option("--users", type=int, default=100, show_default=True, help="New users to create.")
+@click.option("--expenses", type=int, default=100_000, show_default=True, help="Expenses in total.")
+@click.option("--months", type=int, default=12, show_default=True, help="Months to spread them over.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same data.")
+@click.option(
+    "--start-month",
+    metavar="YYYY-MM",
+    help="First month (default: 2024-11, so 12 months cross a year boundary).",
+)
+@click.pass_context
+def generate(ctx, users, expenses, months, seed, start_month):
+    """Fill the database with realistic, reproducible synthetic users, budgets and expenses.
+
+    Everything is generated inside PostgreSQL in one transaction; the same seed always
+    gives the same content. Budgets go in first, so the alert trigger fires as it would
+    in real use. Generated users have e-mails gen-<seed>-<n>@example.com: a seed can be
+    generated once per database.
+
+    Example:
+
+        python cli.py generate --users 1000 --expenses 1000000 --months 24 --seed 7
+    """
+    from tracker.generate import generate_data, parse_options
+
+    options = parse_options(
+        users=users, expenses=expenses, months=months, seed=seed, start_month=start_month
+    )
+    target = database(ctx)
+    with click.progressbar(
+        length=1, label="Generating", file=sys.stderr, show_eta=True, width=30
+    ) as bar:
+
+        def on_progress(label, done, total):
+            bar.length = total
+            bar.label = f"Generating {label:<8}"
+            bar.update(done - bar.pos)
+
+        result = generate_data(target.url, options, on_progress)
+    print_table(
+        ["table", "rows added"],
+        [
+            ("users", f"{result.users:,}"),
+            ("categories", f"{result.categories_added:,}"),
+            ("budgets", f"{result.budgets:,}"),
+            ("expenses", f"{result.expenses:,}"),
+            ("alerts", f"{result.alerts:,}"),
+        ],
+    )
+    click.echo(
+        f"Generated seed {options.seed} for {result.first_month:%Y-%m} to "
+        f"{result.last_month:%Y-%m} into {target.masked_url} in {result.seconds:.1f} s."
+    )
+
+
+# --- everyday commands: user, category, expense, budget, alerts, summary, import ----------
+
+
+def _connection(ctx):
+    """An autocommit connection: each library call runs in its own transaction."""
+    from tracker import db
+
+    return db.connect(database(ctx).url, autocommit=True)
+
+
+def _money(value) -> str:
+    return "" if value is None else f"{value:,.2f}"
+
+
+def _emit(fmt: str, headers: list[str], dicts: list[dict], table_rows: list[tuple]) -> None:
+    """Print records as a table (people), CSV or JSON (scripts; amounts as exact strings)."""
+    import csv
+    import json
+
+    if fmt == "json":
+        click.echo(json.dumps(dicts, indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        stream = click.get_text_stream("stdout")
+        writer = csv.DictWriter(stream, fieldnames=list(dicts[0]) if dicts else headers,
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(dicts)
+    else:
+        print_table(headers, table_rows)
+
+
+FORMAT_OPTION = click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+    show_default=True, help="table for people, csv or json for scripts.",
+)
+
+
+@cli.group("user", cls=TrackerGroup)
+def user_group():
+    """Add and list the people whose spending is tracked.
+
+    Example:
+
+        python cli.py user add --name "Asha Rao" --email asha@example.com
+    """
+
+
+@user_group.command("add")
+@click.option("--name", required=True, help="Full name.")
+@click.option("--email", required=True, help="E-mail address (unique; identifies the user).")
+@click.option("--currency", default="INR", show_default=True, help="Three-letter currency code.")
+@click.pass_context
+def user_add(ctx, name, email, currency):
+    """Add a user.
+
+    Example:
+
+        python cli.py user add --name "Asha Rao" --email asha@example.com --currency INR
+    """
+    from tracker.users import add_user
+
+    with _connection(ctx) as conn:
+        user = add_user(conn, name, email, currency)
+    click.echo(f"Added user {user.id}: {user.name} <{user.email}> ({user.currency}).")
+
+
+@user_group.command("list")
+@FORMAT_OPTION
+@click.pass_context
+def user_list(ctx, fmt):
+    """List every user.
+
+    Example:
+
+        python cli.py user list --format json
+    """
+    from tracker.users import list_users
+
+    with _connection(ctx) as conn:
+        users = list_users(conn)
+    dicts = [{"id": u.id, "name": u.name, "email": u.email, "currency": u.currency} for u in users]
+    _emit(fmt, ["id", "name", "email", "currency"], dicts,
+          [(u.id, u.name, u.email, u.currency) for u in users])
+
+
+@cli.group("category", cls=TrackerGroup)
+def category_group():
+    """Add, list and delete spending categories.
+
+    Example:
+
+        python cli.py category add --name Travel --color "#1E88E5"
+    """
+
+
+@category_group.command("add")
+@click.option("--name", required=True, help="Category name (unique, any letter case).")
+@click.option("--description", help="What belongs in it.")
+@click.option("--color", help="Color for charts, #RRGGBB (default #9E9E9E).")
+@click.pass_context
+def category_add(ctx, name, description, color):
+    """Add a category.
+
+    Example:
+
+        python cli.py category add --name Travel --description "Trains, flights" --color "#1E88E5"
+    """
+    from tracker.categories import add_category
+
+    with _connection(ctx) as conn:
+        category = add_category(conn, name, description, color)
+    click.echo(f"Added category {category.id}: {category.name} ({category.color}).")
+
+
+@category_group.command("list")
+@FORMAT_OPTION
+@click.pass_context
+def category_list(ctx, fmt):
+    """List categories with how many expenses use each.
+
+    Example:
+
+        python cli.py category list
+    """
+    from tracker.categories import list_categories
+
+    with _connection(ctx) as conn:
+        rows = list_categories(conn)
+    dicts = [{"id": c.id, "name": c.name, "description": c.description, "color": c.color,
+              "expenses": c.expense_count} for c in rows]
+    _emit(fmt, ["id", "name", "description", "color", "expenses"], dicts,
+          [tuple(d.values()) for d in dicts])
+
+
+@category_group.command("delete")
+@click.argument("category")
+@click.option("--move-to", metavar="CATEGORY",
+              help="Move the category's expenses here first (name or id).")
+@click.pass_context
+def category_delete(ctx, category, move_to):
+    """Delete a category (by name or id).
+
+    A category that expenses use is refused unless --move-to says where they go. Its
+    budgets are deleted with it.
+
+    Example:
+
+        python cli.py category delete Entertainment --move-to Shopping
+    """
+    from tracker.categories import delete_category
+
+    with _connection(ctx) as conn:
+        deleted = delete_category(conn, category, move_to)
+    moved = (f", moved {deleted.moved_expenses} expense(s) to {deleted.moved_to.name}"
+             if deleted.moved_to else "")
+    budgets = f", removed its {deleted.removed_budgets} budget(s)" if deleted.removed_budgets else ""
+    click.echo(f"Deleted category {deleted.category.name}{moved}{budgets}.")
+
+
+@cli.group("expense", cls=TrackerGroup)
+def expense_group():
+    """Add, list, change and delete expenses.
+
+    Example:
+
+        python cli.py expense add --user aman@example.com --category Food --amount 250
+    """
+
+
+@expense_group.command("add")
+@click.option("--user", required=True, help="User e-mail or id.")
+@click.option("--category", required=True, help="Category name or id.")
+@click.option("--amount", required=True, help="Amount above 0, at most 2 decimals.")
+@click.option("--date", "day", help="Day YYYY-MM-DD (default: today).")
+@click.option("--note", help="What it was for.")
+@click.option("--currency", help="Three-letter code (default: the user's currency).")
+@click.pass_context
+def expense_add(ctx, user, category, amount, day, note, currency):
+    """Record an expense. Crossing a budget records an alert (see `alerts`).
+
+    Example:
+
+        python cli.py expense add --user aman@example.com --category Food --amount 250.50 --date 2025-05-20 --note "Lunch"
+    """
+    from tracker.expenses import add_expense
+    from tracker.alerts import list_alerts
+
+    with _connection(ctx) as conn:
+        expense = add_expense(conn, user, category, amount, day, note, currency)
+        crossed = [a for a in list_alerts(conn, expense.user_id, unread=True)
+                   if a.fired_at >= expense.created_at]
+    click.echo(f"Added expense {expense.id}: {expense.date} {expense.category} "
+               f"{expense.amount} {expense.currency} for {expense.user_email}.")
+    for alert in crossed:
+        click.echo(f"Alert {alert.id}: {alert.message}")
+
+
+@expense_group.command("list")
+@click.option("--user", help="Only this user (e-mail or id).")
+@click.option("--category", help="Only this category (name or id).")
+@click.option("--month", help="Only this month, YYYY-MM.")
+@click.option("--from", "date_from", help="From this day on, YYYY-MM-DD.")
+@click.option("--to", "date_to", help="Up to and including this day, YYYY-MM-DD.")
+@click.option("--min", "min_amount", help="Amount at least this.")
+@click.option("--max", "max_amount", help="Amount at most this.")
+@FORMAT_OPTION
+@click.pass_context
+def expense_list(ctx, user, category, month, date_from, date_to, min_amount, max_amount, fmt):
+    """List expenses, newest first; filters combine.
+
+    Example:
+
+        python cli.py expense list --user aman@example.com --month 2025-05 --min 100 --format csv
+    """
+    from tracker.expenses import list_expenses
+
+    with _connection(ctx) as conn:
+        rows = list_expenses(conn, user=user, category=category, month=month,
+                             date_from=date_from, date_to=date_to,
+                             min_amount=min_amount, max_amount=max_amount)
+    _emit(fmt, ["id", "date", "user", "category", "amount", "currency", "note"],
+          [e.as_dict() for e in rows],
+          [(e.id, e.date, e.user_email, e.category, _money(e.amount), e.currency, e.note)
+           for e in rows])
+
+
+@expense_group.command("update")
+@click.argument("expense_id")
+@click.option("--note", "--description", "note", help="New note (--description is an alias).")
+@click.option("--amount", help="New amount.")
+@click.option("--category", help="New category (name or id).")
+@click.option("--date", "day", help="New day, YYYY-MM-DD.")
+@click.pass_context
+def expense_update(ctx, expense_id, note, amount, category, day):
+    """Change an expense's note, amount, category or date.
+
+    Example:
+
+        python cli.py expense update 3 --amount 180 --note "Taxi to airport"
+    """
+    from tracker.expenses import update_expense
+
+    changes = {"amount": amount, "category": category, "day": day}
+    if note is not None:
+        changes["note"] = note
+    with _connection(ctx) as conn:
+        expense = update_expense(conn, expense_id, **changes)
+    click.echo(f"Updated expense {expense.id}: {expense.date} {expense.category} "
+               f"{expense.amount} {expense.currency} ({expense.note or 'no note'}).")
+
+
+@expense_group.command("delete")
+@click.argument("expense_id")
+@click.pass_context
+def expense_delete(ctx, expense_id):
+    """Delete an expense.
+
+    Example:
+
+        python cli.py expense delete 3
+    """
+    from tracker.expenses import delete_expense
+
+    with _connection(ctx) as conn:
+        expense = delete_expense(conn, expense_id)
+    click.echo(f"Deleted expense {expense.id}: {expense.date} {expense.category} "
+               f"{expense.amount} {expense.currency}.")
+
+
+@cli.group("budget", cls=TrackerGroup)
+def budget_group():
+    """Set, list and transfer monthly budgets per category.
+
+    Example:
+
+        python cli.py budget list --user aman@example.com --month 2025-05
+    """
+
+
+@budget_group.command("set")
+@click.option("--user", required=True, help="User e-mail or id.")
+@click.option("--category", required=True, help="Category name or id.")
+@click.option("--month", required=True, help="Month, YYYY-MM.")
+@click.option("--amount", required=True, help="Budget, 0 or more, at most 2 decimals.")
+@click.pass_context
+def budget_set(ctx, user, category, month, amount):
+    """Create or change a monthly budget.
+
+    Lowering it below what was already spent records an alert.
+
+    Example:
+
+        python cli.py budget set --user aman@example.com --category Food --month 2025-05 --amount 9000
+    """
+    from tracker.budgets import set_budget
+
+    with _connection(ctx) as conn:
+        budget = set_budget(conn, user, category, month, amount)
+    change = ("created" if budget.previous_amount is None
+              else f"changed from {budget.previous_amount}")
+    click.echo(f"Budget {budget.category} {budget.month}: {budget.amount} ({change}).")
+
+
+@budget_group.command("list")
+@click.option("--user", required=True, help="User e-mail or id.")
+@click.option("--month", help="Only this month, YYYY-MM (default: every month).")
+@FORMAT_OPTION
+@click.pass_context
+def budget_list(ctx, user, month, fmt):
+    """Show budgets with spent, remaining and status.
+
+    Status: under (below 80 % used), near (80-100 %), over (above 100 %).
+
+    Example:
+
+        python cli.py budget list --user aman@example.com --month 2025-05
+    """
+    from tracker.budgets import list_budgets
+
+    with _connection(ctx) as conn:
+        rows = list_budgets(conn, user, month)
+    _emit(fmt, ["month", "category", "budget", "spent", "remaining", "used %", "status"],
+          [b.as_dict() for b in rows],
+          [(b.month, b.category, _money(b.budget), _money(b.spent), _money(b.remaining),
+            "" if b.percent_used is None else b.percent_used, b.status) for b in rows])
+
+
+@budget_group.command("transfer")
+@click.option("--user", required=True, help="User e-mail or id.")
+@click.option("--from", "from_category", required=True, help="Category to take budget from.")
+@click.option("--to", "to_category", required=True, help="Category to give it to.")
+@click.option("--month", required=True, help="Month, YYYY-MM.")
+@click.option("--amount", required=True, help="Amount to move, above 0.")
+@click.pass_context
+def budget_transfer(ctx, user, from_category, to_category, month, amount):
+    """Move budget from one category to another for a month, atomically.
+
+    Refused if the source budget holds less than the amount. A missing destination
+    budget is created. Every transfer is kept in budget_transfers.
+
+    Example:
+
+        python cli.py budget transfer --user aman@example.com --from Shopping --to Food --month 2025-05 --amount 1000
+    """
+    from tracker.budgets import transfer_budget
+
+    with _connection(ctx) as conn:
+        moved = transfer_budget(conn, user, from_category, to_category, month, amount)
+    if moved.created_destination:
+        click.echo(f"Created a {moved.to_category} budget for {moved.month} (it had none).")
+    click.echo(f"Moved {moved.amount} from {moved.from_category} to {moved.to_category} for "
+               f"{moved.month}: {moved.from_category} now {moved.from_amount}, "
+               f"{moved.to_category} now {moved.to_amount} (transfer {moved.id}).")
+
+
+@cli.group("alerts", cls=TrackerGroup, invoke_without_command=True)
+@click.option("--user", help="Only this user (e-mail or id).")
+@click.option("--unread", is_flag=True, help="Only alerts not acknowledged yet.")
+@FORMAT_OPTION
+@click.pass_context
+def alerts_group(ctx, user, unread, fmt):
+    """List budget alerts, newest first; `alerts ack ID` marks one as read.
+
+    Example:
+
+        python cli.py alerts --user aman@example.com --unread
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from tracker.alerts import list_alerts
+
+    with _connection(ctx) as conn:
+        rows = list_alerts(conn, user, unread=unread)
+    _emit(fmt, ["id", "fired", "user", "message", "read"], [a.as_dict() for a in rows],
+          [(a.id, f"{a.fired_at:%Y-%m-%d %H:%M}", a.user_email, a.message,
+            f"{a.acknowledged_at:%Y-%m-%d %H:%M}" if a.acknowledged_at else "no")
+           for a in rows])
+
+
+@alerts_group.command("ack")
+@click.argument("alert_id")
+@click.pass_context
+def alerts_ack(ctx, alert_id):
+    """Acknowledge an alert (acknowledging it again changes nothing and says so).
+
+    Example:
+
+        python cli.py alerts ack 1
+    """
+    from tracker.alerts import acknowledge_alert
+
+    with _connection(ctx) as conn:
+        ack = acknowledge_alert(conn, alert_id)
+    if ack.already:
+        click.echo(f"Alert {ack.alert.id} was already acknowledged at "
+                   f"{ack.alert.acknowledged_at:%Y-%m-%d %H:%M:%S}; nothing changed.")
+    else:
+        click.echo(f"Acknowledged alert {ack.alert.id}: {ack.alert.message}")
+
+
+@cli.command("summary")
+@click.option("--user", required=True, help="User e-mail or id.")
+@click.option("--month", help="Month, YYYY-MM (default: the current month).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="table for people, json for scripts.")
+@click.pass_context
+def summary(ctx, user, month, fmt):
+    """A month at a glance: total, budget against actual per category, top expenses, alerts.
+
+    Example:
+
+        python cli.py summary --user aman@example.com --month 2025-05
+    """
+    import json
+
+    from tracker.summary import summarize_month
+
+    with _connection(ctx) as conn:
+        report = summarize_month(conn, user, month)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{report.user_name} <{report.user_email}>, {report.month.label}")
+    click.echo(f"Spent {_money(report.total_spent)} {report.currency} "
+               f"of {_money(report.total_budget)} budgeted.")
+    click.echo("")
+    if report.categories:
+        print_table(["category", "budget", "spent", "remaining", "status"],
+                    [(c.category, _money(c.budget), _money(c.spent), _money(c.remaining),
+                      c.status) for c in report.categories])
+    else:
+        click.echo("No budgets or expenses this month.")
+    if report.top_expenses:
+        click.echo("")
+        click.echo("Top expenses:")
+        print_table(["date", "category", "amount", "note"],
+                    [(e.date, e.category, _money(e.amount), e.note) for e in report.top_expenses])
+    click.echo("")
+    if report.alerts:
+        click.echo("Alerts:")
+        for alert in report.alerts:
+            state = "read" if alert.acknowledged_at else "unread"
+            click.echo(f"  [{alert.id}] {alert.message} ({state})")
+    else:
+        click.echo("No alerts this month.")
+
+
 # --- models: run, compile -----------------------------------------------------------------
 
 
