@@ -20,6 +20,9 @@ venv: $(STAMP)  ## Create .venv with the pinned dependencies
 db-init: $(STAMP)  ## Migrate the database and load the sample seeds
 	$(PY) cli.py db-init
 
+run: db-init  ## Build the models in queries/ as views and tables in schema analytics
+	$(PY) cli.py run
+
 export: db-init  ## Build the models and write CSV + Parquet exports to exports/
 	$(PY) cli.py run
 	$(PY) cli.py export
