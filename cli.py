@@ -262,16 +262,18 @@ def _money(value) -> str:
 def _emit(fmt: str, headers: list[str], dicts: list[dict], table_rows: list[tuple]) -> None:
     """Print records as a table (people), CSV or JSON (scripts; amounts as exact strings)."""
     import csv
+    import io
     import json
 
     if fmt == "json":
         click.echo(json.dumps(dicts, indent=2, ensure_ascii=False))
     elif fmt == "csv":
-        stream = click.get_text_stream("stdout")
-        writer = csv.DictWriter(stream, fieldnames=list(dicts[0]) if dicts else headers,
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(dicts[0]) if dicts else headers,
                                 lineterminator="\n")
         writer.writeheader()
         writer.writerows(dicts)
+        click.echo(buffer.getvalue(), nl=False)
     else:
         print_table(headers, table_rows)
 
