@@ -785,5 +785,55 @@ def compile_command(select, vars_json, engine, out_dir):
     click.echo(f"Compiled {len(paths)} models for {engine} into {directory}.")
 
 
+# --- export: CSV + Parquet files and manifest.json for Power BI ----------------------------
+
+
+@cli.command("export")
+@click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=True, dir_okay=True),
+              default=None, help="Output directory (default: exports/).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "both"]), default="both",
+              show_default=True, help="Which files to write.")
+@click.option("--select", "-s", "select", metavar="SPEC", multiple=True,
+              help="Only these models (default: every exported model): NAME, comma or space "
+                   "separated; may be repeated.")
+@click.option("--include-pii", is_flag=True,
+              help="Also export columns marked pii in the models (e.g. dim_user.email).")
+@click.option("--bom/--no-bom", default=True, show_default=True,
+              help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).")
+@click.pass_context
+def export_command(ctx, out_dir, fmt, select, include_pii, bom):
+    """Write the analytics models as CSV and Parquet files plus manifest.json.
+
+    Reads the relations that `run` built in schema analytics, all from one consistent
+    snapshot, into DIR/csv/NAME.csv, DIR/parquet/NAME.parquet and DIR/manifest.json
+    (rows, bytes, sha256, column types and money totals per file). The new files replace
+    the previous export only when every file is written; on failure the old ones stay.
+
+    Example:
+
+        python cli.py run && python cli.py export --format csv --select monthly_totals,dim_date
+    """
+    from pathlib import Path
+
+    from tracker.export import export_items, export_models, select_export_models
+    from tracker.models import load_project
+
+    models = select_export_models(load_project(), " ".join(select) or None)
+    target = database(ctx)
+    out = Path(out_dir) if out_dir else config.EXPORTS_DIR
+    formats = ("csv", "parquet") if fmt == "both" else (fmt,)
+
+    def on_progress(event):
+        size = f"{event.bytes / 1_000_000:.1f} MB" if event.bytes >= 100_000 else f"{event.bytes} B"
+        step = f"[{event.done}/{event.total}]".rjust(2 * len(str(event.total)) + 3)
+        click.echo(f"  {step} {event.path:<34} {event.rows:>10,} rows {size:>9}", err=True)
+
+    click.echo(f"Exporting {len(models)} models from {target.masked_url} to {out}", err=True)
+    result = export_models(target.url, export_items(models), out, formats=formats,
+                           include_pii=include_pii, bom=bom, on_progress=on_progress)
+    click.echo(f"Wrote {len(result.files)} files and {result.out_dir / 'manifest.json'} "
+               f"in {result.seconds:.2f} s.")
+
+
 if __name__ == "__main__":
     cli()
