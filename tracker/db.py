@@ -97,3 +97,54 @@ def _first_line(exc: Exception) -> str:
     if "failed: " in line:
         line = line.rsplit("failed: ", 1)[1]
     return line.rstrip(".")
+
+
+POOL_TIMEOUT_SECONDS = 30
+
+
+def pool(
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 4,
+    timeout: float = POOL_TIMEOUT_SECONDS,
+    connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
+    **kwargs,
+):
+    """An open psycopg_pool.ConnectionPool for long-running work (imports, a future API).
+
+    Connections get a connect timeout; waiting for a free connection gives up after
+    `timeout` seconds. An unreachable database is one TrackerError line (password masked)
+    instead of the pool retrying in the background. Close it, or use it as a context manager.
+    """
+    import logging
+
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    # The pool logs each failed attempt as a multi-line warning; the caller gets one
+    # TrackerError line instead (a handler on the logger keeps logging's last-resort
+    # stderr printer away, while an application can still add its own handler).
+    logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+    # Fail fast, with the reason, before the pool starts retrying in the background.
+    connect(url, connect_timeout=connect_timeout).close()
+    params = conninfo_to_dict(url)
+    params.setdefault("connect_timeout", connect_timeout)
+    params.setdefault("application_name", "smart-spending-tracker")
+    connection_pool = ConnectionPool(
+        make_conninfo(**params),
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        open=False,
+        name="tracker",
+        **kwargs,
+    )
+    try:
+        connection_pool.open(wait=True, timeout=connect_timeout + 1)
+    except PoolTimeout:
+        connection_pool.close()
+        raise TrackerError(
+            f"Error: cannot connect to {config.mask_url(url)}: no connection within "
+            f"{connect_timeout} s. Check DATABASE_URL and that the server is running."
+        ) from None
+    return connection_pool
