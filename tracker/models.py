@@ -594,9 +594,12 @@ def _build_postgres(conn, model: Model, rendered: str) -> None:
             sql.SQL("create {} {} as\n").format(kind, relation) + sql.SQL(rendered.rstrip())
         )
     except psycopg.Error as exc:
+        hint = "Fix the model and run again"
+        if isinstance(exc, psycopg.errors.UndefinedTable) and model.depends_on:
+            hint = f"Build what it reads first (--select +{model.name}) or fix the model"
         raise TrackerError(
             f'Error: model "{model.name}" failed in the database ({model.display_path}): '
-            f"{_first_line(exc)}. Fix the model and run again; the previous build is unchanged."
+            f"{_first_line(exc)}. {hint}; the previous build is unchanged."
         ) from None
     actual = [
         row[0]
@@ -655,8 +658,9 @@ def _build_duckdb(duck, model: Model, rendered: str) -> None:
         f"{sql_literal(model.description, 'duckdb')}"
     )
     for column, spec in model.columns.items():
+        quoted = '"' + column.replace('"', '""') + '"'
         duck.execute(
-            f"comment on column {SCHEMA}.{model.name}.{column} is "
+            f"comment on column {SCHEMA}.{model.name}.{quoted} is "
             f"{sql_literal(spec['description'], 'duckdb')}"
         )
 
