@@ -138,7 +138,7 @@ def parse_options(
             f'Error: --start-month "{text}" is not a month. Give it as YYYY-MM, e.g. 2024-11.'
         )
     start = dt.date(int(match.group(1)), int(match.group(2)), 1)
-    if _add_months(start, months - 1).year > 9999:
+    if (start.year * 12 + start.month - 1 + months - 1) // 12 > 9999:
         raise InputError(
             f"Error: --start-month {text} with --months {months} runs past year 9999. "
             "Give fewer months or an earlier start."
