@@ -647,6 +647,71 @@ def alerts_ack(ctx, alert_id):
         click.echo(f"Acknowledged alert {ack.alert.id}: {ack.alert.message}")
 
 
+@cli.command("import")
+@click.argument("csv_file", metavar="CSV", type=click.Path(dir_okay=False))
+@click.option("--user", required=True, help="Whose statement it is (e-mail or id).")
+@click.option("--mapping", required=True, metavar="MAP",
+              help="field=Column pairs (date, amount, note, category) or a file of them.")
+@click.option("--date-format", default="%Y-%m-%d", show_default=True,
+              help="strptime format of the date column, e.g. %d/%m/%Y.")
+@click.option("--decimal-comma", is_flag=True, help="Amounts are written 1.234,56.")
+@click.option("--delimiter", default=",", show_default=True, help='Field separator (or "tab").')
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False),
+              help="CSV of pattern,category: substring or /regex/ of the note; first match wins.")
+@click.option("--default-category", help="Category for rows no rule matches.")
+@click.option("--debits-negative", is_flag=True,
+              help="Spending is negative in the file; positive rows (money in) are skipped.")
+@click.option("--currency", help="Currency of the amounts (default: the user's).")
+@click.option("--encoding", default="utf-8-sig", show_default=True, help="The file's text encoding.")
+@click.pass_context
+def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, delimiter,
+                   rules_file, default_category, debits_negative, currency, encoding):
+    """Import a bank statement CSV as expenses, all rows or none.
+
+    Re-importing the same file adds nothing (each row has a fingerprint). A bad row is
+    reported with its line number and nothing from the file is written. Categories come
+    from the mapped category column, else the first matching --rules pattern, else
+    --default-category.
+
+    Example:
+
+        python cli.py import statement.csv --user aman@example.com --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y --rules rules.csv --default-category Shopping
+    """
+    from tracker import db
+    from tracker.importer import import_statement, load_rules, parse_mapping
+
+    column_mapping = parse_mapping(mapping)
+    rules = load_rules(rules_file) if rules_file else []
+    separator = "\t" if delimiter in ("tab", "\\t") else delimiter
+    progress = None
+    bar = None
+    if sys.stderr.isatty():
+        bar = click.progressbar(length=100, label=f"Importing {os.path.basename(csv_file)}",
+                                file=sys.stderr)
+
+        def progress(done, total):
+            bar.update(round(done * 100 / total) - bar.pos if total else 100)
+
+    target = database(ctx)
+    # A pool, not a bare connection: imports run long and may be driven repeatedly.
+    with db.pool(target.url, min_size=1, max_size=1) as connection_pool:
+        with connection_pool.connection() as conn:
+            try:
+                result = import_statement(
+                    conn, csv_file, user, column_mapping, date_format=date_format,
+                    decimal_comma=decimal_comma, delimiter=separator, rules=rules,
+                    default_category=default_category, currency=currency,
+                    debits_negative=debits_negative, encoding=encoding, on_progress=progress,
+                )
+            finally:
+                if bar is not None:
+                    bar.render_finish()
+    skipped = (f", skipped {result.skipped_credits} credit row(s)"
+               if result.skipped_credits else "")
+    click.echo(f"Imported {result.inserted} of {result.rows} row(s) from {result.path.name}; "
+               f"{result.duplicates} already imported{skipped}.")
+
+
 @cli.command("summary")
 @click.option("--user", required=True, help="User e-mail or id.")
 @click.option("--month", help="Month, YYYY-MM (default: the current month).")

@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -93,13 +93,14 @@ class Column:
 
     name: str
     pg_type: str
-    duckdb_type: str
+    duckdb_type: str | None  # None: numeric without (p, s), sized from the data
     is_boolean: bool = False
 
     @property
     def is_money(self) -> bool:
         # The project's convention: money is numeric with scale 2 (numeric(12,2), (38,2)).
-        return self.duckdb_type.startswith("DECIMAL(") and self.duckdb_type.endswith(",2)")
+        return bool(self.duckdb_type) and self.duckdb_type.startswith("DECIMAL(") \
+            and self.duckdb_type.endswith(",2)")
 
 
 @dataclass(frozen=True)
@@ -328,7 +329,10 @@ def _plan(conn, items: list[ExportItem], include_pii: bool, database: str):
         )
     plans = []
     for item in items:
-        columns = _columns(conn, item, relations[item.name], include_pii)
+        try:
+            columns = _columns(conn, item, relations[item.name], include_pii)
+        except psycopg.Error as exc:
+            raise _failed(item.name, str(exc)) from None
         present = _all_columns(conn, relations[item.name])
         unknown = [name for name in item.order_by if name not in present]
         if unknown:
@@ -374,33 +378,20 @@ def _columns(conn, item: ExportItem, oid: int, include_pii: bool) -> list[Column
         if name in pii and not include_pii:
             continue
         if type_name == "numeric":
-            duckdb_type = _decimal_type(conn, item, name, typmod)
+            duckdb_type = _decimal_type(typmod)
         else:
             duckdb_type = _DUCKDB_TYPES.get(type_name, "VARCHAR")
         columns.append(Column(name, pg_type, duckdb_type, is_boolean=type_name == "bool"))
     return columns
 
 
-def _decimal_type(conn, item: ExportItem, column: str, typmod: int) -> str:
+def _decimal_type(typmod: int) -> str | None:
+    """DECIMAL(p,s) for numeric(p,s); None when the data must decide (plain numeric)."""
     if typmod >= 4:
         precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
         if precision <= MAX_DECIMAL_PRECISION:
             return f"DECIMAL({precision},{scale})"
-    # numeric without (p, s), e.g. sum(amount) in a view: size the DECIMAL from the data in
-    # this snapshot rather than guess; a model that casts its columns avoids this scan.
-    digits, scale = conn.execute(
-        sql.SQL(
-            "select max(length(trunc(abs({column}))::text)), max(scale({column})) from {relation}"
-        ).format(column=sql.Identifier(column), relation=sql.Identifier(SCHEMA, item.name))
-    ).fetchone()
-    digits, scale = digits or 1, scale or 0
-    if digits + scale > MAX_DECIMAL_PRECISION:
-        raise TrackerError(
-            f'Error: column "{column}" of {SCHEMA}.{item.name} holds numbers with more than '
-            f"{MAX_DECIMAL_PRECISION} digits, which Parquet's DECIMAL cannot store exactly. "
-            "Cast it to numeric(p, s) with p <= 38 in the model."
-        )
-    return f"DECIMAL({MAX_DECIMAL_PRECISION},{scale})"
+    return None
 
 
 def _copy_to_csv(url, conn, snapshot, name, query, path: Path, bom: bool) -> str:
@@ -445,15 +436,19 @@ def _copy_to_csv(url, conn, snapshot, name, query, path: Path, bom: bool) -> str
             returncode = process.wait()
         if returncode != 0:
             errors.seek(0)
-            raise TrackerError(
-                f"Error: exporting {SCHEMA}.{name} failed: {_psql_error(errors.read())}. "
-                "Fix the model (or the data), run `python cli.py run`, then export again."
-            )
+            raise _failed(name, errors.read().decode("utf-8", "replace"))
     return digest.hexdigest()
 
 
-def _psql_error(stderr: bytes) -> str:
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+def _failed(name: str, message: str) -> TrackerError:
+    return TrackerError(
+        f"Error: exporting {SCHEMA}.{name} failed: {_database_error(message)}. "
+        "Fix the model (or the data), run `python cli.py run`, then export again."
+    )
+
+
+def _database_error(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in lines:
         if "ERROR:" in line:
             return line.split("ERROR:", 1)[1].strip().rstrip(".")
@@ -465,6 +460,7 @@ def _psql_error(stderr: bytes) -> str:
 
 def _finish_model(duck, item, columns, csv_path, csv_sha256, new, formats) -> list[dict]:
     """Write the Parquet file (if asked) and the manifest entries of one model."""
+    columns = _size_decimals(duck, item, columns, csv_path)
     csv_params = {
         "path": str(csv_path),
         "columns": {column.name: column.duckdb_type for column in columns},
@@ -486,6 +482,39 @@ def _finish_model(duck, item, columns, csv_path, csv_sha256, new, formats) -> li
         entries.append(_entry(item, "parquet", parquet_path, _sha256(parquet_path), rows, sums,
                               [(column.name, column.duckdb_type) for column in columns]))
     return entries
+
+
+def _size_decimals(duck, item, columns: list[Column], csv_path: Path) -> list[Column]:
+    """Give numeric columns without (p, s) (e.g. round(avg(x), 2) in a view) a DECIMAL.
+
+    Sized from the CSV just written, so the database does not compute the view twice.
+    """
+    unsized = [column.name for column in columns if column.duckdb_type is None]
+    if not unsized:
+        return columns
+    as_text = {column.name: column.duckdb_type or "VARCHAR" for column in columns}
+    measures = ", ".join(
+        f"max(length(split_part(ltrim({quoted}, '-'), '.', 1))), "
+        f"max(length(split_part({quoted}, '.', 2)))"
+        for quoted in map(_duck_identifier, unsized)
+    )
+    (row,) = duck.execute(
+        f"select {measures} from {CSV_READER}", {"path": str(csv_path), "columns": as_text}
+    ).fetchall()
+    sized = {}
+    for index, name in enumerate(unsized):
+        digits, scale = row[2 * index] or 1, row[2 * index + 1] or 0
+        if digits + scale > MAX_DECIMAL_PRECISION:
+            raise TrackerError(
+                f'Error: column "{name}" of {SCHEMA}.{item.name} holds numbers with more than '
+                f"{MAX_DECIMAL_PRECISION} digits, which Parquet's DECIMAL cannot store exactly. "
+                "Cast it to numeric(p, s) with p <= 38 in the model."
+            )
+        sized[name] = f"DECIMAL({MAX_DECIMAL_PRECISION},{scale})"
+    return [
+        replace(column, duckdb_type=sized[column.name]) if column.name in sized else column
+        for column in columns
+    ]
 
 
 def _stats(duck, source: str, params: dict, columns: list[Column]):
