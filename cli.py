@@ -596,7 +596,7 @@ def budget_transfer(ctx, user, from_category, to_category, month, amount):
     with _connection(ctx) as conn:
         moved = transfer_budget(conn, user, from_category, to_category, month, amount)
     if moved.created_destination:
-        click.echo(f"Created a {moved.to_category} budget for {moved.month} (it had none).")
+        click.echo(f"Created the {moved.to_category} budget for {moved.month} (there was none).")
     click.echo(f"Moved {moved.amount} from {moved.from_category} to {moved.to_category} for "
                f"{moved.month}: {moved.from_category} now {moved.from_amount}, "
                f"{moved.to_category} now {moved.to_amount} (transfer {moved.id}).")

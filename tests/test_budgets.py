@@ -133,7 +133,7 @@ def test_budget_transfer_moves_amount_and_records_history(run_cli, seeded_url):
 def test_budget_transfer_creates_missing_destination_and_says_so(run_cli, seeded_url):
     result = transfer(run_cli, seeded_url, "Food", "Entertainment", "500")
     assert result.exit_code == 0, result.output
-    assert "Created a Entertainment budget for 2025-05" in result.output
+    assert "Created the Entertainment budget for 2025-05 (there was none)" in result.output
     assert budget_of(seeded_url, "Entertainment") == Decimal("500.00")
     assert budget_of(seeded_url, "Food") == Decimal("7500.00")
     assert scalar(seeded_url, "select count(*) from alerts") == 0

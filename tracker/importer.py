@@ -10,6 +10,7 @@ Any bad row names its line and nothing from the file is written.
 """
 
 import csv
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -262,7 +263,6 @@ _INSERT_SQL = """
         note,
         import_fingerprint
     from final
-    order by date, import_fingerprint
     on conflict (import_fingerprint) do nothing
 """
 
@@ -317,9 +317,7 @@ class _RowParser:
 
     def _date(self, line: int, text: str) -> date:
         try:
-            if self.date_format == "%Y-%m-%d" and _ISO_DATE.match(text):
-                return date.fromisoformat(text)
-            return datetime.strptime(text, self.date_format).date()
+            return _parse_date(text, self.date_format)
         except ValueError:
             raise InputError(
                 f'Error: {self.filename} line {line}: date "{text}" does not match '
@@ -356,6 +354,14 @@ class _RowParser:
                 f"Error: {self.filename} line {line}: {reason}. Fix the line{hint}; "
                 "nothing was imported."
             ) from None
+
+
+# A statement repeats few distinct dates, and strptime is the slowest step per row.
+@functools.lru_cache(maxsize=8192)
+def _parse_date(text: str, date_format: str) -> date:
+    if date_format == "%Y-%m-%d" and _ISO_DATE.match(text):
+        return date.fromisoformat(text)
+    return datetime.strptime(text, date_format).date()
 
 
 def _column_positions(filename: str, header: list[str], mapping: ColumnMapping) -> dict[str, int]:
