@@ -9,7 +9,7 @@ import pytest
 
 from tracker import config
 from tracker.errors import InputError, TrackerError
-from tracker.models import load_project, render, run_models, run_models_duckdb
+from tracker.models import load_project, render, render_file, run_models, run_models_duckdb
 
 QUERIES = config.QUERIES_DIR
 ALL_MODELS = sorted(path.stem for layer in ("staging", "marts") for path in (QUERIES / layer).glob("*.sql"))
@@ -364,3 +364,16 @@ def test_readme_documents_run_and_compile():
     readme = (config.PROJECT_DIR / "README.md").read_text()
     assert "python cli.py run" in readme and "python cli.py compile" in readme
     assert "--vars" in readme and "--select +" in readme
+
+
+def test_render_file_renders_any_template_with_refs_and_macros(tmp_path):
+    project = load_project()
+    check = tmp_path / "no_negative_totals.sql"
+    check.write_text("select * from {{ ref('monthly_totals') }} where total_spent < {{ money('0') }}\n")
+    assert render_file(project, check, "duckdb") == (
+        "select * from analytics.monthly_totals where total_spent < "
+        "cast(round(0, 2) as numeric(38, 2))\n"
+    )
+    check.write_text("select * from {{ ref('monthly_total') }}\n")
+    with pytest.raises(TrackerError, match=r'unknown model "monthly_total" .*Did you mean "monthly_totals"'):
+        render_file(project, check)

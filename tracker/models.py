@@ -20,6 +20,7 @@ API (shared with the exporter and the checks):
         Model: .name .path .layer .config .depends_on .sources .description .materialized
                .columns (name -> {'description', 'tests', 'pii'}) .unique_key .order_by .export
     render(model, engine='postgres', vars=None) -> str           plain SQL, one SELECT
+    render_file(project, path, engine='postgres', vars=None) -> str   any other template
     run_models(conn, project, models, vars=None, on_model=None)   PostgreSQL, one transaction
         -> list of (name, seconds); on_model(name, seconds) after each model is built
     run_models_duckdb(duck, project, models, vars=None, on_model=None)   the same for DuckDB
@@ -212,6 +213,16 @@ def render(model: Model, engine: str = "postgres", vars: dict | None = None) -> 
     if engine not in ENGINES:
         raise InputError(f'Error: unknown engine "{engine}". Use one of: {", ".join(ENGINES)}.')
     return _render(model.project, model.path, model.name, engine, vars or {}, recorder=None)
+
+
+def render_file(project: Project, path: Path | str, engine: str = "postgres",
+                vars: dict | None = None) -> str:
+    """Any template (e.g. a data test in queries/tests/) rendered with the project's macros and
+    models; an unknown ref() is an error naming the file."""
+    if engine not in ENGINES:
+        raise InputError(f'Error: unknown engine "{engine}". Use one of: {", ".join(ENGINES)}.')
+    path = Path(path)
+    return _render(project, path, path.stem, engine, vars or {}, recorder=None)
 
 
 def compile_models(project: Project, models: Iterable[Model], out_dir: Path | str,

@@ -20,19 +20,13 @@ cast({{ expr }} as numeric(12, 2))
 #}
 {% macro round_div(numerator, denominator, scale) -%}
 {%- set unit = '1' if scale == 0 else '0.' ~ '0' * (scale - 1) ~ '1' -%}
-{%- set scaled_numerator = integer_cents('abs(' ~ numerator ~ ')') -%}
-{%- set scaled_denominator = integer_cents('abs(' ~ denominator ~ ')') -%}
-case
-    when {{ denominator }} = 0 then null
-    else cast(
-        {{ integer_div(
-            '2 * ' ~ scaled_numerator ~ ' * ' ~ (10 ** scale) ~ ' + ' ~ scaled_denominator,
-            '2 * ' ~ scaled_denominator
-        ) }}
-        * sign({{ numerator }}) * sign({{ denominator }}) * {{ unit }}
-        as numeric(38, {{ scale }})
-    )
-end
+{%- set cents_numerator = integer_cents('abs(' ~ numerator ~ ')') -%}
+{%- set cents_denominator = integer_cents('abs(' ~ denominator ~ ')') -%}
+{%- set quotient = integer_div(
+    '2 * ' ~ cents_numerator ~ ' * ' ~ (10 ** scale) ~ ' + ' ~ cents_denominator,
+    '2 * ' ~ cents_denominator
+) -%}
+case when {{ denominator }} = 0 then null else cast({{ quotient }} * sign({{ numerator }}) * sign({{ denominator }}) * {{ unit }} as numeric(38, {{ scale }})) end
 {%- endmacro %}
 
 {# A value with at most 2 decimals times 100, as an exact integer. #}
