@@ -290,6 +290,7 @@ def user_group():
 
     Example:
 
+    \b
         python cli.py user add --name "Asha Rao" --email asha@example.com
     """
 
@@ -304,6 +305,7 @@ def user_add(ctx, name, email, currency):
 
     Example:
 
+    \b
         python cli.py user add --name "Asha Rao" --email asha@example.com --currency INR
     """
     from tracker.users import add_user
@@ -321,6 +323,7 @@ def user_list(ctx, fmt):
 
     Example:
 
+    \b
         python cli.py user list --format json
     """
     from tracker.users import list_users
@@ -338,6 +341,7 @@ def category_group():
 
     Example:
 
+    \b
         python cli.py category add --name Travel --color "#1E88E5"
     """
 
@@ -352,6 +356,7 @@ def category_add(ctx, name, description, color):
 
     Example:
 
+    \b
         python cli.py category add --name Travel --description "Trains, flights" --color "#1E88E5"
     """
     from tracker.categories import add_category
@@ -369,6 +374,7 @@ def category_list(ctx, fmt):
 
     Example:
 
+    \b
         python cli.py category list
     """
     from tracker.categories import list_categories
@@ -394,6 +400,7 @@ def category_delete(ctx, category, move_to):
 
     Example:
 
+    \b
         python cli.py category delete Entertainment --move-to Shopping
     """
     from tracker.categories import delete_category
@@ -412,6 +419,7 @@ def expense_group():
 
     Example:
 
+    \b
         python cli.py expense add --user aman@example.com --category Food --amount 250
     """
 
@@ -429,6 +437,7 @@ def expense_add(ctx, user, category, amount, day, note, currency):
 
     Example:
 
+    \b
         python cli.py expense add --user aman@example.com --category Food --amount 250.50 --date 2025-05-20 --note "Lunch"
     """
     from tracker.expenses import add_expense
@@ -459,6 +468,7 @@ def expense_list(ctx, user, category, month, date_from, date_to, min_amount, max
 
     Example:
 
+    \b
         python cli.py expense list --user aman@example.com --month 2025-05 --min 100 --format csv
     """
     from tracker.expenses import list_expenses
@@ -485,6 +495,7 @@ def expense_update(ctx, expense_id, note, amount, category, day):
 
     Example:
 
+    \b
         python cli.py expense update 3 --amount 180 --note "Taxi to airport"
     """
     from tracker.expenses import update_expense
@@ -506,6 +517,7 @@ def expense_delete(ctx, expense_id):
 
     Example:
 
+    \b
         python cli.py expense delete 3
     """
     from tracker.expenses import delete_expense
@@ -522,6 +534,7 @@ def budget_group():
 
     Example:
 
+    \b
         python cli.py budget list --user aman@example.com --month 2025-05
     """
 
@@ -539,6 +552,7 @@ def budget_set(ctx, user, category, month, amount):
 
     Example:
 
+    \b
         python cli.py budget set --user aman@example.com --category Food --month 2025-05 --amount 9000
     """
     from tracker.budgets import set_budget
@@ -562,6 +576,7 @@ def budget_list(ctx, user, month, fmt):
 
     Example:
 
+    \b
         python cli.py budget list --user aman@example.com --month 2025-05
     """
     from tracker.budgets import list_budgets
@@ -589,6 +604,7 @@ def budget_transfer(ctx, user, from_category, to_category, month, amount):
 
     Example:
 
+    \b
         python cli.py budget transfer --user aman@example.com --from Shopping --to Food --month 2025-05 --amount 1000
     """
     from tracker.budgets import transfer_budget
@@ -612,6 +628,7 @@ def alerts_group(ctx, user, unread, fmt):
 
     Example:
 
+    \b
         python cli.py alerts --user aman@example.com --unread
     """
     if ctx.invoked_subcommand is not None:
@@ -634,6 +651,7 @@ def alerts_ack(ctx, alert_id):
 
     Example:
 
+    \b
         python cli.py alerts ack 1
     """
     from tracker.alerts import acknowledge_alert
@@ -675,6 +693,7 @@ def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, del
 
     Example:
 
+    \b
         python cli.py import statement.csv --user aman@example.com --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y --rules rules.csv --default-category Shopping
     """
     from tracker import db
@@ -723,6 +742,7 @@ def summary(ctx, user, month, fmt):
 
     Example:
 
+    \b
         python cli.py summary --user aman@example.com --month 2025-05
     """
     import json
