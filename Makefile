@@ -30,6 +30,9 @@ export: db-init  ## Build the models and write CSV + Parquet exports to exports/
 test: $(STAMP)  ## Run the whole test suite against real PostgreSQL
 	$(PY) -m pytest
 
+bench: $(STAMP)  ## Speed goals vs same-run baselines (BENCH="--only trigger --expenses 200000")
+	$(PY) bench/bench.py $(BENCH)
+
 psql: $(STAMP)  ## Open psql on the tracker's database
 	$(PY) cli.py psql
 
