@@ -1,4 +1,4 @@
-"""budget set / list / transfer through the CLI (and, for concurrency, the library) on PostgreSQL."""
+"""budget set / list / transfer through the CLI (the library, for concurrency) on PostgreSQL."""
 
 import json
 import random
@@ -14,6 +14,8 @@ from tracker.budgets import transfer_budget
 from tracker.errors import TrackerError
 
 AMAN = "aman@example.com"
+AMAN_ID = "(select id from users where email = 'aman@example.com')"
+AMAN_TOTAL = f"select sum(amount) from budgets where user_id = {AMAN_ID}"
 
 
 def budget_of(url, category, user=AMAN, year=2025, month=5):
@@ -197,7 +199,7 @@ def test_budget_transfer_destination_overflow_changes_nothing(run_cli, seeded_ur
 
 def test_budget_transfer_concurrent_transfers_keep_total_and_never_go_negative(seeded_url):
     categories = ["Food", "Transport", "Shopping"]
-    total_before = scalar(seeded_url, "select sum(amount) from budgets where user_id = (select id from users where email = 'aman@example.com')")
+    total_before = scalar(seeded_url, AMAN_TOTAL)
     rng = random.Random(7)
     plan = []
     for _ in range(120):
@@ -232,11 +234,11 @@ def test_budget_transfer_concurrent_transfers_keep_total_and_never_go_negative(s
     assert len(done) + len(refused) == len(plan)
     assert done and refused, "the plan should both succeed and be refused"
     assert all("transfer refused" in message and "holds only" in message for message in refused)
-    assert scalar(seeded_url, "select sum(amount) from budgets where user_id = (select id from users where email = 'aman@example.com')") == total_before
+    assert scalar(seeded_url, AMAN_TOTAL) == total_before
     assert scalar(seeded_url, "select min(amount) from budgets") >= 0
     assert scalar(seeded_url, "select count(*) from budget_transfers") == len(done)
     # Each budget ends at its start plus what the history says came in minus what went out.
-    assert query(seeded_url, """
+    assert query(seeded_url, f"""
         select count(*) from budgets
         where budgets.amount <> (
             case budgets.category_id
@@ -245,6 +247,8 @@ def test_budget_transfer_concurrent_transfers_keep_total_and_never_go_negative(s
                 when (select id from categories where name = 'Shopping') then 5000
                 else budgets.amount
             end
-            + coalesce((select sum(amount) from budget_transfers where to_budget_id = budgets.id), 0)
-            - coalesce((select sum(amount) from budget_transfers where from_budget_id = budgets.id), 0)
-        ) and budgets.user_id = (select id from users where email = 'aman@example.com')""") == [(0,)]
+            + coalesce((select sum(amount) from budget_transfers
+                        where to_budget_id = budgets.id), 0)
+            - coalesce((select sum(amount) from budget_transfers
+                        where from_budget_id = budgets.id), 0)
+        ) and budgets.user_id = {AMAN_ID}""") == [(0,)]

@@ -282,6 +282,13 @@ def transfer_budget(
                     """,
                     [found_user.id, source_id, destination_id, amount, month.first_day],
                 ).fetchone()[0]
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            # Only possible when a destination budget was created with an explicit, lower id
+            # by someone else at the same moment; nothing was changed, so a retry is safe.
+            raise TrackerError(
+                f"Error: transfer refused: the {source.name} and {destination.name} budgets for "
+                f"{month} were busy with another change. Nothing changed; run it again."
+            ) from None
         except psycopg.errors.NumericValueOutOfRange:
             raise TrackerError(
                 f"Error: transfer refused: the {destination.name} budget for {month} would "

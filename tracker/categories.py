@@ -1,4 +1,4 @@
-"""Categories: add, list, delete (moving their expenses elsewhere when asked), find by name or id."""
+"""Categories: add, list, delete (moving their expenses when asked), find by name or id."""
 
 from dataclasses import dataclass
 

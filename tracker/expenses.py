@@ -122,7 +122,8 @@ def list_expenses(
 ) -> list[Expense]:
     """Expenses matching every given filter, newest first."""
     month = validate.parse_month(month) if month is not None else None
-    date_from = validate.parse_date(date_from, what="--from date") if date_from is not None else None
+    if date_from is not None:
+        date_from = validate.parse_date(date_from, what="--from date")
     date_to = validate.parse_date(date_to, what="--to date") if date_to is not None else None
     if min_amount is not None:
         min_amount = validate.parse_amount(min_amount, what="--min amount", allow_zero=True)

@@ -145,7 +145,9 @@ _TOP_SQL = """
 """
 
 
-def summarize_month(conn: psycopg.Connection, user, month=None, *, top: int = TOP_EXPENSES) -> MonthSummary:
+def summarize_month(
+    conn: psycopg.Connection, user, month=None, *, top: int = TOP_EXPENSES
+) -> MonthSummary:
     """The month's summary for one user (month defaults to the current one)."""
     month = validate.parse_month(month) if month is not None else Month.of(date.today())
     with conn.transaction():
