@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -52,6 +53,7 @@ BOM = b"\xef\xbb\xbf"
 STAGING_PREFIX = ".export-staging-"
 COMMITTED_MARKER = "COMMITTED"
 CHUNK_BYTES = 1 << 20
+DONE = "tracker-export-file-written"
 MAX_DECIMAL_PRECISION = 38
 # How DuckDB reads an exported CSV: exactly COPY's CSV dialect, with the catalog's types.
 # A UTF-8 byte-order mark is skipped by the reader; quoted fields may hold newlines; an
@@ -260,20 +262,25 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
         try:
             with conn.transaction():
                 _apply_settings(conn)
-                plans = _plan(conn, items, include_pii, config.mask_url(url))
+                plans = plan_export(conn, items, include_pii, config.mask_url(url))
                 snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
-                for item, columns in plans:
-                    query = export_query(conn, item, columns)
-                    csv_dir = new / "csv" if "csv" in formats else work
-                    csv_path = csv_dir / f"{item.name}.csv"
-                    digest = _copy_to_csv(url, conn, snapshot, item.name, query, csv_path, bom)
+                csv_dir = new / "csv" if "csv" in formats else work
+                jobs = [
+                    (item, export_query(conn, item, columns), csv_dir / f"{item.name}.csv")
+                    for item, columns in plans
+                ]
+
+                def on_csv_written(index: int) -> None:
+                    (item, columns), csv_path = plans[index], jobs[index][2]
                     pending.append(worker.submit(
-                        _finish_model, duck, item, columns, csv_path, digest, new, formats
+                        _finish_model, duck, item, columns, csv_path, new, formats
                     ))
                     while pending and pending[0].done():
                         report(pending.pop(0).result())
-                # The snapshot must stay open until every psql session has imported it;
-                # the conversions below read only local files.
+
+                # The snapshot stays open until psql has imported it; the conversions
+                # still pending below read only local files.
+                _copy_to_csv(url, conn, snapshot, jobs, bom, on_csv_written)
             while pending:
                 report(pending.pop(0).result())
         finally:
@@ -287,7 +294,6 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "database": config.mask_url(url),
         "git_commit": git_commit(),
-        "snapshot": "one repeatable-read read-only transaction",
         "formats": list(formats),
         "include_pii": include_pii,
         "csv_bom": bom if "csv" in formats else None,
@@ -303,7 +309,8 @@ def _apply_settings(conn: psycopg.Connection) -> None:
         conn.execute("select set_config(%s, %s, true)", [name, value])
 
 
-def _plan(conn, items: list[ExportItem], include_pii: bool, database: str):
+def plan_export(conn, items: list[ExportItem], include_pii: bool, database: str):
+    """Check that every relation exists; each item with the columns it exports."""
     relations = {
         name: oid
         for name, oid in conn.execute(
@@ -394,28 +401,32 @@ def _decimal_type(typmod: int) -> str | None:
     return None
 
 
-def _copy_to_csv(url, conn, snapshot, name, query, path: Path, bom: bool) -> str:
-    """Run psql's COPY inside the exported snapshot into path; the file's sha256."""
+def _copy_to_csv(url, conn, snapshot, jobs, bom: bool, on_written: Callable[[int], None]):
+    """One psql session, inside the exported snapshot, copies each query into its file.
+
+    psql writes the files itself (`\\o file`, then COPY TO STDOUT goes there), exactly as
+    `\\copy` would, and after each file echoes a line on its stdout that calls on_written.
+    """
     command, env = psql_command(url)
-    settings = "".join(
-        f"set local {key} = {sql.Literal(value).as_string(conn)};\n" for key, value in SESSION_SETTINGS
-    )
-    script = (
-        "\\set ON_ERROR_STOP on\n"
-        "set client_encoding = 'UTF8';\n"
-        "begin transaction isolation level repeatable read read only;\n"
-        f"set transaction snapshot {sql.Literal(snapshot).as_string(conn)};\n"
-        f"{settings}"
-        f"copy ({query}) to stdout (format csv, header);\n"
-        "commit;\n"
-    )
-    digest = hashlib.sha256()
+    literal = lambda value: sql.Literal(value).as_string(conn)  # noqa: E731
+    lines = [
+        "\\set ON_ERROR_STOP on",
+        "set client_encoding = 'UTF8';",
+        "begin transaction isolation level repeatable read read only;",
+        f"set transaction snapshot {literal(snapshot)};",
+        *(f"set local {key} = {literal(value)};" for key, value in SESSION_SETTINGS),
+    ]
+    for index, (_, query, path) in enumerate(jobs):
+        lines.append(f"\\o {_psql_quote(str(path))}")
+        if bom:
+            lines.append("\\qecho -n \ufeff")
+        lines += [f"copy ({query}) to stdout (format csv, header);", "\\o", f"\\echo {DONE} {index}"]
+    lines.append("commit;")
+    script = ("\n".join(lines) + "\n").encode("utf-8")
     # psql gets the password through its environment, never on the command line.
     child_env = {**os.environ, **env} if env else None
-    with tempfile.TemporaryFile() as errors, open(path, "wb") as out:
-        if bom:
-            out.write(BOM)
-            digest.update(BOM)
+    done = 0
+    with tempfile.TemporaryFile() as errors:
         try:
             process = subprocess.Popen(
                 [command[0], "--no-psqlrc", "--quiet", *command[1:]],
@@ -426,18 +437,40 @@ def _copy_to_csv(url, conn, snapshot, name, query, path: Path, bom: bool) -> str
                 f"Error: cannot start psql ({command[0]}): {exc.strerror}. "
                 "Run `make venv` to reinstall the pgserver wheel."
             ) from None
+        # Fed from a thread: a long script must not block on a full pipe while psql waits
+        # for its stdout to be read.
+        feeder = threading.Thread(target=_feed, args=(process.stdin, script), daemon=True)
+        feeder.start()
         try:
-            process.stdin.write(script.encode("utf-8"))
-            process.stdin.close()
-            while block := process.stdout.read(CHUNK_BYTES):
-                digest.update(block)
-                out.write(block)
+            for line in process.stdout:
+                marker, _, index = line.decode("utf-8", "replace").strip().partition(" ")
+                if marker == DONE:
+                    done += 1
+                    on_written(int(index))
         finally:
+            if done < len(jobs):
+                process.kill()
             returncode = process.wait()
-        if returncode != 0:
+            feeder.join()
+        if returncode != 0 or done < len(jobs):
             errors.seek(0)
-            raise _failed(name, errors.read().decode("utf-8", "replace"))
-    return digest.hexdigest()
+            failed = jobs[min(done, len(jobs) - 1)][0].name
+            raise _failed(failed, errors.read().decode("utf-8", "replace") or "psql stopped")
+
+
+def _feed(stream, data: bytes) -> None:
+    try:
+        stream.write(data)
+        stream.close()
+    except OSError:
+        # psql exited early (an error); its stderr says why.
+        pass
+
+
+def _psql_quote(text: str) -> str:
+    """A psql meta-command argument: single quotes, with psql's own escapes."""
+    escaped = text.replace("\\", "\\\\").replace("'", "''")
+    return "'" + escaped.replace("\n", "\\n").replace("\r", "\\r") + "'"
 
 
 def _failed(name: str, message: str) -> TrackerError:
@@ -458,7 +491,7 @@ def _database_error(text: str) -> str:
 # --- Parquet and the manifest ----------------------------------------------------------------
 
 
-def _finish_model(duck, item, columns, csv_path, csv_sha256, new, formats) -> list[dict]:
+def _finish_model(duck, item, columns, csv_path, new, formats) -> list[dict]:
     """Write the Parquet file (if asked) and the manifest entries of one model."""
     columns = _size_decimals(duck, item, columns, csv_path)
     csv_params = {
@@ -476,7 +509,7 @@ def _finish_model(duck, item, columns, csv_path, csv_sha256, new, formats) -> li
     else:
         rows, sums = _stats(duck, CSV_READER, csv_params, columns)
     if "csv" in formats:
-        entries.append(_entry(item, "csv", csv_path, csv_sha256, rows, sums,
+        entries.append(_entry(item, "csv", csv_path, _sha256(csv_path), rows, sums,
                               [(column.name, column.pg_type) for column in columns]))
     if "parquet" in formats:
         entries.append(_entry(item, "parquet", parquet_path, _sha256(parquet_path), rows, sums,
