@@ -15,7 +15,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from tracker.models import load_project, run_models_duckdb
+from tracker.models import load_project, render_file, run_models_duckdb
 
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
@@ -404,3 +404,39 @@ def test_run_duckdb_returns_the_same_rows_as_postgresql(dataset, seeded_url, db_
         "and view_name = 'budget_vs_actual'"
     ).fetchone()
     assert comment == (project["budget_vs_actual"].description,)
+
+
+ROUNDING_CASES = [
+    ("1.00", "3.00"), ("2.00", "3.00"), ("0.03", "20.00"), ("0.01", "20.00"), ("3.00", "2000.00"),
+    ("1.00", "2000.00"), ("0.01", "2000.00"), ("-1.00", "3.00"), ("-0.03", "20.00"),
+    ("1.00", "-8.00"), ("0.00", "5.00"), ("5.00", "0.00"), ("0.01", "2"), ("0.05", "3"),
+    (str(MAX_AMOUNT * 600), "3"), ("99.99", "100.00"), ("999.95", "1000.00"),
+]
+
+
+def test_macros_round_half_away_from_zero_on_both_engines(db_url, tmp_path):
+    """round_div and money against Decimal, in PostgreSQL and DuckDB, on the .5 boundaries."""
+    columns, want = [], []
+    for index, (numerator, denominator) in enumerate(ROUNDING_CASES):
+        n_sql = f"'cast({numerator} as numeric(38, 2))'"
+        d_sql = f"'cast({denominator} as numeric(38, 2))'"
+        for scale, exponent in ((1, TENTH), (2, CENT)):
+            columns.append(f"{{{{ round_div({n_sql}, {d_sql}, {scale}) }}}} as c{index}_{scale}")
+            quotient = None if Decimal(denominator) == 0 else half_away(
+                abs(divide(Decimal(numerator), denominator)), exponent)
+            negative = (Decimal(numerator) < 0) != (Decimal(denominator) < 0)
+            # SQL numerics have no negative zero.
+            want.append(None if quotient is None else str(-quotient if negative and quotient else quotient))
+    columns += ["{{ money('cast(0.125 as numeric(38, 3))') }} as up",
+                "{{ money('cast(-0.125 as numeric(38, 3))') }} as down"]
+    want += ["0.13", "-0.13"]
+    template = tmp_path / "rounding.sql"
+    template.write_text("select\n    " + ",\n    ".join(columns) + "\n")
+    project = load_project()
+
+    def as_text(row):
+        return [None if value is None else str(value) for value in row]
+
+    with psycopg.connect(db_url) as conn:
+        assert as_text(conn.execute(render_file(project, template, "postgres")).fetchone()) == want
+    assert as_text(duckdb.connect().execute(render_file(project, template, "duckdb")).fetchone()) == want
