@@ -360,6 +360,19 @@ create table alerts (id bigint, user_id bigint, budget_id bigint, category_id bi
 """
 
 
+DUCKDB_TYPE_NAMES = {
+    "bigint": "BIGINT", "integer": "INTEGER", "date": "DATE", "text": "VARCHAR",
+    "boolean": "BOOLEAN", "numeric(38,2)": "DECIMAL(38,2)", "numeric(38,1)": "DECIMAL(38,1)",
+    # TIMESTAMP only because this test's DuckDB base tables hold naive UTC (see naive_utc).
+    "numeric(12,2)": "DECIMAL(12,2)", "timestamp with time zone": "TIMESTAMP",
+}
+
+
+def pg_fetch(url: str, query: str, params=None) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params).fetchall()
+
+
 def naive_utc(value):
     """Timestamps as naive UTC: reading DuckDB's TIMESTAMPTZ into Python needs pytz."""
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
@@ -399,6 +412,15 @@ def test_run_duckdb_returns_the_same_rows_as_postgresql(dataset, seeded_url, db_
         order = ", ".join(model.order_by)
         in_duckdb = duck.execute(f"select * from analytics.{model.name} order by {order}").fetchall()
         assert canonical(in_duckdb) == canonical(actual(url, model.name)), model.name
+    for model in project.models:
+        pg_types = [row[0] for row in pg_fetch(
+            url,
+            "select format_type(atttypid, atttypmod) from pg_attribute "
+            "where attrelid = %s::regclass and attnum > 0 and not attisdropped order by attnum",
+            [f"analytics.{model}"],
+        )]
+        duck_types = [row[1] for row in duck.execute(f"describe analytics.{model}").fetchall()]
+        assert duck_types == [DUCKDB_TYPE_NAMES.get(name, name) for name in pg_types], model
     comment = duck.execute(
         "select comment from duckdb_views() where schema_name = 'analytics' "
         "and view_name = 'budget_vs_actual'"

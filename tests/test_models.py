@@ -377,3 +377,29 @@ def test_render_file_renders_any_template_with_refs_and_macros(tmp_path):
     check.write_text("select * from {{ ref('monthly_total') }}\n")
     with pytest.raises(TrackerError, match=r'unknown model "monthly_total" .*Did you mean "monthly_totals"'):
         render_file(project, check)
+
+
+MART_TYPES = {
+    "monthly_totals": ["bigint", "date", "numeric(38,2)", "bigint"],
+    "top_categories": ["bigint", "date", "bigint", "bigint", "text", "numeric(38,2)", "bigint",
+                       "numeric(38,1)"],
+    "budget_vs_actual": ["bigint", "bigint", "date", "bigint", "text", "numeric(12,2)",
+                         "numeric(38,2)", "numeric(38,2)", "numeric(38,1)", "text"],
+    "rolling_trend": ["bigint", "date", "numeric(38,2)", "numeric(38,2)", "numeric(38,2)"],
+    "fact_expenses": ["bigint", "bigint", "bigint", "date", "date", "numeric(12,2)", "text", "text"],
+    "fact_budgets": ["bigint", "bigint", "bigint", "date", "numeric(12,2)"],
+    "dim_date": ["date", "integer", "integer", "integer", "text", "date", "integer", "integer",
+                 "text", "boolean"],
+}
+
+
+def test_run_marts_have_the_contract_column_types(seeded_url, run_cli):
+    assert run_cli(seeded_url, "run").exit_code == 0
+    for model, types in MART_TYPES.items():
+        actual = fetch(
+            seeded_url,
+            "select format_type(atttypid, atttypmod) from pg_attribute "
+            "where attrelid = %s::regclass and attnum > 0 and not attisdropped order by attnum",
+            [f"analytics.{model}"],
+        )
+        assert [row[0] for row in actual] == types, model

@@ -26,7 +26,8 @@ cast({{ expr }} as numeric(12, 2))
     '2 * ' ~ cents_numerator ~ ' * ' ~ (10 ** scale) ~ ' + ' ~ cents_denominator,
     '2 * ' ~ cents_denominator
 ) -%}
-case when {{ denominator }} = 0 then null else cast({{ quotient }} * sign({{ numerator }}) * sign({{ denominator }}) * {{ unit }} as numeric(38, {{ scale }})) end
+{#- The cast is outside the case: a case with a null branch loses the type modifier. #}
+cast(case when {{ denominator }} = 0 then null else {{ quotient }} * sign({{ numerator }}) * sign({{ denominator }}) * {{ unit }} end as numeric(38, {{ scale }}))
 {%- endmacro %}
 
 {# A value with at most 2 decimals times 100, as an exact integer. #}
