@@ -441,15 +441,17 @@ def expense_add(ctx, user, category, amount, day, note, currency):
         python cli.py expense add --user aman@example.com --category Food --amount 250.50 --date 2025-05-20 --note "Lunch"
     """
     from tracker.expenses import add_expense
-    from tracker.alerts import list_alerts
 
     with _connection(ctx) as conn:
         expense = add_expense(conn, user, category, amount, day, note, currency)
-        crossed = [a for a in list_alerts(conn, expense.user_id, unread=True)
-                   if a.fired_at >= expense.created_at]
     click.echo(f"Added expense {expense.id}: {expense.date} {expense.category} "
                f"{expense.amount} {expense.currency} for {expense.user_email}.")
-    for alert in crossed:
+    _echo_alerts(expense.alerts)
+
+
+def _echo_alerts(alerts) -> None:
+    """Say which budget alerts the command just fired."""
+    for alert in alerts:
         click.echo(f"Alert {alert.id}: {alert.message}")
 
 
@@ -507,6 +509,7 @@ def expense_update(ctx, expense_id, note, amount, category, day):
         expense = update_expense(conn, expense_id, **changes)
     click.echo(f"Updated expense {expense.id}: {expense.date} {expense.category} "
                f"{expense.amount} {expense.currency} ({expense.note or 'no note'}).")
+    _echo_alerts(expense.alerts)
 
 
 @expense_group.command("delete")
@@ -562,6 +565,7 @@ def budget_set(ctx, user, category, month, amount):
     change = ("created" if budget.previous_amount is None
               else f"changed from {budget.previous_amount}")
     click.echo(f"Budget {budget.category} {budget.month}: {budget.amount} ({change}).")
+    _echo_alerts(budget.alerts)
 
 
 @budget_group.command("list")
@@ -616,6 +620,7 @@ def budget_transfer(ctx, user, from_category, to_category, month, amount):
     click.echo(f"Moved {moved.amount} from {moved.from_category} to {moved.to_category} for "
                f"{moved.month}: {moved.from_category} now {moved.from_amount}, "
                f"{moved.to_category} now {moved.to_amount} (transfer {moved.id}).")
+    _echo_alerts(moved.alerts)
 
 
 @cli.group("alerts", cls=TrackerGroup, invoke_without_command=True)

@@ -2,7 +2,10 @@
 
 import json
 import random
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from decimal import Decimal
 
 import psycopg
@@ -47,8 +50,9 @@ def test_budget_set_below_spending_fires_alert(run_cli, seeded_url):
     result = run_cli(seeded_url, "budget", "set", "--user", AMAN, "--category", "Shopping",
                      "--month", "2025-05", "--amount", "3000")
     assert result.exit_code == 0, result.output
-    assert query(seeded_url, "select message from alerts") == [
-        ("Budget exceeded for Shopping for May 2025. Spent: 3200.00 / 3000.00",)]
+    message = "Budget exceeded for Shopping for May 2025. Spent: 3200.00 / 3000.00"
+    assert query(seeded_url, "select message from alerts") == [(message,)]
+    assert message in result.output
 
 
 @pytest.mark.parametrize(
@@ -143,9 +147,11 @@ def test_budget_transfer_creates_missing_destination_and_says_so(run_cli, seeded
 
 def test_budget_transfer_lowering_below_spending_fires_alert(run_cli, seeded_url):
     # Shopping holds 5000.00 with 3200.00 spent: taking 2000 leaves 3000 < 3200.
-    assert transfer(run_cli, seeded_url, "Shopping", "Food", "2000").exit_code == 0
-    assert query(seeded_url, "select message from alerts") == [
-        ("Budget exceeded for Shopping for May 2025. Spent: 3200.00 / 3000.00",)]
+    result = transfer(run_cli, seeded_url, "Shopping", "Food", "2000")
+    assert result.exit_code == 0, result.output
+    message = "Budget exceeded for Shopping for May 2025. Spent: 3200.00 / 3000.00"
+    assert query(seeded_url, "select message from alerts") == [(message,)]
+    assert f"Alert {scalar(seeded_url, 'select id from alerts')}: {message}" in result.output
 
 
 def test_budget_transfer_whole_budget_leaves_zero(run_cli, seeded_url):
@@ -252,3 +258,26 @@ def test_budget_transfer_concurrent_transfers_keep_total_and_never_go_negative(s
             - coalesce((select sum(amount) from budget_transfers
                         where from_budget_id = budgets.id), 0)
         ) and budgets.user_id = {AMAN_ID}""") == [(0,)]
+
+
+def test_budget_transfer_parallel_cli_processes_report_refusals(seeded_url):
+    # Six processes each try to move 1500 out of Transport (2000): exactly one can succeed;
+    # the others must say they were refused, and nothing may go below zero.
+    cli_path = str(Path(__file__).resolve().parent.parent / "cli.py")
+    command = [sys.executable, cli_path, "--database-url", seeded_url, "budget", "transfer",
+               "--user", AMAN, "--from", "Transport", "--to", "Food", "--month", "2025-05",
+               "--amount", "1500"]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(6)]
+    outcomes = [(process.wait(timeout=120), process.stdout.read(), process.stderr.read())
+                for process in processes]
+    assert sorted(code for code, _, _ in outcomes) == [0, 1, 1, 1, 1, 1], outcomes
+    for code, stdout, stderr in outcomes:
+        if code:
+            assert stderr.startswith("Error: transfer refused: the Transport budget for 2025-05 "
+                                     "holds only 500.00, less than 1500.00."), stderr
+        else:
+            assert "Transport now 500.00, Food now 9500.00" in stdout
+    assert budget_of(seeded_url, "Transport") == Decimal("500.00")
+    assert budget_of(seeded_url, "Food") == Decimal("9500.00")
+    assert scalar(seeded_url, "select count(*) from budget_transfers") == 1

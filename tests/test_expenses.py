@@ -193,8 +193,9 @@ def test_expense_update_moving_into_a_full_budget_fires_alert(run_cli, seeded_ur
     # 3200 of Shopping moved to Transport (150 of 2000 spent) crosses Transport's budget.
     result = run_cli(seeded_url, "expense", "update", str(expense_id), "--category", "Transport")
     assert result.exit_code == 0, result.output
-    assert query(seeded_url, "select message from alerts") == [
-        ("Budget exceeded for Transport for May 2025. Spent: 3350.00 / 2000.00",)]
+    message = "Budget exceeded for Transport for May 2025. Spent: 3350.00 / 2000.00"
+    assert query(seeded_url, "select message from alerts") == [(message,)]
+    assert message in result.output
 
 
 @pytest.mark.parametrize(

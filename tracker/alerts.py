@@ -91,6 +91,20 @@ def list_alerts(
             ).fetchall()
 
 
+def alerts_fired_now(conn: psycopg.Connection, user_id: int) -> tuple[Alert, ...]:
+    """Alerts the current transaction fired for a user (call it inside that transaction)."""
+    # fired_at defaults to now(), the transaction's start time, the same for every alert
+    # the trigger records in this transaction.
+    with conn.cursor(row_factory=class_row(Alert)) as cursor:
+        return tuple(
+            cursor.execute(
+                _SELECT + " where alerts.user_id = %s and alerts.fired_at = now()"
+                " order by alerts.id",
+                [user_id],
+            ).fetchall()
+        )
+
+
 def acknowledge_alert(conn: psycopg.Connection, alert_id) -> Acknowledgement:
     """Mark an alert as read; acknowledging it again changes nothing and says so."""
     alert_id = validate.parse_id(alert_id, what="alert")

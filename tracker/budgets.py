@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from . import validate
+from .alerts import Alert, alerts_fired_now
 from .categories import find_category
 from .errors import InputError, TrackerError
 from .users import find_user
@@ -26,6 +27,7 @@ class Budget:
     month: Month
     amount: Decimal
     previous_amount: Decimal | None  # None when the budget was created
+    alerts: tuple[Alert, ...] = ()  # budget alerts this change fired
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Transfer:
     from_amount: Decimal  # after the transfer
     to_amount: Decimal  # after the transfer
     created_destination: bool
+    alerts: tuple[Alert, ...] = ()  # budget alerts this transfer fired
 
 
 def set_budget(conn: psycopg.Connection, user, category, month, amount) -> Budget:
@@ -95,6 +98,7 @@ def set_budget(conn: psycopg.Connection, user, category, month, amount) -> Budge
             """,
             [found_user.id, found_category.id, month.year, month.month, amount],
         ).fetchone()[0]
+        fired = alerts_fired_now(conn, found_user.id)
     return Budget(
         budget_id,
         found_user.id,
@@ -102,6 +106,7 @@ def set_budget(conn: psycopg.Connection, user, category, month, amount) -> Budge
         month,
         amount,
         previous[0] if previous else None,
+        fired,
     )
 
 
@@ -300,6 +305,7 @@ def transfer_budget(
                 [source_id, destination_id],
             ).fetchall()
         )
+        fired = alerts_fired_now(conn, found_user.id)
     return Transfer(
         transfer_id,
         month,
@@ -311,4 +317,5 @@ def transfer_budget(
         after[source_id],
         after[destination_id],
         created,
+        fired,
     )

@@ -4,7 +4,7 @@ Every write is one statement, so the budget-alert trigger (V002) sees it once: a
 that pushes a category over its monthly budget records exactly one alert.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from . import validate
+from .alerts import Alert, alerts_fired_now
 from .categories import find_category
 from .errors import InputError
 from .users import find_user
@@ -29,6 +30,7 @@ class Expense:
     currency: str
     note: str | None
     created_at: datetime
+    alerts: tuple[Alert, ...] = ()  # budget alerts this change fired
 
     def as_dict(self) -> dict:
         """JSON-ready: amounts as strings so they stay exact, dates as ISO text."""
@@ -94,7 +96,7 @@ def add_expense(
                 _clean_note(note),
             ],
         ).fetchone()[0]
-        return get_expense(conn, expense_id)
+        return replace(get_expense(conn, expense_id), alerts=alerts_fired_now(conn, found_user.id))
 
 
 def get_expense(conn: psycopg.Connection, expense_id) -> Expense:
@@ -204,7 +206,8 @@ def update_expense(
                 "id": expense_id,
             },
         )
-        return get_expense(conn, expense_id)
+        updated = get_expense(conn, expense_id)
+        return replace(updated, alerts=alerts_fired_now(conn, updated.user_id))
 
 
 def delete_expense(conn: psycopg.Connection, expense_id) -> Expense:
