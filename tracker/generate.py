@@ -376,7 +376,10 @@ def _insert_users(conn: psycopg.Connection, options: GenerateOptions) -> None:
             gen_users.activity,
             gen_months.month_no,
             gen_months.month_start,
-            gen_months.days
+            gen_months.days,
+            gen_users.activity
+                * (50 + pg_temp.gen_random(gen_users.user_no * 4096 + gen_months.month_no, 7, %(seed)s)
+                    %% 101) as weight
         from gen_users
         cross join gen_months
         where pg_temp.gen_random(gen_users.user_no * 4096 + gen_months.month_no, 4, %(seed)s)
@@ -390,34 +393,55 @@ def _insert_users(conn: psycopg.Connection, options: GenerateOptions) -> None:
         """,
         params,
     )
-    # One ticket per unit of activity: an expense draws a ticket uniformly, so busier users
-    # get proportionally more expenses.
+    # Expense numbers 1..N are dealt out to the active user-months in (user, month) order,
+    # each a contiguous range sized by its weight (activity times 0.5-1.5). A chunk of
+    # expense numbers then covers a few users completely, so each chunk's alert trigger
+    # looks at the keys of those users only, as one COPY of the same rows would.
     conn.execute(
         """
-        create temporary table gen_month_tickets on commit drop as
+        create temporary table gen_month_rows on commit drop as
+        with running as (
+            select
+                user_id,
+                month_start,
+                days,
+                sum(weight) over (order by user_no, month_no) as weight_through,
+                weight,
+                sum(weight) over () as total_weight
+            from gen_active_months
+        )
+
         select
-            row_number() over (order by user_no, month_no, copy_no) - 1 as ticket_no,
             user_id,
             month_start,
-            days
-        from gen_active_months
-        cross join lateral generate_series(1, activity) as copies (copy_no)
-        """
+            days,
+            div(%(expenses)s::numeric * (weight_through - weight), total_weight)::bigint + 1
+                as first_row,
+            div(%(expenses)s::numeric * weight_through, total_weight)::bigint as last_row
+        from running
+        """,
+        {**params, "expenses": options.expenses},
     )
-    conn.execute("create unique index on gen_month_tickets (ticket_no)")
-    conn.execute("analyze gen_month_tickets")
+    conn.execute("create index on gen_month_rows (first_row)")
+    conn.execute("analyze gen_month_rows")
+    if options.expenses and not conn.execute("select exists (select from gen_month_rows)").fetchone()[0]:
+        raise TrackerError(
+            "Error: every generated user skipped every month, so there is nowhere to put "
+            "expenses. Give more --users or --months."
+        )
 
 
 def _insert_budgets(conn: psycopg.Connection, options: GenerateOptions) -> int:
     # A budget is the key's expected spending times 0.70-1.59, rounded to hundreds, so a fair
     # share of keys ends up over budget; a few keys get no budget and a few a budget of 0.
-    # Expected spending = expenses a user-month is expected to get (its tickets' share) times
+    # Expected spending = expenses a user-month gets on average (activity times the mean
+    # weight factor, over all weight) times
     # the category's share times its mean amount (low + (high - low) / 4 for a cubed uniform).
     cursor = conn.execute(
         """
-        with tickets as (
-            select count(*) as ticket_count
-            from gen_month_tickets
+        with weights as (
+            select sum(weight) as total_weight
+            from gen_active_months
         ),
 
         keys as (
@@ -450,7 +474,7 @@ def _insert_budgets(conn: psycopg.Connection, options: GenerateOptions) -> int:
                 case
                     when keys.draw %% 100 < %(missing)s + %(zero)s then 0
                     else round(
-                        %(expenses)s::numeric * keys.activity / greatest(tickets.ticket_count, 1)
+                        %(expenses)s::numeric * keys.activity * 100 / greatest(weights.total_weight, 1)
                             * keys.weight / 100
                             * keys.mean_amount
                             * (70 + (keys.draw / 100) %% 90) / 100,
@@ -458,7 +482,7 @@ def _insert_budgets(conn: psycopg.Connection, options: GenerateOptions) -> int:
                     )
                 end as amount
             from keys
-            cross join tickets
+            cross join weights
             inner join categories
                 on categories.name = keys.category
             where keys.draw %% 100 >= %(missing)s
@@ -491,19 +515,27 @@ def _insert_expenses(conn: psycopg.Connection, options: GenerateOptions, first: 
         """
         with draws as (
             select
+                gen_month_rows.user_id,
+                gen_month_rows.month_start,
+                gen_month_rows.days,
                 expense_no,
-                pg_temp.gen_random(expense_no, 10, %(seed)s) %% %(tickets)s as month_ticket,
                 pg_temp.gen_random(expense_no, 11, %(seed)s) %% 100 as category_ticket,
                 pg_temp.gen_random(expense_no, 12, %(seed)s) as day_draw,
                 pg_temp.gen_random(expense_no, 13, %(seed)s) %% 1048576 as amount_draw,
                 pg_temp.gen_random(expense_no, 14, %(seed)s) as note_draw,
                 pg_temp.gen_random(expense_no, 15, %(seed)s) %% 3 as cents_draw
-            from generate_series(%(first)s::bigint, %(last)s::bigint) as expense_no
+            from gen_month_rows
+            cross join lateral generate_series(
+                greatest(gen_month_rows.first_row, %(first)s::bigint),
+                least(gen_month_rows.last_row, %(last)s::bigint)
+            ) as expense_no
+            where gen_month_rows.first_row <= %(last)s::bigint
+                and gen_month_rows.last_row >= %(first)s::bigint
         ),
 
         final as (
             select
-                gen_month_tickets.user_id,
+                draws.user_id,
                 categories.id as category_id,
                 round(
                     gen_categories.low
@@ -513,12 +545,9 @@ def _insert_expenses(conn: psycopg.Connection, options: GenerateOptions, first: 
                     case when draws.cents_draw = 0 then 2 else 0 end
                 ) as amount,
                 'INR' as currency,
-                gen_month_tickets.month_start
-                    + (draws.day_draw %% gen_month_tickets.days)::integer as date,
+                draws.month_start + (draws.day_draw %% draws.days)::integer as date,
                 gen_notes.note
             from draws
-            inner join gen_month_tickets
-                on gen_month_tickets.ticket_no = draws.month_ticket
             inner join gen_category_tickets
                 on gen_category_tickets.ticket_no = draws.category_ticket
             inner join gen_categories
@@ -545,20 +574,9 @@ def _insert_expenses(conn: psycopg.Connection, options: GenerateOptions, first: 
             "seed": options.seed,
             "first": first,
             "last": last,
-            "tickets": _ticket_count(conn),
             "null_notes": NULL_NOTE_PERCENT,
         },
     )
-
-
-def _ticket_count(conn: psycopg.Connection) -> int:
-    count = conn.execute("select count(*) from gen_month_tickets").fetchone()[0]
-    if count == 0:
-        raise TrackerError(
-            "Error: every generated user skipped every month, so there is nowhere to put "
-            "expenses. Give more --users or --months."
-        )
-    return count
 
 
 def _detach_expense_indexes(conn: psycopg.Connection) -> list[sql.Composable]:
