@@ -369,3 +369,38 @@ def test_export_reads_one_snapshot_while_others_write(built_url, tmp_path):
         )
         for row in totals
     } == by_month
+
+
+def test_export_before_run_says_to_run_the_models(db_url, run_cli, tmp_path):
+    result = export(run_cli, db_url, tmp_path)
+    assert result.exit_code == 1
+    assert "analytics.alerts, analytics.budget_vs_actual, analytics.dim_category and 7 more " \
+           "do not exist" in result.stderr
+    assert "Build the models first: `python cli.py run`." in result.stderr
+    assert tree(tmp_path) == {}
+
+
+def test_export_into_a_path_with_quotes_and_spaces(built_url, run_cli, tmp_path):
+    out = tmp_path / "it's a \"folder\" with spaces"
+    result = export(run_cli, built_url, out, "--select", "monthly_totals")
+    assert result.exit_code == 0, result.output
+    assert read_csv(out / "csv" / "monthly_totals.csv")[0][0] == "user_id"
+    assert "[1/2] csv/monthly_totals.csv" in result.stderr
+    assert "[2/2] parquet/monthly_totals.parquet" in result.stderr
+
+
+def test_export_refuses_a_second_export_into_the_same_folder(built_url, run_cli, tmp_path):
+    import fcntl
+    import os
+
+    assert export(run_cli, built_url, tmp_path, "--select", "dim_date").exit_code == 0
+    before = tree(tmp_path)
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        result = export(run_cli, built_url, tmp_path)
+    finally:
+        os.close(fd)
+    assert result.exit_code == 1
+    assert f"another export is writing to {tmp_path}" in result.stderr
+    assert tree(tmp_path) == before

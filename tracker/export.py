@@ -9,13 +9,14 @@ Layout of an export directory (what Power BI reads):
 How the data moves: every file is read from ONE repeatable-read, read-only snapshot. The
 main connection opens it, checks the relations and reads their column types from the
 catalog, then exports the snapshot (pg_export_snapshot); each file is written by the psql
-client running `copy (select ... order by ...) to stdout (format csv, header)` inside a
-transaction that imports that snapshot. psql is used instead of psycopg's copy because
-PostgreSQL sends one CopyData message per row and psycopg hands each one to Python: on a
-1M-row fact that costs ~1 us per row, 1.3-1.5x psql's own time, while psql does the same
-loop in C. Python only reads psql's output in 1 MiB blocks, hashes them and writes the file.
-DuckDB then reads each CSV with explicit column types (from the PostgreSQL catalog) and
-writes the Parquet file, in a worker thread, while psql copies the next model.
+client, in one session that imports that snapshot, running `copy (select ... order by ...)
+to stdout (format csv, header)` with its output sent to the file (`\\o`). psql is used
+instead of psycopg's copy because PostgreSQL sends one CopyData message per row and psycopg
+hands each one to Python: on a 1M-row fact that costs ~1 us per row, 1.3-1.5x psql's own
+time, while psql does the same loop in C. After each file psql echoes a line; a worker
+thread then hashes the file and, with DuckDB, reads it with explicit column types (from the
+PostgreSQL catalog) to write the Parquet file and count rows and money totals, while psql
+copies the next model.
 
 Nothing here prints or reads the environment: progress goes through a callback.
 """
@@ -261,7 +262,7 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         try:
             with conn.transaction():
-                _apply_settings(conn)
+                _begin_snapshot(conn, items)
                 plans = plan_export(conn, items, include_pii, config.mask_url(url))
                 snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
                 csv_dir = new / "csv" if "csv" in formats else work
@@ -283,6 +284,10 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
                 _copy_to_csv(url, conn, snapshot, jobs, bom, on_csv_written)
             while pending:
                 report(pending.pop(0).result())
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+            # LOCK names a relation that is not there: say which ones, and what to do.
+            plan_export(conn, items, include_pii, config.mask_url(url))
+            raise
         finally:
             for future in pending:
                 future.cancel()
@@ -304,9 +309,22 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     return manifest, files
 
 
-def _apply_settings(conn: psycopg.Connection) -> None:
+def _begin_snapshot(conn: psycopg.Connection, items: list[ExportItem]) -> None:
+    """Settings, then locks, then the first SELECT (which fixes the snapshot), in that order.
+
+    Catalog lookups always see the newest catalog, not the snapshot; so a `run` that
+    replaced the views half-way through would change later files. ACCESS SHARE locks on
+    every relation (and, for a view, on what it reads) make such a `run` wait until the
+    export is done, and taking them before any SELECT means the snapshot already contains
+    whatever `run` committed before the locks were granted.
+    """
     for name, value in SESSION_SETTINGS:
-        conn.execute("select set_config(%s, %s, true)", [name, value])
+        conn.execute(sql.SQL("set local {} = {}").format(sql.SQL(name), sql.Literal(value)))
+    conn.execute(
+        sql.SQL("lock table {} in access share mode").format(
+            sql.SQL(", ").join(sql.Identifier(SCHEMA, item.name) for item in items)
+        )
+    )
 
 
 def plan_export(conn, items: list[ExportItem], include_pii: bool, database: str):
@@ -329,10 +347,12 @@ def plan_export(conn, items: list[ExportItem], include_pii: bool, database: str)
     }
     missing = [item.name for item in items if item.name not in relations]
     if missing:
-        names = ", ".join(f"{SCHEMA}.{name}" for name in missing)
+        names = ", ".join(f"{SCHEMA}.{name}" for name in missing[:3])
+        if len(missing) > 3:
+            names += f" and {len(missing) - 3} more"
         raise TrackerError(
-            f"Error: {names} {'does' if len(missing) == 1 else 'do'} not exist in "
-            f"{database}. Build the models first: `python cli.py run`."
+            f"Error: {names} {'does' if len(missing) == 1 else 'do'} not exist in {database}. "
+            "Build the models first: `python cli.py run`."
         )
     plans = []
     for item in items:
