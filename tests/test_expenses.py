@@ -161,6 +161,8 @@ def test_expense_list_table_is_readable(run_cli, seeded_url):
         (["--from", "2025-04-31"], '--from date "2025-04-31" is not a real day'),
         (["--min", "abc"], '--min amount "abc"'),
         (["--user", "ghost@example.com"], 'user "ghost@example.com" does not exist'),
+        (["--from", "2025-05-10", "--to", "2025-05-01"], "--from 2025-05-10 is after --to"),
+        (["--min", "100", "--max", "10"], "--min 100.00 is above --max 10.00"),
     ],
 )
 def test_expense_list_refuses_bad_filters(run_cli, seeded_url, filters, fragment):

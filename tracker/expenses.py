@@ -131,6 +131,14 @@ def list_expenses(
         min_amount = validate.parse_amount(min_amount, what="--min amount", allow_zero=True)
     if max_amount is not None:
         max_amount = validate.parse_amount(max_amount, what="--max amount", allow_zero=True)
+    if date_from and date_to and date_from > date_to:
+        raise InputError(
+            f"Error: --from {date_from} is after --to {date_to}. Swap them."
+        )
+    if min_amount is not None and max_amount is not None and min_amount > max_amount:
+        raise InputError(
+            f"Error: --min {min_amount} is above --max {max_amount}. Swap them."
+        )
     with conn.transaction():
         user_id = find_user(conn, user).id if user is not None else None
         category_id = find_category(conn, category).id if category is not None else None

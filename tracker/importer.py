@@ -159,6 +159,8 @@ def import_statement(
             if default_category is not None else None
         rule_ids = [categories.require(rule.category, f"rules file line {rule.line}")
                     for rule in rules]
+        # A caller's earlier import in the same transaction leaves its table behind.
+        conn.execute("drop table if exists pg_temp.import_rows")
         conn.execute(
             """
             create temporary table import_rows (
