@@ -74,6 +74,15 @@ SESSION_SETTINGS = (
     ("extra_float_digits", "1"),
 )
 
+# Columns COPY would print in a form other tools misread: booleans as t/f (Power BI and
+# DuckDB read true/false), timestamps as "2025-05-02 10:00:00+00" (ISO 8601 wants the "T"
+# and a "+00:00" offset). Timestamps are printed in UTC: the session's time zone.
+_TEXT_RENDERINGS = {
+    "bool": "{}::text as {}",
+    "timestamptz": """to_char({}, 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM') as {}""",
+    "timestamp": """to_char({}, 'YYYY-MM-DD"T"HH24:MI:SS.US') as {}""",
+}
+
 # PostgreSQL type name -> DuckDB/Parquet type; anything else is exported as text.
 _DUCKDB_TYPES = {
     "int2": "SMALLINT",
@@ -97,7 +106,7 @@ class Column:
     name: str
     pg_type: str
     duckdb_type: str | None  # None: numeric without (p, s), sized from the data
-    is_boolean: bool = False
+    type_name: str = ""  # pg_type.typname: int8, numeric, bool, timestamptz...
 
     @property
     def is_money(self) -> bool:
@@ -210,9 +219,9 @@ def export_query(conn: psycopg.Connection, item: ExportItem, columns: list[Colum
     select_list = []
     for column in columns:
         identifier = sql.Identifier(column.name)
-        if column.is_boolean:
-            # COPY prints booleans as t/f; true/false is what Power BI and DuckDB read.
-            select_list.append(sql.SQL("{}::text as {}").format(identifier, identifier))
+        rendering = _TEXT_RENDERINGS.get(column.type_name)
+        if rendering:
+            select_list.append(sql.SQL(rendering).format(identifier, identifier))
         else:
             select_list.append(identifier)
     order_by = list(item.order_by) or [column.name for column in columns]
@@ -408,7 +417,7 @@ def _columns(conn, item: ExportItem, oid: int, include_pii: bool) -> list[Column
             duckdb_type = _decimal_type(typmod)
         else:
             duckdb_type = _DUCKDB_TYPES.get(type_name, "VARCHAR")
-        columns.append(Column(name, pg_type, duckdb_type, is_boolean=type_name == "bool"))
+        columns.append(Column(name, pg_type, duckdb_type, type_name))
     return columns
 
 
