@@ -281,3 +281,30 @@ def test_budget_transfer_parallel_cli_processes_report_refusals(seeded_url):
     assert budget_of(seeded_url, "Transport") == Decimal("500.00")
     assert budget_of(seeded_url, "Food") == Decimal("9500.00")
     assert scalar(seeded_url, "select count(*) from budget_transfers") == 1
+
+
+def test_budget_transfer_concurrent_creation_of_destination_adds_up(seeded_url):
+    # Entertainment has no budget: eight parallel transfers race to create it.
+    results, errors = [], []
+
+    def worker(connection_pool):
+        with connection_pool.connection() as conn:
+            try:
+                results.append(transfer_budget(conn, AMAN, "Food", "Entertainment", "2025-05",
+                                               "100"))
+            except Exception as exc:  # noqa: BLE001 - any failure fails the test below
+                errors.append(repr(exc))
+
+    with db.pool(seeded_url, min_size=8, max_size=8) as connection_pool:
+        threads = [threading.Thread(target=worker, args=(connection_pool,)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert errors == []
+    assert sum(result.created_destination for result in results) == 1
+    assert budget_of(seeded_url, "Entertainment") == Decimal("800.00")
+    assert budget_of(seeded_url, "Food") == Decimal("7200.00")
+    assert scalar(seeded_url, "select count(distinct to_budget_id) from budget_transfers") == 1
+    assert scalar(seeded_url, "select count(*) from budget_transfers") == 8
