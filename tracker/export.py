@@ -204,11 +204,27 @@ def export_models(
             manifest, files = _write_generation(
                 url, items, staging, formats, include_pii, bom, on_progress
             )
+            for directory in (staging / "new" / fmt for fmt in formats):
+                _fsync_directory(directory)
+            _fsync_directory(staging / "new")
             # From here on the new set is complete: a crash during the swap is rolled
             # forward by the next export (see _swap_in), never left half-done.
             _write_durably(staging / COMMITTED_MARKER, b"")
-        except BaseException:
+            _fsync_directory(staging)
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise TrackerError(
+                    f"Error: writing the export into {out_dir} failed: "
+                    f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}. "
+                    "Free some disk space or choose another --out; the previous export "
+                    "is unchanged."
+                ) from None
+            if isinstance(exc, duckdb.Error):
+                raise TrackerError(
+                    f"Error: writing a Parquet file failed: {_database_error(str(exc))}. "
+                    "Run again with --debug for details; the previous export is unchanged."
+                ) from None
             raise
         _swap_in(out_dir, staging)
     return ExportResult(out_dir, manifest, time.perf_counter() - started, files)
@@ -611,10 +627,16 @@ def _entry(item, fmt, path: Path, sha256: str, rows: int, sums: dict, columns) -
 
 
 def _sha256(path: Path) -> str:
+    """The file's sha256, after making sure its bytes are on disk.
+
+    The fsync is what lets the COMMITTED marker promise a complete set even after a power
+    cut; it runs here, in the worker thread, while psql writes the next file.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as source:
         while block := source.read(CHUNK_BYTES):
             digest.update(block)
+        os.fsync(source.fileno())
     return digest.hexdigest()
 
 
