@@ -44,3 +44,6 @@ db-stop: $(STAMP)  ## Stop the private PostgreSQL server
 
 clean:  ## Remove generated files (keeps .venv and the database)
 	rm -rf target .pytest_cache
+
+check: $(STAMP)  ## Build every model on the sample seeds in DuckDB and run all data and unit tests
+	$(PY) cli.py check

@@ -925,5 +925,95 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom):
                f"in {result.seconds:.2f} s.")
 
 
+# --- check, test, verify: data tests on DuckDB and PostgreSQL, export verification -----------
+
+
+def _print_check_report(report, verbose: bool) -> None:
+    """The pass/fail table (failures only unless verbose), failing rows, and a verdict."""
+    shown = [result for result in report.results if verbose or result.status != "pass"]
+    if shown:
+        click.echo("")
+        print_table(
+            ["result", "kind", "name", "ms"],
+            [(result.status.upper(), result.kind, result.name, f"{result.seconds * 1000:.1f}")
+             for result in shown],
+        )
+    for result in report.results:
+        if result.status in ("fail", "error"):
+            click.echo(f"{result.status.upper()} {result.kind} {result.name}: {result.detail}")
+            for row in result.rows:
+                click.echo(f"    {row}")
+            click.echo("")
+    counts = ", ".join(
+        f"{report.count(kind=kind)} {label}"
+        for kind, label in (("model", "models"), ("test", "data tests"), ("unit", "unit tests"))
+        if report.count(kind=kind)
+    )
+    failed = report.count("fail") + report.count("error")
+    verdict = "PASS" if report.ok else "FAIL"
+    click.echo(f"{verdict}: {counts} on {report.engine}; {report.count('pass')} passed, "
+               f"{failed} failed, {report.count('skip')} skipped in {report.seconds:.2f} s.")
+
+
+_queries_option = click.option(
+    "--queries", "queries_dir", type=click.Path(file_okay=False, exists=True), default=None,
+    help="The models folder (default: queries/).",
+)
+
+
+@cli.command("check")
+@_select_option
+@_queries_option
+@click.option("--verbose", "-v", is_flag=True, help="List every model and test, not only failures.")
+@click.pass_context
+def check_command(ctx, select, queries_dir, verbose):
+    """Build every model on the sample seeds in DuckDB and run all data and unit tests.
+
+    Needs no server: the base tables (database/duckdb/base_tables.sql) and the seeds
+    (database/seeds/*.csv) go into an in-memory DuckDB, every model in queries/ is built
+    from the same files as on PostgreSQL, then the generic tests declared in the models'
+    config(), the singular tests in queries/tests/ and the unit tests in queries/unit/ run.
+    Exit 1 if anything fails.
+
+    Example:
+
+        python cli.py check --verbose
+    """
+    from tracker.checks import run_check
+    from tracker.models import load_project
+
+    report = run_check(load_project(queries_dir), select=select)
+    _print_check_report(report, verbose)
+    if not report.ok:
+        ctx.exit(1)
+
+
+@cli.command("test")
+@_select_option
+@_queries_option
+@click.option("--verbose", "-v", is_flag=True, help="List every test, not only failures.")
+@click.pass_context
+def test_command(ctx, select, queries_dir, verbose):
+    """Run the models' data tests on PostgreSQL, against the relations `run` built.
+
+    The same generic and singular tests as `check`, read-only, in one snapshot of schema
+    analytics. Exit 1 if any test fails.
+
+    Example:
+
+        python cli.py run && python cli.py test --select budget_vs_actual
+    """
+    from tracker.checks import run_postgres_tests
+    from tracker.db import connect
+    from tracker.models import load_project
+
+    project = load_project(queries_dir)
+    with connect(database(ctx).url) as conn:
+        report = run_postgres_tests(conn, project, select=select)
+    _print_check_report(report, verbose)
+    if not report.ok:
+        ctx.exit(1)
+
+
 if __name__ == "__main__":
     cli()

@@ -1,0 +1,35 @@
+-- Singular test: each budget's spent equals the sum of its key's rows in fact_expenses, and
+-- remaining is budget minus spent; rows returned are failures (one per budget).
+with budgets as (
+    select * from {{ ref('budget_vs_actual') }}
+),
+
+expenses as (
+    select * from {{ ref('fact_expenses') }}
+),
+
+spending as (
+    select
+        expenses.user_id,
+        expenses.category_id,
+        expenses.month,
+        sum(expenses.amount) as spent
+    from expenses
+    group by
+        expenses.user_id,
+        expenses.category_id,
+        expenses.month
+)
+
+select
+    budgets.budget_id,
+    budgets.spent,
+    coalesce(spending.spent, 0) as expected_spent,
+    budgets.remaining
+from budgets
+left join spending
+    on spending.user_id = budgets.user_id
+    and spending.category_id = budgets.category_id
+    and spending.month = budgets.month
+where budgets.spent <> coalesce(spending.spent, 0)
+    or budgets.remaining <> budgets.budget_amount - budgets.spent

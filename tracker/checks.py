@@ -1,0 +1,652 @@
+"""Data tests and model unit tests, on DuckDB (`check`) and on PostgreSQL (`test`).
+
+Three kinds, as in dbt:
+
+- generic tests, declared beside each model in config(): per column `tests: [...]` with
+  not_null, unique, non_negative (money), accepted_values {'values': [...]} and
+  relationships {'to': model, 'field': column}; a model's unique_key is a uniqueness test
+  on those columns together;
+- singular tests, queries/tests/<name>.sql: one SELECT whose rows are failures;
+- unit tests, queries/unit/<model>.json: given small input rows for some of a model's sources
+  and refs, the model must return exactly the expected rows. The inputs replace the real
+  relations inside a transaction that is rolled back (DuckDB only).
+
+Every test query is engine-neutral SQL; identifiers are quoted, values rendered by
+models.sql_literal. Results are returned as Result records; nothing here prints.
+"""
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config
+from .errors import InputError, TrackerError
+from .models import SCHEMA, Model, Project, render, render_file, sql_literal
+
+GENERIC_TESTS = ("not_null", "unique", "non_negative", "accepted_values", "relationships")
+SAMPLE_ROWS = 5
+FETCH_LIMIT = 100
+INPUT_PATTERN = re.compile(r"""^\s*(ref|source)\(\s*['"]([a-z_][a-z0-9_]*)['"]\s*\)\s*$""")
+
+
+@dataclass
+class Result:
+    """The outcome of one model build or test: pass, fail, error or skip."""
+
+    kind: str  # "model", "test" or "unit"
+    name: str
+    status: str
+    seconds: float = 0.0
+    failures: int = 0
+    detail: str = ""
+    rows: list[str] = field(default_factory=list)
+    path: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "pass"
+
+
+@dataclass
+class CheckReport:
+    """Every result of a check or test run, in the order they ran."""
+
+    results: list[Result]
+    seconds: float
+    engine: str
+
+    @property
+    def ok(self) -> bool:
+        return not any(result.status in ("fail", "error") for result in self.results)
+
+    def count(self, status: str | None = None, kind: str | None = None) -> int:
+        return sum(
+            1
+            for result in self.results
+            if (status is None or result.status == status) and (kind is None or result.kind == kind)
+        )
+
+
+@dataclass(frozen=True)
+class DataTest:
+    """One data test: a query whose rows are failures, and the model it is about."""
+
+    name: str
+    model: str
+    query: str
+    path: str
+    predicate: str = ""  # for tests of single rows: the condition a failing row meets
+
+
+# --- collecting tests ------------------------------------------------------------------------
+
+
+def generic_tests(project: Project, models: Iterable[Model], engine: str) -> list[DataTest]:
+    """The tests declared in the models' config(): per column, and unique_key."""
+    tests = []
+    for model in models:
+        relation = f"{SCHEMA}.{_quote(model.name)}"
+        for column, spec in model.columns.items():
+            for declared in spec["tests"]:
+                tests.append(_generic_test(project, model, relation, column, declared, engine))
+        if model.unique_key:
+            key = ", ".join(_quote(column) for column in model.unique_key)
+            tests.append(DataTest(
+                f"unique_key({model.name}: {', '.join(model.unique_key)})",
+                model.name,
+                f"select {key}, count(*) as n_records from {relation} "
+                f"group by {key} having count(*) > 1",
+                model.display_path,
+            ))
+    return tests
+
+
+def _generic_test(project, model, relation, column, declared, engine) -> DataTest:
+    if isinstance(declared, str):
+        kind, args = declared, {}
+    elif isinstance(declared, dict) and len(declared) == 1:
+        kind, args = next(iter(declared.items()))
+    else:
+        kind, args = repr(declared), {}
+    where = f"{model.name}.{column}"
+
+    def fail(what: str) -> TrackerError:
+        return TrackerError(
+            f'Error: model "{model.name}" declares {what} on column "{column}" '
+            f"({model.display_path}). Fix the tests list in its config()."
+        )
+
+    if kind not in GENERIC_TESTS:
+        raise fail(f'an unknown test "{kind}" (known: {", ".join(GENERIC_TESTS)})')
+    if not isinstance(args, dict):
+        raise fail(f'test "{kind}" with arguments that are not a dict')
+    quoted = _quote(column)
+    predicate = ""
+    if kind == "not_null":
+        predicate = f"{quoted} is null"
+        query = f"select * from {relation} where {predicate}"
+    elif kind == "unique":
+        query = (
+            f"select {quoted}, count(*) as n_records from {relation} "
+            f"where {quoted} is not null group by {quoted} having count(*) > 1"
+        )
+    elif kind == "non_negative":
+        predicate = f"{quoted} < 0"
+        query = f"select * from {relation} where {predicate}"
+    elif kind == "accepted_values":
+        values = args.get("values")
+        if not isinstance(values, list) or not values:
+            raise fail('accepted_values without a list of "values"')
+        listed = ", ".join(sql_literal(value, engine) for value in values)
+        predicate = f"{quoted} not in ({listed})"
+        query = (
+            f"select {quoted}, count(*) as n_records from {relation} "
+            f"where {quoted} not in ({listed}) group by {quoted}"
+        )
+        where = f"{where} in {values}"
+    else:
+        parent, parent_field = args.get("to"), args.get("field")
+        if parent not in project.models or not isinstance(parent_field, str):
+            raise fail(f'relationships to unknown model "{parent}" or without a "field"')
+        query = (
+            f"select child.{quoted} from {relation} as child "
+            f"left join {SCHEMA}.{_quote(parent)} as parent "
+            f"on parent.{_quote(parent_field)} = child.{quoted} "
+            f"where child.{quoted} is not null and parent.{_quote(parent_field)} is null"
+        )
+        where = f"{where} -> {parent}.{parent_field}"
+    return DataTest(f"{kind}({where})", model.name, query, model.display_path, predicate)
+
+
+def singular_tests(project: Project, engine: str, tests_dir: Path | None = None) -> list[DataTest]:
+    """queries/tests/*.sql, rendered for engine; the model is the first ref() it names."""
+    tests_dir = Path(tests_dir or project.queries_dir / "tests")
+    tests = []
+    for path in sorted(tests_dir.glob("*.sql")):
+        query = render_file(project, path, engine).strip().rstrip(";")
+        refs = re.findall(rf"\b{SCHEMA}\.([a-z_][a-z0-9_]*)", query)
+        display = _display(path, project)
+        tests.append(DataTest(path.stem, refs[0] if refs else "", query, display))
+    return tests
+
+
+# --- running data tests ----------------------------------------------------------------------
+
+
+class _DuckRunner:
+    """Runs failure queries on DuckDB; values come back as text (no pytz needed)."""
+
+    def __init__(self, duck):
+        import duckdb
+
+        self.duck = duck
+        self.errors = (duckdb.Error,)
+
+    def failures(self, query: str) -> tuple[list[str], list[tuple], int]:
+        cursor = self.duck.execute(
+            f"select cast(columns(*) as varchar) from (\n{query}\n) as failures "
+            f"limit {FETCH_LIMIT + 1}"
+        )
+        names = [column[0] for column in cursor.description]
+        rows = cursor.fetchall()
+        total = len(rows)
+        if total > FETCH_LIMIT:
+            total = self.duck.execute(f"select count(*) from (\n{query}\n) as failures").fetchone()[0]
+        return names, rows, total
+
+
+    def row(self, query: str) -> tuple:
+        return self.duck.execute(query).fetchone()
+
+
+class _PostgresRunner:
+    """Runs failure queries on PostgreSQL, each in a savepoint so one error spoils nothing."""
+
+    def __init__(self, conn):
+        import psycopg
+
+        self.conn = conn
+        self.errors = (psycopg.Error,)
+
+    def failures(self, query: str) -> tuple[list[str], list[tuple], int]:
+        with self.conn.transaction():
+            cursor = self.conn.execute(
+                f"select * from (\n{query}\n) as failures limit {FETCH_LIMIT + 1}"
+            )
+            names = [column.name for column in cursor.description]
+            rows = cursor.fetchall()
+            total = len(rows)
+            if total > FETCH_LIMIT:
+                total = self.conn.execute(
+                    f"select count(*) from (\n{query}\n) as failures"
+                ).fetchone()[0]
+        return names, rows, total
+
+    def row(self, query: str) -> tuple:
+        with self.conn.transaction():
+            return self.conn.execute(query).fetchone()
+
+
+def run_data_tests(runner, tests: list[DataTest], skip_models: set[str] = frozenset(),
+                   on_result: Callable[[Result], None] | None = None) -> list[Result]:
+    """Run each test; a test of a model that failed to build is skipped."""
+    results = []
+    known_passing, batch_seconds = _passing_row_tests(runner, tests, skip_models)
+    for index, test in enumerate(tests):
+        started = time.perf_counter()
+        if index in known_passing:
+            result = Result("test", test.name, "pass", batch_seconds, path=test.path)
+        elif test.model in skip_models:
+            result = Result("test", test.name, "skip", 0.0,
+                            detail=f'model "{test.model}" was not built', path=test.path)
+        else:
+            try:
+                names, rows, total = runner.failures(test.query)
+            except runner.errors as exc:
+                result = Result("test", test.name, "error", time.perf_counter() - started,
+                                detail=f"{_first_line(exc)} ({test.path})", path=test.path)
+            else:
+                status = "fail" if total else "pass"
+                detail = f"{total} failing row(s) ({test.path})" if total else ""
+                result = Result("test", test.name, status, time.perf_counter() - started,
+                                failures=total, detail=detail,
+                                rows=[_row_text(names, row) for row in rows[:SAMPLE_ROWS]],
+                                path=test.path)
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results
+
+
+def _passing_row_tests(runner, tests: list[DataTest], skip_models) -> tuple[set[int], float]:
+    """Tests that check each row on its own (not_null, ...) are counted one scan per model.
+
+    Returns the indexes of the tests that passed and the time per test; failing ones are run
+    again on their own to show their rows, and a scan that errors leaves its tests to that.
+    """
+    by_model: dict[str, list[int]] = {}
+    for index, test in enumerate(tests):
+        if test.predicate and test.model not in skip_models:
+            by_model.setdefault(test.model, []).append(index)
+    passing: set[int] = set()
+    started = time.perf_counter()
+    for model, indexes in by_model.items():
+        counts = ", ".join(
+            f"count(*) filter (where {tests[index].predicate}) as test_{number}"
+            for number, index in enumerate(indexes)
+        )
+        try:
+            row = runner.row(f"select {counts} from {SCHEMA}.{_quote(model)}")
+        except runner.errors:
+            continue
+        passing |= {index for index, count in zip(indexes, row) if count == 0}
+    return passing, (time.perf_counter() - started) / max(len(passing), 1)
+
+
+# --- check: everything on DuckDB -------------------------------------------------------------
+
+
+def run_check(project: Project, *, seeds_dir: Path | str = config.SEEDS_DIR,
+              select: str | None = None, unit_dir: Path | str | None = None,
+              on_result: Callable[[Result], None] | None = None) -> CheckReport:
+    """Build every model on the sample seeds in an in-memory DuckDB and run all the tests."""
+    from . import duck as duck_module
+
+    started = time.perf_counter()
+    # Every model is built (tests compare models with each other); select picks the tests.
+    chosen = {model.name for model in project.select(select)}
+    needed = set(project.models)
+    results: list[Result] = []
+
+    def record(result: Result) -> None:
+        results.append(result)
+        if on_result:
+            on_result(result)
+
+    duck = duck_module.connect()
+    try:
+        duck_module.create_base_tables(duck)
+        duck_module.load_seeds(duck, seeds_dir)
+        duck_module.fill_alerts(duck, project)
+        duck.execute(f"create schema if not exists {SCHEMA}")
+        failed: set[str] = set()
+        for model in project.models.values():
+            if model.name not in needed:
+                continue
+            broken = sorted(model.depends_on & failed)
+            if broken:
+                failed.add(model.name)
+                record(Result("model", model.name, "skip",
+                              detail=f'reads model "{broken[0]}", which failed',
+                              path=model.display_path))
+                continue
+            model_started = time.perf_counter()
+            try:
+                _build_duckdb(duck, model)
+            except TrackerError as exc:
+                failed.add(model.name)
+                record(Result("model", model.name, "error", time.perf_counter() - model_started,
+                              detail=str(exc), path=model.display_path))
+            else:
+                record(Result("model", model.name, "pass", time.perf_counter() - model_started,
+                              path=model.display_path))
+        for result in _check_documented_columns(duck, project, needed - failed):
+            failed.add(result.name)
+            record(result)
+        models = [project[name] for name in project.order if name in chosen]
+        tests = generic_tests(project, models, "duckdb")
+        tests += [test for test in singular_tests(project, "duckdb")
+                  if select is None or test.model in chosen]
+        run_data_tests(_DuckRunner(duck), tests, failed, record)
+        for result in run_unit_tests(duck, project, unit_dir=unit_dir, failed=failed,
+                                     chosen=None if select is None else chosen):
+            record(result)
+    finally:
+        duck.close()
+    return CheckReport(results, time.perf_counter() - started, "duckdb")
+
+
+def _build_duckdb(duck, model: Model) -> None:
+    """Create one model's view or table; the runner's comments are left out for speed."""
+    import duckdb
+
+    query = render(model, "duckdb")
+    try:
+        duck.execute(f"create {model.materialized} {SCHEMA}.{_quote(model.name)} as\n{query}")
+    except duckdb.Error as exc:
+        raise TrackerError(
+            f'Error: model "{model.name}" failed in DuckDB ({model.display_path}): '
+            f"{_first_line(exc)}. Fix the model and run `python cli.py check` again."
+        ) from None
+
+
+def _check_documented_columns(duck, project: Project, names: set[str]) -> list[Result]:
+    """A model whose config() documents a column its SELECT does not return fails."""
+    actual: dict[str, list[str]] = {}
+    for table, column in duck.execute(
+        "select table_name, column_name from duckdb_columns() where schema_name = ? "
+        "order by table_name, column_index",
+        [SCHEMA],
+    ).fetchall():
+        actual.setdefault(table, []).append(column)
+    results = []
+    for name in project.order:
+        model = project[name]
+        if name not in names:
+            continue
+        missing = [column for column in model.columns if column not in actual.get(name, [])]
+        if missing:
+            results.append(Result(
+                "model", name, "error",
+                detail=f'Error: model "{name}" documents column "{missing[0]}" that its SELECT '
+                f"does not return ({model.display_path}; it returns "
+                f"{', '.join(actual.get(name, []))}). Fix the config() or the SELECT.",
+                path=model.display_path,
+            ))
+    return results
+
+
+def run_postgres_tests(conn, project: Project, select: str | None = None,
+                       on_result: Callable[[Result], None] | None = None) -> CheckReport:
+    """Run the generic and singular data tests on the analytics schema built by `run`."""
+    import psycopg
+
+    started = time.perf_counter()
+    models = project.select(select)
+    chosen = {model.name for model in models}
+    # One read-only snapshot for every test, so they all see the same data.
+    conn.rollback()
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    tests = generic_tests(project, models, "postgres")
+    tests += [test for test in singular_tests(project, "postgres")
+              if select is None or test.model in chosen]
+    built = {
+        row[0]
+        for row in conn.execute(
+            "select table_name from information_schema.tables where table_schema = %s",
+            [SCHEMA],
+        ).fetchall()
+    }
+    missing = [model.name for model in models if model.name not in built]
+    if missing:
+        raise TrackerError(
+            f"Error: {SCHEMA}.{missing[0]} does not exist"
+            f"{f' (nor {len(missing) - 1} other model(s))' if len(missing) > 1 else ''}. "
+            "Build the models first: `python cli.py run`."
+        )
+    with conn.transaction():
+        results = run_data_tests(_PostgresRunner(conn), tests, set(), on_result)
+    return CheckReport(results, time.perf_counter() - started, "postgres")
+
+
+# --- unit tests ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitTest:
+    """Given rows for some inputs of a model, the rows it must return."""
+
+    name: str
+    model: str
+    given: tuple[tuple[str, str, tuple[dict, ...]], ...]  # (kind, name, rows)
+    expect: tuple[dict, ...]
+    path: str
+
+
+def load_unit_tests(project: Project, unit_dir: Path | str | None = None) -> list[UnitTest]:
+    """queries/unit/*.json: {"model": NAME, "tests": [{"name", "given", "expect"}, ...]}."""
+    unit_dir = Path(unit_dir or project.queries_dir / "unit")
+    tests = []
+    for path in sorted(unit_dir.glob("*.json")):
+        display = _display(path, project)
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"Error: unit test file {display} is not valid JSON ({exc.msg} on line "
+                f"{exc.lineno}). Fix the file."
+            ) from None
+
+        def fail(what: str) -> InputError:
+            return InputError(f"Error: unit test file {display} {what}. Fix the file.")
+
+        if not isinstance(document, dict) or not isinstance(document.get("tests"), list):
+            raise fail('must be an object with "model" and a list of "tests"')
+        model = document.get("model")
+        if model not in project.models and not (project.queries_dir / "checks" / f"{model}.sql").exists():
+            raise fail(f'names unknown model "{model}"')
+        for index, test in enumerate(document["tests"], start=1):
+            if not isinstance(test, dict) or not isinstance(test.get("expect"), list):
+                raise fail(f'test {index} has no "expect" list of rows')
+            name = test.get("name") or f"{model}_{index}"
+            given = []
+            for entry in test.get("given", []):
+                match = INPUT_PATTERN.match(str(entry.get("input", ""))) if isinstance(entry, dict) else None
+                if not match or not isinstance(entry.get("rows"), list):
+                    raise fail(
+                        f'test "{name}" has a "given" entry without "input": '
+                        "\"ref('model')\" or \"source('table')\" and a list of \"rows\""
+                    )
+                given.append((match.group(1), match.group(2), tuple(entry["rows"])))
+            tests.append(UnitTest(name, model, tuple(given), tuple(test["expect"]), display))
+    return tests
+
+
+def run_unit_tests(duck, project: Project, *, unit_dir: Path | str | None = None,
+                   failed: set[str] = frozenset(), chosen: set[str] | None = None) -> list[Result]:
+    """Run every unit test in a transaction that is rolled back afterwards."""
+    from .duck import BASE_TABLES
+
+    results = []
+    for test in load_unit_tests(project, unit_dir):
+        if chosen is not None and test.model not in chosen:
+            continue
+        name = f"{test.model}: {test.name}"
+        if test.model in failed:
+            results.append(Result("unit", name, "skip", detail=f'model "{test.model}" failed',
+                                  path=test.path))
+            continue
+        started = time.perf_counter()
+        duck.execute("begin transaction")
+        try:
+            for table in BASE_TABLES:
+                duck.execute(f"delete from main.{table}")
+            missing, unexpected, names = _run_unit_test(duck, project, test)
+        except (TrackerError, *_duck_errors()) as exc:
+            results.append(Result("unit", name, "error", time.perf_counter() - started,
+                                  detail=f"{_first_line(exc)} ({test.path})", path=test.path))
+            continue
+        finally:
+            duck.execute("rollback")
+        rows = [f"missing:    {_row_text(names, row)}" for row in missing[:SAMPLE_ROWS]]
+        rows += [f"unexpected: {_row_text(names, row)}" for row in unexpected[:SAMPLE_ROWS]]
+        failures = len(missing) + len(unexpected)
+        detail = (f"{len(missing)} expected row(s) missing, {len(unexpected)} unexpected "
+                  f"({test.path})") if failures else ""
+        results.append(Result("unit", name, "fail" if failures else "pass",
+                              time.perf_counter() - started, failures, detail, rows, test.path))
+    return results
+
+
+def _run_unit_test(duck, project: Project, test: UnitTest):
+    upstream = set()
+    if test.model in project.models:
+        upstream = project.upstream(test.model)
+    given_refs = {name for kind, name, _ in test.given if kind == "ref"}
+    for kind, name, rows in test.given:
+        if kind == "source":
+            _insert_rows(duck, "main", name, rows, f"source('{name}')", test)
+        else:
+            if name not in upstream:
+                raise TrackerError(
+                    f'Error: unit test "{test.name}" gives ref(\'{name}\'), which model '
+                    f'"{test.model}" does not read'
+                )
+            columns = _relation_columns(duck, SCHEMA, name)
+            duck.execute(f"drop {_relation_kind(duck, name)} {SCHEMA}.{_quote(name)}")
+            duck.execute(
+                f"create table {SCHEMA}.{_quote(name)} ("
+                + ", ".join(f"{_quote(column)} {type_}" for column, type_ in columns.items())
+                + ")"
+            )
+            _insert_rows(duck, SCHEMA, name, rows, f"ref('{name}')", test)
+    # Tables built from the real data are rebuilt from the given rows; views read them live.
+    for model_name in project.order:
+        model = project[model_name]
+        if model_name in upstream and model_name not in given_refs and model.materialized == "table":
+            duck.execute(
+                f"create or replace table {SCHEMA}.{_quote(model_name)} as\n"
+                f"{render(model, 'duckdb')}"
+            )
+    if test.model in project.models:
+        query = render(project[test.model], "duckdb")
+    else:
+        query = render_file(project, project.queries_dir / "checks" / f"{test.model}.sql", "duckdb")
+    duck.execute(f"create temp table unit_actual as\n{query}")
+    actual_columns = _relation_columns(duck, "temp", "unit_actual")
+    names = list(dict.fromkeys(column for row in test.expect for column in row))
+    if not names:
+        names = list(actual_columns)
+    unknown = [name for name in names if name not in actual_columns]
+    if unknown:
+        raise TrackerError(
+            f'Error: unit test "{test.name}" expects column "{unknown[0]}", which model '
+            f'"{test.model}" does not return'
+        )
+    duck.execute(
+        "create temp table unit_expected ("
+        + ", ".join(f"{_quote(name)} {actual_columns[name]}" for name in names)
+        + ")"
+    )
+    _insert_rows(duck, "temp", "unit_expected", test.expect, "expect", test)
+    projected = ", ".join(f"cast({_quote(name)} as varchar)" for name in names)
+    listed = ", ".join(_quote(name) for name in names)
+    missing = duck.execute(
+        f"select {projected} from (select {listed} from unit_expected "
+        f"except all select {listed} from unit_actual) order by all"
+    ).fetchall()
+    unexpected = duck.execute(
+        f"select {projected} from (select {listed} from unit_actual "
+        f"except all select {listed} from unit_expected) order by all"
+    ).fetchall()
+    return missing, unexpected, names
+
+
+def _insert_rows(duck, schema: str, table: str, rows, label: str, test: UnitTest) -> None:
+    if not rows:
+        return
+    columns = _relation_columns(duck, schema, table)
+    names = list(dict.fromkeys(column for row in rows for column in row))
+    unknown = [name for name in names if name not in columns]
+    if unknown:
+        raise TrackerError(
+            f'Error: unit test "{test.name}" gives column "{unknown[0]}" for {label}, which has '
+            f"columns {', '.join(columns)}"
+        )
+    values = ",\n".join(
+        "(" + ", ".join(sql_literal(row.get(name), "duckdb") for name in names) + ")"
+        for row in rows
+    )
+    target = table if schema == "temp" else f"{schema}.{_quote(table)}"
+    duck.execute(
+        f"insert into {target} ({', '.join(_quote(name) for name in names)}) values\n{values}"
+    )
+
+
+def _relation_columns(duck, schema: str, name: str) -> dict[str, str]:
+    if schema == "temp":
+        rows = duck.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_catalog = 'temp' and table_name = ? order by ordinal_position",
+            [name],
+        ).fetchall()
+    else:
+        rows = duck.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_catalog <> 'temp' and table_schema = ? and table_name = ? "
+            "order by ordinal_position",
+            [schema, name],
+        ).fetchall()
+    return dict(rows)
+
+
+def _relation_kind(duck, name: str) -> str:
+    row = duck.execute(
+        "select table_type from information_schema.tables where table_schema = ? "
+        "and table_name = ?",
+        [SCHEMA, name],
+    ).fetchone()
+    return "view" if row and row[0] == "VIEW" else "table"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _duck_errors() -> tuple:
+    import duckdb
+
+    return (duckdb.Error,)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _row_text(names: list[str], row: tuple) -> str:
+    return ", ".join(f"{name}={'null' if value is None else value}" for name, value in zip(names, row))
+
+
+def _display(path: Path, project: Project) -> str:
+    try:
+        return str(path.relative_to(project.queries_dir.parent))
+    except ValueError:
+        return str(path)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0].strip().rstrip(".")
