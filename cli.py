@@ -901,7 +901,7 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom):
 
     Example:
 
-        python cli.py run && python cli.py export --format csv --select monthly_totals,dim_date
+        python cli.py export --format csv --select monthly_totals,dim_date
     """
     from pathlib import Path
 
