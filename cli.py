@@ -192,8 +192,8 @@ def psql(ctx, psql_args):
 
 @cli.command("generate")
 @click.option("--users", type=int, default=100, show_default=True, help="New users to create.")
-@click.option("--expenses", type=int, default=100_000, show_default=True, help="Expenses in total.")
-@click.option("--months", type=int, default=12, show_default=True, help="Months to spread them over.")
+@click.option("--expenses", type=int, default=100_000, show_default=True, help="Expenses in all.")
+@click.option("--months", type=int, default=12, show_default=True, help="Months to spread over.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same data.")
 @click.option(
     "--start-month",

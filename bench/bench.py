@@ -268,7 +268,8 @@ def bench_generate(ctx: Context) -> list[Figure]:
     )
     # "Well under a minute" at full scale; smaller runs get a proportional limit with a floor.
     limit = max(45.0 * ctx.scale, 5.0)
-    return [Figure("generate", f"generate {result.expenses:,} expenses", dataset.seconds, max_seconds=limit)]
+    label = f"generate {result.expenses:,} expenses"
+    return [Figure("generate", label, dataset.seconds, max_seconds=limit)]
 
 
 # --- trigger -------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ def bench_trigger(ctx: Context) -> list[Figure]:
     csv_path = ctx.workdir / "expenses.csv"
     with tracker_db.connect(dataset.url) as conn, open(csv_path, "wb") as target:
         statement = sql.SQL(
-            "copy (select {} from expenses order by id) to stdout with (format csv)"
+            "copy (select {} from expenses order by date, id) to stdout with (format csv)"
         ).format(columns)
         with conn.cursor().copy(statement) as copy:
             for chunk in copy:
@@ -302,7 +303,9 @@ def bench_trigger(ctx: Context) -> list[Figure]:
                 for trigger_on in (False, True):
                     conn.execute("truncate expenses, alerts")
                     action = "enable" if trigger_on else "disable"
-                    conn.execute(sql.SQL("alter table expenses {} trigger user").format(sql.SQL(action)))
+                    conn.execute(
+                        sql.SQL("alter table expenses {} trigger user").format(sql.SQL(action))
+                    )
                     conn.execute("analyze users, categories, budgets, expenses, alerts")
                     _checkpoint(conn)
                     variant = "trigger on " if trigger_on else "trigger off"
@@ -384,11 +387,27 @@ def print_summary(figures: list[Figure], failures: list[tuple[str, str]]) -> Non
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--only", "only", multiple=True, metavar="NAME", help="Run only these sections (repeatable, or comma-separated).")
-@click.option("--expenses", type=click.IntRange(min=1000), default=FULL_SCALE, show_default=True,
-              help="Expenses in the dataset; lower it for a quick try (targets are for 1,000,000).")
-@click.option("--runs", type=click.IntRange(min=1, max=5), default=2, show_default=True,
-              help="Repetitions of each timed variant where a section repeats (best is kept).")
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Run only these sections (repeatable, or comma-separated).",
+)
+@click.option(
+    "--expenses",
+    type=click.IntRange(min=1000),
+    default=FULL_SCALE,
+    show_default=True,
+    help="Expenses in the dataset; lower it for a quick try (targets are for 1,000,000).",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1, max=5),
+    default=2,
+    show_default=True,
+    help="Repetitions of each timed variant where a section repeats (best is kept).",
+)
 @click.option("--list", "list_only", is_flag=True, help="List the sections and exit.")
 def main(only, expenses, runs, list_only):
     """Measure the speed goals against baselines from the same run; exit 1 if one is missed.
@@ -433,7 +452,8 @@ def main(only, expenses, runs, list_only):
                 except Exception as exc:  # noqa: BLE001 - report and go on with the others
                     if not isinstance(exc, TrackerError):
                         traceback.print_exc()
-                    failures.append((item.name, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__))
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    failures.append((item.name, reason or type(exc).__name__))
                     continue
                 for figure in section_figures:
                     ratio = "" if figure.ratio is None else f", ratio {figure.ratio:.2f}"

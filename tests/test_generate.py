@@ -216,7 +216,8 @@ def test_generate_restores_expense_indexes_and_constraints(run_cli, db_url):
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         query(
             db_url,
-            "insert into expenses (user_id, category_id, amount, date) values (-1, -1, 1, '2025-01-01')",
+            "insert into expenses (user_id, category_id, amount, date)"
+            " values (-1, -1, 1, '2025-01-01')",
         )
 
 

@@ -68,7 +68,11 @@ NOTES = {
         "Birthday gift 🎁 for Priya",
         "Kurta, 2 pieces",
     ),
-    "Entertainment": ('Movie "Inception" re-release', "Streaming subscription", "Concert 🎶 tickets"),
+    "Entertainment": (
+        'Movie "Inception" re-release',
+        "Streaming subscription",
+        "Concert 🎶 tickets",
+    ),
     "Utilities": ("Electricity bill\nApril + May", "Mobile recharge", "Broadband, 100 Mbps"),
     "Health": ("Pharmacy: paracetamol, ORS", "Doctor visit", "Gym membership 💪"),
     "Travel": ("Flight BLR→DEL", "Train tickets, 3AC", 'Hotel "Sea View", 2 nights'),
@@ -129,7 +133,8 @@ def parse_options(
     ):
         if not low <= value <= high:
             raise InputError(
-                f"Error: {name} {value} is out of range. Give a whole number from {low:,} to {high:,}."
+                f"Error: {name} {value} is out of range. "
+                f"Give a whole number from {low:,} to {high:,}."
             )
     text = start_month or DEFAULT_START_MONTH
     match = re.fullmatch(r"(\d{4})-(\d{2})", text)
@@ -377,9 +382,11 @@ def _insert_users(conn: psycopg.Connection, options: GenerateOptions) -> None:
             gen_months.month_no,
             gen_months.month_start,
             gen_months.days,
-            gen_users.activity
-                * (50 + pg_temp.gen_random(gen_users.user_no * 4096 + gen_months.month_no, 7, %(seed)s)
-                    %% 101) as weight
+            gen_users.activity * (
+                50
+                + pg_temp.gen_random(gen_users.user_no * 4096 + gen_months.month_no, 7, %(seed)s)
+                    %% 101
+            ) as weight
         from gen_users
         cross join gen_months
         where pg_temp.gen_random(gen_users.user_no * 4096 + gen_months.month_no, 4, %(seed)s)
@@ -424,7 +431,8 @@ def _insert_users(conn: psycopg.Connection, options: GenerateOptions) -> None:
     )
     conn.execute("create index on gen_month_rows (first_row)")
     conn.execute("analyze gen_month_rows")
-    if options.expenses and not conn.execute("select exists (select from gen_month_rows)").fetchone()[0]:
+    has_months = conn.execute("select exists (select from gen_month_rows)").fetchone()[0]
+    if options.expenses and not has_months:
         raise TrackerError(
             "Error: every generated user skipped every month, so there is nowhere to put "
             "expenses. Give more --users or --months."
@@ -456,7 +464,8 @@ def _insert_budgets(conn: psycopg.Connection, options: GenerateOptions) -> int:
                 gen_categories.weight,
                 gen_categories.low + (gen_categories.high - gen_categories.low) / 4 as mean_amount,
                 pg_temp.gen_random(
-                    (gen_users.user_no * 4096 + gen_months.month_no) * 64 + gen_categories.category_no,
+                    (gen_users.user_no * 4096 + gen_months.month_no) * 64
+                        + gen_categories.category_no,
                     6,
                     %(seed)s
                 ) as draw
@@ -474,7 +483,8 @@ def _insert_budgets(conn: psycopg.Connection, options: GenerateOptions) -> int:
                 case
                     when keys.draw %% 100 < %(missing)s + %(zero)s then 0
                     else round(
-                        %(expenses)s::numeric * keys.activity * 100 / greatest(weights.total_weight, 1)
+                        %(expenses)s::numeric * keys.activity * 100
+                            / greatest(weights.total_weight, 1)
                             * keys.weight / 100
                             * keys.mean_amount
                             * (70 + (keys.draw / 100) %% 90) / 100,
@@ -508,7 +518,9 @@ def _insert_budgets(conn: psycopg.Connection, options: GenerateOptions) -> int:
     return cursor.rowcount
 
 
-def _insert_expenses(conn: psycopg.Connection, options: GenerateOptions, first: int, last: int) -> None:
+def _insert_expenses(
+    conn: psycopg.Connection, options: GenerateOptions, first: int, last: int
+) -> None:
     # amount: low + (high - low) * u^3 for u uniform in [0, 1) on 20 bits: most expenses are
     # small, a few large. Two in three are whole rupees.
     conn.execute(
