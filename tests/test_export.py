@@ -404,3 +404,33 @@ def test_export_refuses_a_second_export_into_the_same_folder(built_url, run_cli,
     assert result.exit_code == 1
     assert f"another export is writing to {tmp_path}" in result.stderr
     assert tree(tmp_path) == before
+
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def test_export_help_has_example_and_readmes_document_every_model(run_cli):
+    result = run_cli(None, "export", "--help")
+    assert result.exit_code == 0, result.output
+    assert "python cli.py export" in result.output.split("Example:", 1)[1]
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    assert "python cli.py export" in readme and "(exports/README.md)" in readme
+    guide = (PROJECT / "exports" / "README.md").read_text(encoding="utf-8")
+    for model in exported_models():
+        # Each file is described, and has its Power Query type list.
+        assert f"`{model.name}`" in guide, model.name
+        assert f"// {model.name}" in guide or f'csv\\{model.name}.csv' in guide, model.name
+
+
+def test_export_committed_sample_matches_its_manifest():
+    sample = PROJECT / "exports" / "sample"
+    manifest = json.loads((sample / "manifest.json").read_text(encoding="utf-8"))
+    assert sorted(entry["model"] for entry in manifest["files"]) == sorted(
+        model.name for model in exported_models()
+    )
+    for entry in manifest["files"]:
+        content = (sample / entry["path"]).read_bytes()
+        assert hashlib.sha256(content).hexdigest() == entry["sha256"], entry["path"]
+        assert content.startswith(BOM)
+        assert len(read_csv(sample / entry["path"])[1]) == entry["rows"]
+    assert "password" not in json.dumps(manifest)
