@@ -64,8 +64,9 @@ def exported_models():
 
 
 def database_rows(url, model, columns):
-    """The relation's rows, read with psycopg in the model's configured order."""
-    order = model.order_by or columns
+    """The relation's rows, read with psycopg in the model's order_by, then unique_key."""
+    order = list(model.order_by) + [c for c in model.unique_key if c not in model.order_by]
+    order = order or columns
     query = psycopg.sql.SQL("select {} from {} order by {}").format(
         psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns)),
         psycopg.sql.Identifier("analytics", model.name),
@@ -434,3 +435,12 @@ def test_export_committed_sample_matches_its_manifest():
         assert content.startswith(BOM)
         assert len(read_csv(sample / entry["path"])[1]) == entry["rows"]
     assert "password" not in json.dumps(manifest)
+
+
+def test_export_twice_writes_identical_files(built_url, run_cli, tmp_path):
+    assert export(run_cli, built_url, tmp_path / "first").exit_code == 0
+    assert export(run_cli, built_url, tmp_path / "second").exit_code == 0
+    first, second = tree(tmp_path / "first"), tree(tmp_path / "second")
+    first.pop("manifest.json"), second.pop("manifest.json")
+    assert len(first) == 2 * len(exported_models())
+    assert first == second

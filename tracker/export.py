@@ -170,11 +170,17 @@ def select_export_models(project, spec: str | None = None) -> list:
 
 
 def export_items(models: Iterable) -> list[ExportItem]:
-    """ExportItems for models of tracker.models (name, order_by, pii columns)."""
-    return [
-        ExportItem(model.name, tuple(model.order_by), tuple(model.pii_columns))
-        for model in models
-    ]
+    """ExportItems for models of tracker.models (name, sort columns, pii columns).
+
+    Rows are sorted by order_by, then by any unique_key column not in it, so the order is
+    total and two exports of the same data are byte-identical.
+    """
+    items = []
+    for model in models:
+        order = list(model.order_by)
+        order += [column for column in model.unique_key if column not in order]
+        items.append(ExportItem(model.name, tuple(order), tuple(model.pii_columns)))
+    return items
 
 
 def export_models(
