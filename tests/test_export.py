@@ -444,3 +444,17 @@ def test_export_twice_writes_identical_files(built_url, run_cli, tmp_path):
     first.pop("manifest.json"), second.pop("manifest.json")
     assert len(first) == 2 * len(exported_models())
     assert first == second
+
+
+def test_export_discards_the_staging_folder_of_a_killed_export(built_url, run_cli, tmp_path):
+    assert export(run_cli, built_url, tmp_path, "--select", "dim_date").exit_code == 0
+    before = tree(tmp_path)
+    # What a killed export leaves: a staging folder without the COMMITTED marker.
+    dead = tmp_path / ".export-staging-killed" / "new" / "csv"
+    dead.mkdir(parents=True)
+    (dead / "dim_date.csv").write_bytes(b"half a file")
+    result = export(run_cli, built_url, tmp_path, "--select", "dim_date")
+    assert result.exit_code == 0, result.output
+    after = tree(tmp_path)
+    assert sorted(after) == sorted(before)
+    assert after["csv/dim_date.csv"] == before["csv/dim_date.csv"]
