@@ -226,3 +226,52 @@ def test_test_fails_on_bad_data_in_postgresql(seeded_url, run_cli):
     assert has_row(result.output, "FAIL", "test", "exceeded_budgets_have_an_alert")
     assert f"spent={Decimal('100299.00')}" in result.output
     assert "FAIL: " in result.output
+
+
+def test_check_runs_the_unit_tests(run_cli):
+    result = run_cli(None, "check", "--verbose")
+    assert result.exit_code == 0, result.output
+    for name in (
+        "budget_alert_crossings: crossings_in_id_order",
+        "budget_vs_actual: status_bands_and_zero_budgets",
+        "monthly_totals: months_across_a_year_boundary_and_a_leap_day",
+        "rolling_trend: empty_month_inside_the_range_and_year_boundary",
+    ):
+        assert has_row(result.output, "PASS", "unit", name)
+
+
+def test_check_unit_test_catches_spending_at_the_budget_counted_as_over(run_cli, queries):
+    path = queries / "marts" / "budget_vs_actual.sql"
+    text = path.read_text()
+    old = "when budget_spending.spent > budget_spending.budget_amount then 'over'"
+    assert old in text
+    path.write_text(text.replace(old, old.replace(" > ", " >= ")))
+    result = run_cli(None, "check", "--queries", str(queries))
+    assert result.exit_code == 1, result.output
+    name = "budget_vs_actual: status_bands_and_zero_budgets"
+    assert has_row(result.output, "FAIL", "unit", name)
+    assert (f"FAIL unit {name}: 2 expected row(s) missing, 2 unexpected "
+            "(queries/unit/budget_vs_actual.json)") in result.output
+    assert ("missing:    budget_id=1, category=Food, spent=100.00, remaining=0.00, "
+            "pct_used=100.0, status=near") in result.output
+    assert ("unexpected: budget_id=1, category=Food, spent=100.00, remaining=0.00, "
+            "pct_used=100.0, status=over") in result.output
+    assert ("unexpected: budget_id=2, category=Travel, spent=0.00, remaining=0.00, "
+            "pct_used=null, status=over") in result.output
+
+
+def test_check_unit_test_that_expects_an_unknown_column_is_an_error(run_cli, queries):
+    path = queries / "unit" / "monthly_totals.json"
+    path.write_text(path.read_text().replace('"expense_count": 2', '"n_expenses": 2'))
+    result = run_cli(None, "check", "--queries", str(queries))
+    assert result.exit_code == 1, result.output
+    assert has_row(result.output, "ERROR", "unit",
+                   "monthly_totals: months_across_a_year_boundary_and_a_leap_day")
+    assert 'expects column "n_expenses", which model "monthly_totals" does not return' in result.output
+
+
+def test_check_unit_test_file_that_is_not_json_is_refused(run_cli, queries):
+    (queries / "unit" / "broken.json").write_text('{"model": "monthly_totals", "tests": [}')
+    result = run_cli(None, "check", "--queries", str(queries))
+    assert result.exit_code == 2
+    assert "Error: unit test file queries/unit/broken.json is not valid JSON" in result.stderr
