@@ -111,8 +111,7 @@ class Column:
     @property
     def is_money(self) -> bool:
         # The project's convention: money is numeric with scale 2 (numeric(12,2), (38,2)).
-        return bool(self.duckdb_type) and self.duckdb_type.startswith("DECIMAL(") \
-            and self.duckdb_type.endswith(",2)")
+        return (self.duckdb_type or "").startswith("DECIMAL(") and self.duckdb_type.endswith(",2)")
 
 
 @dataclass(frozen=True)
@@ -471,7 +470,11 @@ def _copy_to_csv(url, conn, snapshot, jobs, bom: bool, on_written: Callable[[int
         lines.append(f"\\o {_psql_quote(str(path))}")
         if bom:
             lines.append("\\qecho -n \ufeff")
-        lines += [f"copy ({query}) to stdout (format csv, header);", "\\o", f"\\echo {DONE} {index}"]
+        lines += [
+            f"copy ({query}) to stdout (format csv, header);",
+            "\\o",
+            f"\\echo {DONE} {index}",
+        ]
     lines.append("commit;")
     script = ("\n".join(lines) + "\n").encode("utf-8")
     # psql gets the password through its environment, never on the command line.
