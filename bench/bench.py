@@ -356,7 +356,8 @@ def _function_times(conn: psycopg.Connection) -> str:
     ).fetchall()
     if not rows:
         return ""
-    return " (function time, callees included: " + ", ".join(f"{name} {ms / 1000:.2f} s" for name, ms in rows) + ")"
+    times = ", ".join(f"{name} {ms / 1000:.2f} s" for name, ms in rows)
+    return f" (function time, callees included: {times})"
 
 
 def _track_functions(conn: psycopg.Connection) -> None:
