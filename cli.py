@@ -1015,5 +1015,49 @@ def test_command(ctx, select, queries_dir, verbose):
         ctx.exit(1)
 
 
+@cli.command("parity")
+@_select_option
+@_queries_option
+@click.pass_context
+def parity_command(ctx, select, queries_dir):
+    """Check that every model returns the same rows and types on DuckDB as on PostgreSQL.
+
+    Copies the database's base tables into DuckDB, builds the models there, and compares
+    each one with the relation `run` built in schema analytics, row by row on its
+    unique_key. A difference names the model, the key and both values; exit 1.
+
+    Example:
+
+        python cli.py run && python cli.py parity
+    """
+    import tempfile
+
+    from tracker.checks import compare_engines
+    from tracker.models import load_project
+
+    project = load_project(queries_dir)
+    target = database(ctx)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tracker_parity_") as workdir:
+        results = compare_engines(target.url, project, workdir, select=select)
+    for parity in results:
+        rows.append(("PASS" if parity.ok else "FAIL", parity.name,
+                     "-" if parity.postgres_rows < 0 else f"{parity.postgres_rows:,}",
+                     "-" if parity.duckdb_rows < 0 else f"{parity.duckdb_rows:,}"))
+    print_table(["result", "model", "postgres rows", "duckdb rows"], rows)
+    failed = [parity for parity in results if not parity.ok]
+    for parity in failed:
+        click.echo("")
+        click.echo(f"FAIL {parity.name}:")
+        for difference in parity.differences:
+            click.echo(f"    {difference}")
+    click.echo("")
+    if failed:
+        click.echo(f"FAIL: {len(failed)} of {len(results)} models differ between PostgreSQL "
+                   f"and DuckDB on {target.masked_url}.")
+        ctx.exit(1)
+    click.echo(f"PASS: {len(results)} models return the same rows on PostgreSQL and DuckDB.")
+
+
 if __name__ == "__main__":
     cli()
