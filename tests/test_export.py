@@ -458,3 +458,13 @@ def test_export_discards_the_staging_folder_of_a_killed_export(built_url, run_cl
     after = tree(tmp_path)
     assert sorted(after) == sorted(before)
     assert after["csv/dim_date.csv"] == before["csv/dim_date.csv"]
+
+
+def test_export_without_psql_writes_the_same_files(built_url, tmp_path):
+    models = export_items(exported_models())
+    export_models(built_url, models, tmp_path / "psql", use_psql=True)
+    export_models(built_url, models, tmp_path / "psycopg", use_psql=False)
+    with_psql, without = tree(tmp_path / "psql"), tree(tmp_path / "psycopg")
+    assert json.loads(with_psql.pop("manifest.json"))["files"] == json.loads(
+        without.pop("manifest.json"))["files"]
+    assert with_psql == without
