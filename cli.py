@@ -213,20 +213,25 @@ def generate(ctx, users, expenses, months, seed, start_month):
 
         python cli.py generate --users 1000 --expenses 1000000 --months 24 --seed 7
     """
+    import contextlib
+
     from tracker.generate import generate_data, parse_options
 
     options = parse_options(
         users=users, expenses=expenses, months=months, seed=seed, start_month=start_month
     )
     target = database(ctx)
-    with click.progressbar(
-        length=1, label="Generating", file=sys.stderr, show_eta=True, width=30
-    ) as bar:
+    # The bar starts with the first progress report, so a refused run prints only its error.
+    with contextlib.ExitStack() as stack:
+        bars = []
 
         def on_progress(label, done, total):
-            bar.length = total
-            bar.label = f"Generating {label:<8}"
-            bar.update(done - bar.pos)
+            if not bars:
+                bars.append(stack.enter_context(click.progressbar(
+                    length=total, label="Generating", file=sys.stderr, show_eta=True, width=30
+                )))
+            bars[0].label = f"Generating {label:<8}"
+            bars[0].update(done - bars[0].pos)
 
         result = generate_data(target.url, options, on_progress)
     print_table(
