@@ -468,3 +468,18 @@ def test_export_without_psql_writes_the_same_files(built_url, tmp_path):
     assert json.loads(with_psql.pop("manifest.json"))["files"] == json.loads(
         without.pop("manifest.json"))["files"]
     assert with_psql == without
+
+
+def test_export_select_with_graph_operators_keeps_only_exported_models(built_url, run_cli,
+                                                                       tmp_path):
+    result = export(run_cli, built_url, tmp_path, "--select", "+monthly_totals stg_budgets+",
+                    "--format", "csv")
+    assert result.exit_code == 0, result.output
+    exported = sorted(entry["model"] for entry in
+                      json.loads((tmp_path / "manifest.json").read_text())["files"])
+    project = load_project()
+    expected = sorted(
+        name for name in {"monthly_totals"} | project.downstream("stg_budgets")
+        if project[name].export
+    )
+    assert exported == expected and "budget_vs_actual" in exported

@@ -148,11 +148,11 @@ class ExportResult:
 def select_export_models(project, spec: str | None = None) -> list:
     """The exported models chosen by spec (all exported models when spec is empty).
 
-    `+name` pulls in upstream staging models too; those are silently left out, but a
-    model named on its own that is not exported is an error.
+    `+name` / `name+` pull in upstream / downstream models; the staging models among them
+    are left out, but a model named on its own (no +) that is not exported is an error.
     """
     chosen = project.select(spec)
-    named = {token.strip("+") for token in (spec or "").replace(",", " ").split()}
+    named = {token for token in (spec or "").replace(",", " ").split() if "+" not in token}
     for model in chosen:
         if model.name in named and not model.export:
             exported = ", ".join(m.name for m in project.models.values() if m.export)
