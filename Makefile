@@ -47,3 +47,7 @@ clean:  ## Remove generated files (keeps .venv and the database)
 
 check: $(STAMP)  ## Build every model on the sample seeds in DuckDB and run all data and unit tests
 	$(PY) cli.py check
+
+verify: $(STAMP)  ## Prove the export right twice: cli.py verify (SQL + DuckDB), scripts/verify.sh (bash)
+	$(PY) cli.py verify --dir $(or $(DIR),exports)
+	PSQL="$(PY) cli.py psql" bash scripts/verify.sh $(or $(DIR),exports)

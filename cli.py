@@ -1064,5 +1064,56 @@ def parity_command(ctx, select, queries_dir):
     click.echo(f"PASS: {len(results)} models return the same rows on PostgreSQL and DuckDB.")
 
 
+@cli.command("verify")
+@click.option("--dir", "out_dir", metavar="DIR", type=click.Path(file_okay=False), default=None,
+              help="The export folder holding manifest.json (default: exports/).")
+@click.pass_context
+def verify_command(ctx, out_dir):
+    """Recount an export: rows and money sums in PostgreSQL, in DuckDB and in the manifest.
+
+    For every file in DIR/manifest.json, PostgreSQL recomputes the row count and money
+    sums from the analytics relation, DuckDB recomputes them from the CSV or Parquet file
+    itself, and both must equal the manifest; each file's sha256 must match too. A missing,
+    truncated or edited file exits 1 with a line naming it. `make verify` adds the same
+    proof in bash (scripts/verify.sh).
+
+    Example:
+
+        python cli.py export && python cli.py verify --dir exports
+    """
+    from pathlib import Path
+
+    from tracker.verify import verify_export
+
+    directory = Path(out_dir) if out_dir else config.EXPORTS_DIR
+    report = verify_export(database(ctx).url, directory)
+
+    def shown(value):
+        return "-" if value is None else f"{value:,}"
+
+    def flag(value):
+        return {True: "ok", False: "DIFF", None: "-"}[value]
+
+    print_table(
+        ["result", "file", "manifest", "postgres", "duckdb", "sums", "sha256"],
+        [("PASS" if check.ok else "FAIL", check.path, shown(check.manifest_rows),
+          shown(check.postgres_rows), shown(check.duckdb_rows), flag(check.sums_ok),
+          flag(check.sha256_ok)) for check in report.files],
+    )
+    failed = [check for check in report.files if not check.ok]
+    for check in failed:
+        click.echo("")
+        click.echo(f"FAIL {check.path}:")
+        for problem in check.problems:
+            click.echo(f"    {problem}")
+    click.echo("")
+    if failed:
+        click.echo(f"FAIL: {len(failed)} of {len(report.files)} files in {directory} do not "
+                   "match. Export again (`python cli.py export`) and verify.")
+        ctx.exit(1)
+    click.echo(f"PASS: {len(report.files)} files in {directory} match PostgreSQL, DuckDB and "
+               f"the manifest ({report.seconds:.2f} s).")
+
+
 if __name__ == "__main__":
     cli()
