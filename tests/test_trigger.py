@@ -400,3 +400,12 @@ def test_trigger_stress_many_concurrent_small_inserts_fire_once_per_key(db_url, 
         assert count == 1
         assert budget_amount == budgets[category]
         assert budget_amount < low == high <= budget_amount + 9
+
+
+def test_trigger_alert_check_is_replanned_on_every_call(conn):
+    # A cached generic plan from small tables made a later bulk load in the same session
+    # scan the whole table once per key (V005); the setting must stay on the function.
+    config = conn.execute(
+        "select proconfig from pg_proc where proname = 'budget_alerts_fire'"
+    ).fetchone()[0]
+    assert "plan_cache_mode=force_custom_plan" in config
