@@ -1,0 +1,72 @@
+"""make bench, section check: `python cli.py check` wall time, start-up included, under 1 s.
+
+The baseline is the same SQL sent straight to DuckDB by a bare Python process: the base
+tables, the seed loads, every model rendered for DuckDB and every generic data test as one
+script, with no Jinja, no test bookkeeping and no CLI. The goal is absolute (under 1 second
+on the sample seeds); the ratio says what the tool adds on top of DuckDB itself.
+"""
+
+import subprocess
+import sys
+import time
+
+from bench import PROJECT_DIR, Figure, section
+from tracker import duck as tracker_duck
+from tracker.checks import generic_tests
+from tracker.models import load_project, render
+
+CHECK_SECONDS = 1.0
+
+
+def _best_wall_time(command: list[str], runs: int) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {done.stdout[-300:]}{done.stderr[-300:]}")
+        best = min(best, seconds)
+    return best
+
+
+def _baseline_script(ctx) -> str:
+    """The SQL `check` runs, as one script for DuckDB."""
+    project = load_project()
+    seeds = tracker_duck.SEED_COLUMNS
+    statements = [tracker_duck.BASE_TABLES_SQL.read_text()]
+    for name, columns in seeds.items():
+        struct = "{" + ", ".join(f"'{column}': '{type_}'" for column, type_ in columns.items()) + "}"
+        statements.append(
+            f"create temp table seed_{name} as select *, row_number() over () as seq from "
+            f"read_csv('{tracker_duck.config.SEEDS_DIR / (name + '.csv')}', header = true, "
+            f"columns = {struct}, auto_detect = false);"
+        )
+    statements.append(tracker_duck.SEED_LOAD)
+    statements.append("create schema analytics;")
+    for model in project.models.values():
+        statements.append(f"create {model.materialized} analytics.{model.name} as\n"
+                          f"{render(model, 'duckdb')};")
+    for test in generic_tests(project, project.models.values(), "duckdb"):
+        statements.append(f"select count(*) from ({test.query});")
+    path = ctx.workdir / "check_baseline.sql"
+    path.write_text("\n".join(statements))
+    return str(path)
+
+
+@section("check", "python cli.py check (DuckDB, seeds, every model and test) under 1 s wall time")
+def bench_check(ctx) -> list[Figure]:
+    runs = max(ctx.runs, 3)
+    script = _baseline_script(ctx)
+    baseline = _best_wall_time(
+        [sys.executable, "-c", f"import duckdb; duckdb.connect().execute(open({script!r}).read())"],
+        runs,
+    )
+    ctx.echo(f"  same SQL straight to DuckDB (python -c): best of {runs} {baseline:.2f} s")
+    seconds = _best_wall_time([sys.executable, "cli.py", "check"], runs)
+    ctx.echo(f"  python cli.py check: best of {runs} {seconds:.2f} s")
+    return [
+        Figure("check", "python cli.py check, wall time incl. start-up", seconds,
+               baseline_label="same SQL straight to DuckDB", baseline_seconds=baseline,
+               max_seconds=CHECK_SECONDS)
+    ]
