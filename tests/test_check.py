@@ -284,3 +284,16 @@ def test_check_commands_have_help_with_an_example_and_a_readme_entry(run_cli, co
     assert f"python cli.py {command}" in result.output.split("Example:", 1)[1]
     readme = (config.PROJECT_DIR / "README.md").read_text(encoding="utf-8")
     assert re.search(rf"python cli\.py {command}(\s|$)", readme, re.MULTILINE)
+
+
+def test_check_singular_test_with_an_unknown_ref_is_an_error_naming_its_file(run_cli, queries):
+    (queries / "tests" / "typo.sql").write_text(
+        "-- Refers to a model that does not exist.\nselect * from {{ ref('monthly_total') }}\n"
+    )
+    result = run_cli(None, "check", "--queries", str(queries))
+    assert result.exit_code == 1, result.output
+    assert has_row(result.output, "ERROR", "test", "typo")
+    assert 'refers to unknown model "monthly_total" (queries/tests/typo.sql)' in result.output
+    assert 'Did you mean "monthly_totals"?' in result.output
+    # The other tests still ran.
+    assert "0 skipped" in result.output and "1 failed" in result.output

@@ -79,6 +79,7 @@ class DataTest:
     query: str
     path: str
     predicate: str = ""  # for tests of single rows: the condition a failing row meets
+    error: str = ""  # the test could not even be rendered
 
 
 # --- collecting tests ------------------------------------------------------------------------
@@ -166,9 +167,14 @@ def singular_tests(project: Project, engine: str, tests_dir: Path | None = None)
     tests_dir = Path(tests_dir or project.queries_dir / "tests")
     tests = []
     for path in sorted(tests_dir.glob("*.sql")):
-        query = render_file(project, path, engine).strip().rstrip(";")
-        refs = re.findall(rf"\b{SCHEMA}\.([a-z_][a-z0-9_]*)", query)
         display = _display(path, project)
+        try:
+            query = render_file(project, path, engine).strip().rstrip(";")
+        except TrackerError as exc:
+            # Reported as this test's error, so the other tests still run.
+            tests.append(DataTest(path.stem, "", "", display, error=str(exc)))
+            continue
+        refs = re.findall(rf"\b{SCHEMA}\.([a-z_][a-z0-9_]*)", query)
         tests.append(DataTest(path.stem, refs[0] if refs else "", query, display))
     return tests
 
@@ -196,7 +202,6 @@ class _DuckRunner:
         if total > FETCH_LIMIT:
             total = self.duck.execute(f"select count(*) from (\n{query}\n) as failures").fetchone()[0]
         return names, rows, total
-
 
     def row(self, query: str) -> tuple:
         return self.duck.execute(query).fetchone()
@@ -239,6 +244,8 @@ def run_data_tests(runner, tests: list[DataTest], skip_models: set[str] = frozen
         started = time.perf_counter()
         if index in known_passing:
             result = Result("test", test.name, "pass", batch_seconds, path=test.path)
+        elif test.error:
+            result = Result("test", test.name, "error", 0.0, detail=test.error, path=test.path)
         elif test.model in skip_models:
             result = Result("test", test.name, "skip", 0.0,
                             detail=f'model "{test.model}" was not built', path=test.path)
