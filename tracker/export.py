@@ -283,7 +283,9 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     total = len(items) * len(formats)
     files: list[dict] = []
     pending: list[Future] = []
-    duck = duckdb.connect()
+    # DuckDB works while PostgreSQL and psql produce the next file: leave them half the
+    # cores (on 2 cores a second DuckDB thread made the whole export slower, not faster).
+    duck = duckdb.connect(config={"threads": max(1, (os.cpu_count() or 2) // 2)})
 
     def report(entries: list[dict]) -> None:
         for entry in entries:
