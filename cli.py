@@ -999,10 +999,12 @@ def check_command(ctx, select, queries_dir, verbose):
 @click.option("--verbose", "-v", is_flag=True, help="List every test, not only failures.")
 @click.pass_context
 def test_command(ctx, select, queries_dir, verbose):
-    """Run the models' data tests on PostgreSQL, against the relations `run` built.
+    """Run the models' data tests and unit tests on PostgreSQL.
 
-    The same generic and singular tests as `check`, read-only, in one snapshot of schema
-    analytics. Exit 1 if any test fails.
+    The same generic and singular tests as `check`, read-only, in one snapshot of the
+    relations `run` built in schema analytics; then the unit tests, rendered for PostgreSQL
+    and pointed at temporary tables, in transactions that are rolled back. Exit 1 if any
+    test fails.
 
     Example:
 

@@ -297,3 +297,30 @@ def test_check_singular_test_with_an_unknown_ref_is_an_error_naming_its_file(run
     assert 'Did you mean "monthly_totals"?' in result.output
     # The other tests still ran.
     assert "0 skipped" in result.output and "1 failed" in result.output
+
+
+def test_test_runs_the_unit_tests_on_postgresql_without_touching_the_data(seeded_url, run_cli):
+    assert run_cli(seeded_url, "run").exit_code == 0
+    with psycopg.connect(seeded_url) as conn:
+        before = conn.execute("select count(*), sum(amount) from expenses").fetchone()
+    result = run_cli(seeded_url, "test", "--verbose")
+    assert result.exit_code == 0, result.output
+    assert has_row(result.output, "PASS", "unit", "budget_vs_actual: status_bands_and_zero_budgets")
+    assert has_row(result.output, "PASS", "unit", "budget_alert_crossings: crossings_in_id_order")
+    with psycopg.connect(seeded_url) as conn:
+        assert conn.execute("select count(*), sum(amount) from expenses").fetchone() == before
+        assert conn.execute(
+            "select count(*) from pg_class where relname like 'unit_%'"
+        ).fetchone() == (0,)
+
+
+def test_test_unit_test_fails_on_postgresql_with_the_rows(seeded_url, run_cli, queries):
+    assert run_cli(seeded_url, "run").exit_code == 0
+    path = queries / "marts" / "budget_vs_actual.sql"
+    old = "when budget_spending.spent > budget_spending.budget_amount then 'over'"
+    path.write_text(path.read_text().replace(old, old.replace(" > ", " >= ")))
+    result = run_cli(seeded_url, "test", "--queries", str(queries), "--select", "budget_vs_actual")
+    assert result.exit_code == 1, result.output
+    assert has_row(result.output, "FAIL", "unit", "budget_vs_actual: status_bands_and_zero_budgets")
+    assert ("unexpected: budget_id=1, category=Food, spent=100.00, remaining=0.00, "
+            "pct_used=100.0, status=over") in result.output

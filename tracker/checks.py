@@ -397,8 +397,9 @@ def _check_documented_columns(duck, project: Project, names: set[str]) -> list[R
 
 
 def run_postgres_tests(conn, project: Project, select: str | None = None,
+                       unit_dir: Path | str | None = None,
                        on_result: Callable[[Result], None] | None = None) -> CheckReport:
-    """Run the generic and singular data tests on the analytics schema built by `run`."""
+    """Run the data tests on the analytics schema built by `run`, then the unit tests."""
     import psycopg
 
     started = time.perf_counter()
@@ -427,6 +428,15 @@ def run_postgres_tests(conn, project: Project, select: str | None = None,
         )
     with conn.transaction():
         results = run_data_tests(_PostgresRunner(conn), tests, set(), on_result)
+    # Unit tests write temporary tables, so they cannot share the read-only snapshot.
+    conn.rollback()
+    conn.read_only = False
+    for result in run_unit_tests_postgres(conn, project, unit_dir=unit_dir,
+                                          chosen=None if select is None else chosen):
+        results.append(result)
+        if on_result:
+            on_result(result)
+    conn.rollback()
     return CheckReport(results, time.perf_counter() - started, "postgres")
 
 
@@ -509,13 +519,7 @@ def run_unit_tests(duck, project: Project, *, unit_dir: Path | str | None = None
             continue
         finally:
             duck.execute("rollback")
-        rows = [f"missing:    {_row_text(names, row)}" for row in missing[:SAMPLE_ROWS]]
-        rows += [f"unexpected: {_row_text(names, row)}" for row in unexpected[:SAMPLE_ROWS]]
-        failures = len(missing) + len(unexpected)
-        detail = (f"{len(missing)} expected row(s) missing, {len(unexpected)} unexpected "
-                  f"({test.path})") if failures else ""
-        results.append(Result("unit", name, "fail" if failures else "pass",
-                              time.perf_counter() - started, failures, detail, rows, test.path))
+        results.append(_unit_result(name, test, missing, unexpected, names, started))
     return results
 
 
@@ -581,6 +585,156 @@ def _run_unit_test(duck, project: Project, test: UnitTest):
         f"except all select {listed} from unit_expected) order by all"
     ).fetchall()
     return missing, unexpected, names
+
+
+def run_unit_tests_postgres(conn, project: Project, *, unit_dir: Path | str | None = None,
+                            chosen: set[str] | None = None) -> list[Result]:
+    """The unit tests on PostgreSQL, each in a transaction that is rolled back.
+
+    The model and everything upstream of it are rendered for PostgreSQL and pointed at
+    temporary relations (pg_temp): the given rows, or empty copies of the base tables, so
+    neither the real data nor schema analytics is read or touched.
+    """
+    import psycopg
+
+    results = []
+    for test in load_unit_tests(project, unit_dir):
+        if chosen is not None and test.model not in chosen:
+            continue
+        name = f"{test.model}: {test.name}"
+        started = time.perf_counter()
+        try:
+            with conn.transaction(force_rollback=True):
+                missing, unexpected, names = _run_unit_test_postgres(conn, project, test)
+        except (TrackerError, psycopg.Error) as exc:
+            results.append(Result("unit", name, "error", time.perf_counter() - started,
+                                  detail=f"{_first_line(exc)} ({test.path})", path=test.path))
+            continue
+        results.append(_unit_result(name, test, missing, unexpected, names, started))
+    return results
+
+
+def _unit_result(name, test, missing, unexpected, names, started) -> Result:
+    rows = [f"missing:    {_row_text(names, row)}" for row in missing[:SAMPLE_ROWS]]
+    rows += [f"unexpected: {_row_text(names, row)}" for row in unexpected[:SAMPLE_ROWS]]
+    failures = len(missing) + len(unexpected)
+    detail = (f"{len(missing)} expected row(s) missing, {len(unexpected)} unexpected "
+              f"({test.path})") if failures else ""
+    return Result("unit", name, "fail" if failures else "pass",
+                  time.perf_counter() - started, failures, detail, rows, test.path)
+
+
+def _run_unit_test_postgres(conn, project: Project, test: UnitTest):
+    from psycopg import sql
+
+    from .models import SOURCE_TABLES
+
+    upstream = project.upstream(test.model) if test.model in project.models else set()
+    given = {(kind, name): rows for kind, name, rows in test.given}
+    for kind, name in given:
+        if kind == "ref" and name not in upstream:
+            raise TrackerError(
+                f'Error: unit test "{test.name}" gives ref(\'{name}\'), which model '
+                f'"{test.model}" does not read'
+            )
+    pattern = re.compile(
+        r"\b(?:public\.(" + "|".join(SOURCE_TABLES) + r")|" + SCHEMA + r"\.([a-z_][a-z0-9_]*))\b"
+    )
+
+    def redirect(query: str) -> str:
+        def replace(match):
+            if match.group(1):
+                return f"pg_temp.unit_source_{match.group(1)}"
+            return f"pg_temp.unit_ref_{match.group(2)}"
+
+        return pattern.sub(replace, query)
+
+    for table in SOURCE_TABLES:
+        conn.execute(
+            sql.SQL("create temporary table {} (like {} including defaults)").format(
+                sql.Identifier(f"unit_source_{table}"), sql.Identifier("public", table)
+            )
+        )
+        if ("source", table) in given:
+            _insert_rows_postgres(conn, f"unit_source_{table}", given[("source", table)],
+                                  f"source('{table}')", test)
+    for model_name in project.order:
+        if model_name not in upstream:
+            continue
+        relation = f"unit_ref_{model_name}"
+        conn.execute(f"create temporary view {relation} as\n"
+                     + redirect(render(project[model_name], "postgres")))
+        if ("ref", model_name) in given:
+            conn.execute(f"create temporary table unit_given as select * from {relation} limit 0")
+            conn.execute(f"drop view {relation}")
+            conn.execute(f"alter table unit_given rename to {relation}")
+            _insert_rows_postgres(conn, relation, given[("ref", model_name)],
+                                  f"ref('{model_name}')", test)
+    if test.model in project.models:
+        query = render(project[test.model], "postgres")
+    else:
+        query = render_file(project, project.queries_dir / "checks" / f"{test.model}.sql",
+                            "postgres")
+    conn.execute("create temporary table unit_actual as\n" + redirect(query))
+    actual_columns = [
+        row[0] for row in conn.execute(
+            "select attname from pg_attribute where attrelid = 'pg_temp.unit_actual'::regclass "
+            "and attnum > 0 and not attisdropped order by attnum"
+        ).fetchall()
+    ]
+    names = list(dict.fromkeys(column for row in test.expect for column in row)) or actual_columns
+    unknown = [name for name in names if name not in actual_columns]
+    if unknown:
+        raise TrackerError(
+            f'Error: unit test "{test.name}" expects column "{unknown[0]}", which model '
+            f'"{test.model}" does not return'
+        )
+    listed = ", ".join(_quote(name) for name in names)
+    conn.execute(f"create temporary table unit_expected as select {listed} from unit_actual limit 0")
+    _insert_rows_postgres(conn, "unit_expected", test.expect, "expect", test)
+    projected = ", ".join(f"cast({_quote(name)} as text)" for name in names)
+    missing = conn.execute(
+        f"select {projected} from (select {listed} from unit_expected "
+        f"except all select {listed} from unit_actual) as rows order by {listed}"
+    ).fetchall()
+    unexpected = conn.execute(
+        f"select {projected} from (select {listed} from unit_actual "
+        f"except all select {listed} from unit_expected) as rows order by {listed}"
+    ).fetchall()
+    return missing, unexpected, names
+
+
+def _insert_rows_postgres(conn, table: str, rows, label: str, test: UnitTest) -> None:
+    from psycopg import sql
+
+    if not rows:
+        return
+    columns = [
+        row[0] for row in conn.execute(
+            "select attname from pg_attribute where attrelid = to_regclass(%s) "
+            "and attnum > 0 and not attisdropped order by attnum",
+            [f"pg_temp.{table}"],
+        ).fetchall()
+    ]
+    names = list(dict.fromkeys(column for row in rows for column in row))
+    unknown = [name for name in names if name not in columns]
+    if unknown:
+        raise TrackerError(
+            f'Error: unit test "{test.name}" gives column "{unknown[0]}" for {label}, which has '
+            f"columns {', '.join(columns)}"
+        )
+    statement = sql.SQL("insert into {} ({}) values ({})").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(sql.Identifier(name) for name in names),
+        sql.SQL(", ").join(sql.Placeholder() for _ in names),
+    )
+    with conn.cursor() as cursor:
+        cursor.executemany(statement, [[_pg_value(row.get(name)) for name in names] for row in rows])
+
+
+def _pg_value(value):
+    # Numbers go as text, so "100.00" and 100 reach numeric columns without a float.
+    return None if value is None else str(value) if not isinstance(value, bool) else value
 
 
 def _insert_rows(duck, schema: str, table: str, rows, label: str, test: UnitTest) -> None:
