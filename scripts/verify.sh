@@ -6,14 +6,15 @@
 # checked against their sha256. One line per file, then a verdict; exit 1 on any mismatch.
 #
 # Usage: scripts/verify.sh [EXPORT_DIR]          (default: exports)
-#   PSQL  the psql command to run (default: ".venv/bin/python cli.py psql", which finds the
-#         tracker's database the way every command does); extra arguments are appended.
+#   PSQL  the psql command to run (default: the project's ".venv/bin/python cli.py psql", which
+#         finds the tracker's database the way every command does); arguments are appended.
 
 set -uo pipefail
 export LC_ALL=C
 
 dir=${1:-exports}
-psql_command=${PSQL:-".venv/bin/python cli.py psql"}
+project=$(cd "$(dirname "$0")/.." && pwd)
+psql_command=${PSQL:-"$project/.venv/bin/python $project/cli.py psql"}
 # The exporter's session settings, so psql prints dates and numbers the same way.
 export PGOPTIONS="-c timezone=UTC -c datestyle=ISO,YMD -c intervalstyle=postgres -c extra_float_digits=1"
 
