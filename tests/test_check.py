@@ -279,15 +279,6 @@ def test_check_unit_test_file_that_is_not_json_is_refused(run_cli, queries):
     assert "Error: unit test file queries/unit/broken.json is not valid JSON" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["check", "test", "parity", "verify"])
-def test_check_commands_have_help_with_an_example_and_a_readme_entry(run_cli, command):
-    result = run_cli(None, command, "--help")
-    assert result.exit_code == 0, result.output
-    assert f"python cli.py {command}" in result.output.split("Example:", 1)[1]
-    readme = (config.PROJECT_DIR / "README.md").read_text(encoding="utf-8")
-    assert re.search(rf"python cli\.py {command}(\s|$)", readme, re.MULTILINE)
-
-
 def test_check_singular_test_with_an_unknown_ref_is_an_error_naming_its_file(run_cli, queries):
     (queries / "tests" / "typo.sql").write_text(
         "-- Refers to a model that does not exist.\nselect * from {{ ref('monthly_total') }}\n"

@@ -353,13 +353,6 @@ def test_compiled_file_runs_in_psql_after_run(seeded_url, run_cli, tmp_path):
     assert len(compiled) == 4
 
 
-def test_help_texts_end_with_examples(run_cli):
-    for command in ("run", "compile"):
-        result = run_cli(None, command, "--help")
-        assert result.exit_code == 0
-        assert "Example:" in result.output and "--select" in result.output
-
-
 def test_readme_documents_run_and_compile():
     readme = (config.PROJECT_DIR / "README.md").read_text()
     assert "python cli.py run" in readme and "python cli.py compile" in readme
