@@ -182,3 +182,31 @@ def test_db_status_reports_applied_migrations(run_cli, seeded_url):
     assert "Reachable:  yes" in result.output
     assert "applied  V001__schema" in result.output
     assert "0 pending" in result.output
+
+
+def test_db_stop_then_status_then_any_command_restarts_the_private_server(run_cli, monkeypatch):
+    from tracker.db import private_server
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    server = private_server()
+    server.ensure_running()
+    try:
+        stopped = run_cli(None, "db", "stop")
+        assert stopped.exit_code == 0, stopped.output
+        assert "Stopped the private PostgreSQL server." in stopped.output
+        assert not server.status().running
+        assert "was not running" in run_cli(None, "db", "stop").output
+        status = run_cli(None, "db", "status")
+        assert status.exit_code == 1
+        assert "Server:     private, stopped" in status.output
+        assert "Reachable:  no" in status.output
+        # The next command starts it again, on the same data.
+        init = run_cli(None, "db-init")
+        assert init.exit_code == 0, init.output
+        assert server.status().running
+        assert "Nothing to do" in run_cli(None, "db-init").output
+    finally:
+        server.ensure_running()
+    # Already running: reused, not started again.
+    assert server.ensure_running() is False
