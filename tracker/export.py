@@ -46,9 +46,9 @@ from psycopg import sql
 from . import config
 from .db import connect
 from .errors import InputError, TrackerError
+from .models import SCHEMA, analytics_relations
 from .psql import psql_command
 
-SCHEMA = "analytics"
 FORMATS = ("csv", "parquet")
 MANIFEST = "manifest.json"
 BOM = b"\xef\xbb\xbf"
@@ -369,22 +369,7 @@ def _begin_snapshot(conn: psycopg.Connection, items: list[ExportItem]) -> None:
 
 def plan_export(conn, items: list[ExportItem], include_pii: bool, database: str):
     """Check that every relation exists; each item with the columns it exports."""
-    relations = {
-        name: oid
-        for name, oid in conn.execute(
-            """
-            select
-                class.relname,
-                class.oid
-            from pg_class as class
-            inner join pg_namespace as namespace
-                on namespace.oid = class.relnamespace
-            where namespace.nspname = %s
-                and class.relkind in ('r', 'v', 'm', 'p', 'f')
-            """,
-            [SCHEMA],
-        ).fetchall()
-    }
+    relations = {name: relation.oid for name, relation in analytics_relations(conn).items()}
     missing = [item.name for item in items if item.name not in relations]
     if missing:
         names = ", ".join(f"{SCHEMA}.{name}" for name in missing[:3])

@@ -253,7 +253,7 @@ def run_models(conn: psycopg.Connection, project: Project, models: Iterable[Mode
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(%s)", [RUN_LOCK_ID])
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCHEMA)))
-        existing = _existing_relations(conn)
+        existing = {name: rel.kind for name, rel in analytics_relations(conn).items()}
         names = _rebuild_set(conn, project, set(selected), existing)
         rendered = {name: render(project[name], "postgres", vars) for name in names}
         for name in sorted(names & set(existing)):
@@ -553,10 +553,19 @@ inner join pg_namespace as namespace
 """
 
 
-def _existing_relations(conn) -> dict[str, str]:
+@dataclass(frozen=True)
+class Relation:
+    """A relation in the analytics schema: its pg_class kind ('v' view, 'r' table...) and oid."""
+
+    kind: str
+    oid: int
+
+
+def analytics_relations(conn) -> dict[str, Relation]:
+    """The relations that exist in schema analytics, by name (the runner and the exporter)."""
     rows = conn.execute(
         """
-        select class.relname, class.relkind
+        select class.relname, class.relkind, class.oid
         from pg_class as class
         inner join pg_namespace as namespace
             on namespace.oid = class.relnamespace
@@ -565,7 +574,7 @@ def _existing_relations(conn) -> dict[str, str]:
         """,
         [SCHEMA],
     ).fetchall()
-    return dict(rows)
+    return {name: Relation(kind, oid) for name, kind, oid in rows}
 
 
 def _rebuild_set(conn, project: Project, selected: set[str], existing: dict[str, str]) -> set[str]:
