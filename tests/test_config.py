@@ -47,7 +47,30 @@ def test_config_private_server_when_nothing_is_set(project):
         ("host=db.example user=tracker password='s3 cret' dbname=tracker",
          "host=db.example user=tracker password=*** dbname=tracker"),
         ("postgresql://tracker@/db?host=/tmp/run", "postgresql://tracker@/db?host=/tmp/run"),
+        ("postgresql//bob:s3cretpw@host/db", "postgresql//bob:***@host/db"),
+        ("POSTGRESQL://bob:s3cretpw@host/db", "POSTGRESQL://bob:***@host/db"),
+        ("postgresql://bob:s3cret pw@host/db", "postgresql://bob:***@host/db"),
+        ("postgresql://bob:p@ss:w@rd@host/db", "postgresql://bob:***@host/db"),
+        ("postgresql://h:5432/db", "postgresql://h:5432/db"),
     ],
 )
 def test_config_mask_url_hides_every_password_form(url, masked):
     assert config.mask_url(url) == masked
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql//bob:s3cretpw@host/db",
+        "POSTGRESQL://bob:s3cretpw@host/db",
+        "postgresql://bob:s3cret pw@host/db",
+        "postgresql://bob:s3cret%pw@host/db",
+        "host=h user=bob password=s3cretpw bogus",
+    ],
+)
+def test_config_malformed_url_error_never_shows_the_password(run_cli, url):
+    result = run_cli(url, "db", "status")
+    assert result.exit_code == 1
+    assert "s3cret" not in result.output
+    assert result.stderr.startswith("Error: --database-url is not a valid PostgreSQL connection")
+    assert result.stderr.count("\n") == 1

@@ -7,7 +7,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
@@ -47,21 +46,20 @@ def debug_enabled() -> bool:
 
 
 _KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+# A URL's scheme, however it is spelled or mistyped: postgresql://, POSTGRES://, postgresql//.
+_SCHEME = re.compile(r"^([A-Za-z][\w+.-]*:?//?)(.*)$", re.S)
 
 
 def mask_url(url: str) -> str:
-    """The connection string with any password replaced by ***."""
-    if not re.match(r"^postgres(ql)?://", url):
-        return _KEYWORD_PASSWORD.sub(r"\1***", url)
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, _, hosts = netloc.rpartition("@")
-        if ":" in credentials:
-            credentials = credentials.split(":", 1)[0] + ":***"
-        netloc = f"{credentials}@{hosts}"
-    query = urlencode(
-        [(key, "***" if key == "password" else value) for key, value in parse_qsl(parts.query)],
-        safe="/:*",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """The connection string with any password replaced by ***, even when it is malformed."""
+    masked = url
+    scheme = _SCHEME.match(url)
+    if scheme:
+        prefix, rest = scheme.groups()
+        # The last "@" ends the user info, so a password holding "@" is masked whole.
+        userinfo, at, hosts = rest.rpartition("@")
+        if at and ":" in userinfo:
+            masked = f"{prefix}{userinfo.split(':', 1)[0]}:***@{hosts}"
+    masked = _QUERY_PASSWORD.sub(r"\1***", masked)
+    return _KEYWORD_PASSWORD.sub(r"\1***", masked)

@@ -50,11 +50,12 @@ def resolve(option_url: str | None = None, *, start: bool = True) -> Database:
 def _check_url(url: str, source: str) -> None:
     try:
         conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
+    except psycopg.ProgrammingError:
+        # libpq's parse error quotes the raw string, password included: never show it.
         raise TrackerError(
             f"Error: {source} is not a valid PostgreSQL connection string "
-            f"({config.mask_url(url)}: {_first_line(exc)}). "
-            "Use postgresql://user:password@host:5432/dbname."
+            f"({config.mask_url(url)}). "
+            "Use postgresql://user:password@host:5432/dbname (percent-encode special characters)."
         ) from None
 
 
