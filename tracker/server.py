@@ -1,7 +1,8 @@
 """The private PostgreSQL server: binaries from the pgserver wheel, data under .pgdata/.
 
-It listens only on a Unix socket inside its own folder, with trust authentication for
-the local user, and keeps running between commands so later runs reuse it.
+It listens only on a Unix socket inside its own folder; socket and folder are private to
+the OS user who owns the server (mode 0700), so the trusted postgres role is reachable by
+that user (and root) only. It keeps running between commands so later runs reuse it.
 """
 
 import fcntl
@@ -9,6 +10,7 @@ import hashlib
 import importlib.util
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -155,29 +157,39 @@ class PrivateServer:
 
     def _start(self) -> None:
         socket_dir = self.socket_dir
-        socket_dir.mkdir(parents=True, exist_ok=True)
+        socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        socket_dir.chmod(0o700)
         self._hand_to_server_user(socket_dir)
-        self.log_file.touch()
+        self.log_file.touch(mode=0o600)
+        self.log_file.chmod(0o600)
         self._hand_to_server_user(self.log_file)
+        # pg_ctl hands -o to a shell: quote the path. The socket is the owner's alone.
+        options = f"-k {shlex.quote(str(socket_dir))} -c unix_socket_permissions=0700"
         self._run(
             binary("pg_ctl"),
             "-D", str(self.data_dir),
             "-l", str(self.log_file),
-            "-o", f"-k {socket_dir}",
+            "-o", options,
             "-w", "-t", "60",
             "start",
         )
 
     def _run(self, *command: str) -> None:
         as_user = _server_user()
+        # Switch uid, gid and groups together: keeping root's group would let a folder's
+        # group bits, not its "other" bits, decide what the server user may reach.
+        identity = {}
+        if as_user is not None:
+            entry = pwd.getpwnam(as_user)
+            identity = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         result = subprocess.run(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            user=as_user,
             cwd=self.root,
+            **identity,
         )
         if result.returncode != 0:
             last_line = (result.stdout.strip().splitlines() or ["no output"])[-1]
@@ -192,7 +204,8 @@ class PrivateServer:
             return
         entry = pwd.getpwnam(as_user)
         os.chown(path, entry.pw_uid, entry.pw_gid)
-        # The server user must be able to reach its folders through the project path.
+        # The server user must be able to reach its folders through the project path: add
+        # search (x) permission only, never read, where a parent folder lacks it.
         for parent in path.parents:
             mode = parent.stat().st_mode
             if not mode & 0o001:
