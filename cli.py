@@ -5,12 +5,43 @@ exit 2 for bad input. --debug (or TRACKER_DEBUG=1) shows the traceback instead.
 """
 
 import os
+import subprocess
 import sys
+from pathlib import Path
 
-import click
 
-from tracker import config
-from tracker.errors import InputError, TrackerError
+def run_in_project_venv() -> None:
+    """Re-run this command with the project's .venv, creating it first when needed (as make does)."""
+    project = Path(__file__).resolve().parent
+    venv = project / ".venv"
+    if Path(sys.prefix).resolve() == venv.resolve():
+        return
+    python = venv / "bin" / "python"
+    lock = project / "requirements.lock"
+    stamp = venv / ".installed"
+    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
+        print("Setting up .venv with the pinned dependencies (first run only)...", file=sys.stderr)
+        try:
+            if not python.exists():
+                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                 "-r", str(lock)],
+                check=True,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            sys.exit(f"Error: could not set up {venv} ({exc}). Run `make venv` to see why.")
+        stamp.touch()
+    os.execv(python, [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    run_in_project_venv()
+
+import click  # noqa: E402 - after the venv bootstrap, which needs only the standard library
+
+from tracker import config  # noqa: E402
+from tracker.errors import InputError, TrackerError  # noqa: E402
 
 
 class TrackerGroup(click.Group):
@@ -581,7 +612,8 @@ def budget_set(ctx, user, category, month, amount):
 def budget_list(ctx, user, month, fmt):
     """Show budgets with spent, remaining and status.
 
-    Status: under (below 80 % used), near (80-100 %), over (above 100 %).
+    Status: under (below 80 % used), near (80-100 %), over (above 100 %), the same rule
+    as the budget_vs_actual model; a budget of 0 is near until anything is spent on it.
 
     Example:
 
