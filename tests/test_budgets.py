@@ -308,3 +308,36 @@ def test_budget_transfer_concurrent_creation_of_destination_adds_up(seeded_url):
     assert budget_of(seeded_url, "Food") == Decimal("7200.00")
     assert scalar(seeded_url, "select count(distinct to_budget_id) from budget_transfers") == 1
     assert scalar(seeded_url, "select count(*) from budget_transfers") == 8
+
+
+# (month, budget, spent) at the edges of the status rule: 0 of 0, spending on a 0 budget,
+# 79.99 %, 80 %, 100 % and 100.01 % of the budget.
+STATUS_EDGES = [
+    ("2026-01", "0", None, "near"),
+    ("2026-02", "0", "0.01", "over"),
+    ("2026-03", "10000", "7999", "under"),
+    ("2026-04", "10000", "8000", "near"),
+    ("2026-05", "10000", "10000", "near"),
+    ("2026-06", "10000", "10001", "over"),
+]
+
+
+def test_budget_list_status_agrees_with_budget_vs_actual_mart(run_cli, seeded_url):
+    for month, budget, spent, _ in STATUS_EDGES:
+        assert run_cli(seeded_url, "budget", "set", "--user", AMAN, "--category", "Food",
+                       "--month", month, "--amount", budget).exit_code == 0
+        if spent is not None:
+            assert run_cli(seeded_url, "expense", "add", "--user", AMAN, "--category", "Food",
+                           "--amount", spent, "--date", f"{month}-15").exit_code == 0
+    listed = run_cli(seeded_url, "budget", "list", "--user", AMAN, "--format", "json")
+    assert listed.exit_code == 0, listed.output
+    statuses = {row["id"]: row["status"] for row in json.loads(listed.stdout)}
+    assert run_cli(seeded_url, "run").exit_code == 0
+    mart = dict(query(seeded_url, f"""
+        select budget_id, status from analytics.budget_vs_actual
+        where user_id = {AMAN_ID}"""))
+    assert statuses == mart
+    by_month = {row["month"]: row["status"] for row in json.loads(listed.stdout)
+                if row["category"] == "Food"}
+    assert [by_month[month] for month, *_ in STATUS_EDGES] == [
+        status for *_, status in STATUS_EDGES]

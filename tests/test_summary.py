@@ -55,3 +55,32 @@ def test_summary_refuses_bad_month_and_unknown_user(run_cli, seeded_url):
                    'month "2025-5"')
     assert_refused(run_cli(seeded_url, "summary", "--user", "ghost@example.com"),
                    'user "ghost@example.com" does not exist')
+
+
+def test_summary_status_agrees_with_budget_vs_actual_mart(run_cli, seeded_url):
+    assert run_cli(seeded_url, "category", "add", "--name", "Travel").exit_code == 0
+    # (category, budget, spent, status): 0 of 0, spending on a 0 budget, 79.99 %, 80 %,
+    # 100 % and 100.01 % of the budget.
+    edges = [
+        ("Food", "0", None, "near"),
+        ("Transport", "0", "0.01", "over"),
+        ("Rent", "100", "79.99", "under"),
+        ("Shopping", "100", "80", "near"),
+        ("Entertainment", "100", "100", "near"),
+        ("Travel", "100", "100.01", "over"),
+    ]
+    for category, budget, spent, _ in edges:
+        assert run_cli(seeded_url, "budget", "set", "--user", AMAN, "--category", category,
+                       "--month", "2026-01", "--amount", budget).exit_code == 0
+        if spent is not None:
+            assert run_cli(seeded_url, "expense", "add", "--user", AMAN, "--category", category,
+                           "--amount", spent, "--date", "2026-01-10").exit_code == 0
+    result = run_cli(seeded_url, "summary", "--user", AMAN, "--month", "2026-01", "--format", "json")
+    assert result.exit_code == 0, result.output
+    statuses = {line["category"]: line["status"] for line in json.loads(result.stdout)["categories"]}
+    assert statuses == {category: status for category, *_, status in edges}
+    assert run_cli(seeded_url, "run").exit_code == 0
+    assert statuses == dict(query(seeded_url, """
+        select category, status from analytics.budget_vs_actual
+        where month = '2026-01-01'
+            and user_id = (select id from users where email = %s)""", [AMAN]))

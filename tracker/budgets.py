@@ -110,6 +110,25 @@ def set_budget(conn: psycopg.Connection, user, category, month, amount) -> Budge
     )
 
 
+# The budget_vs_actual mart's default near_threshold_pct: `budget list`, `summary` and the
+# mart must give every budget the same status.
+NEAR_THRESHOLD_PCT = 80
+
+
+def status_sql(spent: str, budget: str) -> str:
+    """The under/near/over SQL expression over two column expressions, the mart's rule.
+
+    over when spent > budget; near when spent * 100 >= budget * the threshold; else under,
+    compared exactly. So a budget of 0 is near while nothing is spent (at its limit) and
+    over once anything is. The query binds %(near_threshold_pct)s to NEAR_THRESHOLD_PCT.
+    """
+    return f"""case
+                when {spent} > {budget} then 'over'
+                when {spent} * 100 >= {budget} * %(near_threshold_pct)s then 'near'
+                else 'under'
+            end"""
+
+
 # Spending per budget comes from the base tables in the same statement, so the numbers
 # agree with the alert trigger, which reads the same tables.
 _STATUS_SQL = """
@@ -156,12 +175,7 @@ _STATUS_SQL = """
             spending.spent,
             budget_rows.budget - spending.spent as remaining,
             round(spending.spent * 100 / nullif(budget_rows.budget, 0), 1) as percent_used,
-            case
-                when spending.spent > budget_rows.budget then 'over'
-                when spending.spent > 0
-                    and spending.spent * 5 >= budget_rows.budget * 4 then 'near'
-                else 'under'
-            end as status
+            {status} as status
         from budget_rows
         inner join spending
             on spending.id = budget_rows.id
@@ -169,7 +183,7 @@ _STATUS_SQL = """
 
     select * from final
     order by month desc, category
-"""
+""".replace("{status}", status_sql("spending.spent", "budget_rows.budget"))
 
 
 def list_budgets(conn: psycopg.Connection, user, month=None) -> list[BudgetStatus]:
@@ -184,6 +198,7 @@ def list_budgets(conn: psycopg.Connection, user, month=None) -> list[BudgetStatu
                     "user_id": found_user.id,
                     "year": month.year if month else None,
                     "month": month.month if month else None,
+                    "near_threshold_pct": NEAR_THRESHOLD_PCT,
                 },
             ).fetchall()
 

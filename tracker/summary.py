@@ -9,6 +9,7 @@ from psycopg.rows import class_row
 
 from . import validate
 from .alerts import Alert, list_alerts
+from .budgets import NEAR_THRESHOLD_PCT, status_sql
 from .users import find_user
 from .validate import Month
 
@@ -78,7 +79,7 @@ class MonthSummary:
         }
 
 
-# Every category with a budget or spending in the month; same status rule as `budget list`.
+# Every category with a budget or spending in the month; the status rule is `budget list`'s.
 _CATEGORIES_SQL = """
     with month_budgets as (
         select
@@ -110,10 +111,7 @@ _CATEGORIES_SQL = """
             coalesce(month_spending.expense_count, 0) as expense_count,
             case
                 when month_budgets.budget is null then 'no budget'
-                when coalesce(month_spending.spent, 0) > month_budgets.budget then 'over'
-                when coalesce(month_spending.spent, 0) > 0
-                    and month_spending.spent * 5 >= month_budgets.budget * 4 then 'near'
-                else 'under'
+                else {status}
             end as status
         from month_budgets
         full join month_spending
@@ -124,7 +122,7 @@ _CATEGORIES_SQL = """
 
     select * from final
     order by spent desc, category
-"""
+""".replace("{status}", status_sql("coalesce(month_spending.spent, 0)", "month_budgets.budget"))
 
 _TOP_SQL = """
     select
@@ -159,6 +157,7 @@ def summarize_month(
             "start": month.first_day,
             "end": month.next_first_day,
             "limit": top,
+            "near_threshold_pct": NEAR_THRESHOLD_PCT,
         }
         with conn.cursor(row_factory=class_row(CategoryLine)) as cursor:
             lines = cursor.execute(_CATEGORIES_SQL, params).fetchall()
