@@ -215,3 +215,66 @@ def test_import_unreachable_database_is_one_line_with_password_masked(run_cli, t
     result = run_import(run_cli, url, path, "--default-category", "Food")
     assert_refused(result, "cannot connect to", "tracker:***@", code=1)
     assert "s3cret" not in result.output
+
+
+def test_import_non_utf8_file_names_line_and_byte(run_cli, seeded_url, tmp_path):
+    # A Latin-1 bank export: "Café" (byte 0xe9) on line 1502. The file is decoded in blocks,
+    # ahead of the csv reader, so the line must be found in the file, not taken from the reader.
+    good = [f"2025-05-{day % 28 + 1:02d},Row {day},10.00\n" for day in range(3000)]
+    text = "Date,Description,Amount\n" + "".join(good[:1500]) + "2025-05-03,Café,120.00\n" \
+        + "".join(good[1500:])
+    path = tmp_path / "statement.csv"
+    path.write_bytes(text.encode("latin-1"))
+    before = snapshot(seeded_url)
+    assert_refused(run_import(run_cli, seeded_url, str(path), "--default-category", "Food"),
+                   "Error: statement.csv line 1502: not valid utf-8 text (byte 0xe9). "
+                   "Pass --encoding cp1252 (or the file's encoding)")
+    assert snapshot(seeded_url) == before
+    result = run_import(run_cli, seeded_url, str(path), "--default-category", "Food",
+                        "--encoding", "cp1252")
+    assert result.exit_code == 0, result.output
+    assert scalar(seeded_url, "select note from expenses where amount = 120.00 "
+                              "and import_fingerprint is not null") == "Café"
+
+
+def test_import_unknown_encoding_is_refused(run_cli, seeded_url, tmp_path):
+    path = write(tmp_path, "statement.csv", STATEMENT)
+    before = snapshot(seeded_url)
+    assert_refused(run_import(run_cli, seeded_url, path, "--default-category", "Food",
+                              "--encoding", "nonsense"),
+                   'Error: unknown --encoding "nonsense". Use a Python codec name such as '
+                   "utf-8, cp1252 or latin-1.")
+    assert_refused(run_import(run_cli, seeded_url, path, "--default-category", "Food",
+                              "--encoding", "base64"),
+                   '--encoding "base64" is not a text encoding')
+    assert snapshot(seeded_url) == before
+
+
+def test_import_bad_record_over_several_lines_names_its_first_line(run_cli, seeded_url, tmp_path):
+    # The quoted note on line 3 runs over lines 3-5; the record's amount is bad.
+    path = write(tmp_path, "statement.csv", 'Date,Description,Amount\n2025-05-01,Fine,10\n'
+                 '2025-05-02,"Rent\nfor\nMay",abc\n2025-05-03,Fine,10\n')
+    before = snapshot(seeded_url)
+    assert_refused(run_import(run_cli, seeded_url, path, "--default-category", "Food"),
+                   'statement.csv line 3: amount "abc" is not a number')
+    assert snapshot(seeded_url) == before
+
+
+def test_import_unreadable_csv_record_names_its_first_line(run_cli, seeded_url, tmp_path):
+    # An unclosed quote on line 3 swallows the rest of the file into one field, past the csv
+    # module's field size limit.
+    path = write(tmp_path, "statement.csv", 'Date,Description,Amount\n2025-05-01,Fine,10\n'
+                 '2025-05-02,"Unclosed,10\n' + "2025-05-03,Filler row,10\n" * 10000)
+    before = snapshot(seeded_url)
+    assert_refused(run_import(run_cli, seeded_url, path, "--default-category", "Food"),
+                   "statement.csv line 3: cannot read the CSV record (field larger than "
+                   "field limit", "nothing was imported")
+    assert snapshot(seeded_url) == before
+
+
+def test_import_non_utf8_rules_file_is_refused(run_cli, seeded_url, tmp_path):
+    path = write(tmp_path, "statement.csv", STATEMENT)
+    rules = tmp_path / "rules.csv"
+    rules.write_bytes("pattern,category\ncafé,Food\n".encode("latin-1"))
+    assert_refused(run_import(run_cli, seeded_url, path, "--rules", str(rules)),
+                   "rules file rules.csv line 2: not valid utf-8 text (byte 0xe9)")

@@ -9,11 +9,12 @@ identical rows of the file, so two real identical coffees on one day stay two ex
 Any bad row names its line and nothing from the file is written.
 """
 
+import codecs
 import csv
 import functools
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -68,7 +69,10 @@ def parse_mapping(value: str) -> ColumnMapping:
     source = "--mapping"
     if os.path.isfile(text):
         source = f"mapping file {text}"
-        lines = Path(text).read_text(encoding="utf-8-sig").splitlines()
+        try:
+            lines = Path(text).read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError:
+            raise _decode_error(Path(text), "utf-8-sig", source, "Save it as UTF-8") from None
         pairs = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     else:
         pairs = [part.strip() for part in text.split(",") if part.strip()]
@@ -97,10 +101,9 @@ def load_rules(path) -> list[Rule]:
     if not path.is_file():
         raise InputError(f"Error: rules file {path} does not exist. Check the path.")
     rules = []
+    where = f"rules file {path.name}"
     with open(path, newline="", encoding="utf-8-sig") as source:
-        reader = csv.reader(source)
-        for row in reader:
-            line = reader.line_num
+        for line, row in _records(source, path, "utf-8-sig", where, "Save it as UTF-8"):
             if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
                 continue
             if [cell.strip().lower() for cell in row] == ["pattern", "category"]:
@@ -149,6 +152,7 @@ def import_statement(
         raise InputError(
             f'Error: --delimiter "{delimiter}" must be one character. Use , or ; or a tab.'
         )
+    _check_encoding(encoding)
     currency = validate.parse_currency(currency) if currency is not None else None
     rules = rules or []
     total_bytes = path.stat().st_size
@@ -174,17 +178,19 @@ def import_statement(
         )
         parser = _RowParser(path.name, date_format, decimal_comma, debits_negative)
         rows = credits = 0
+        other = "latin-1" if codecs.lookup(encoding).name == "cp1252" else "cp1252"
+        decode_hint = f"Pass --encoding {other} (or the file's encoding); nothing was imported"
         with open(path, newline="", encoding=encoding) as source, conn.cursor() as cursor:
-            reader = csv.reader(source, delimiter=delimiter)
-            header = next(reader, None)
+            records = _records(source, path, encoding, path.name, decode_hint,
+                               delimiter=delimiter)
+            _, header = next(records, (None, None))
             if header is None:
                 raise InputError(f"Error: statement file {path.name} is empty. Check the file.")
             columns = _column_positions(path.name, header, mapping)
             with cursor.copy(
                 "copy import_rows (line_no, date, amount, note, category_id) from stdin"
             ) as copy:
-                for row in reader:
-                    line = reader.line_num
+                for line, row in records:
                     if not any(cell.strip() for cell in row):
                         continue
                     if len(row) < len(header):
@@ -212,6 +218,74 @@ def import_statement(
         if on_progress:
             on_progress(total_bytes, total_bytes)
     return ImportResult(path, rows, inserted, rows - inserted, credits)
+
+
+def _check_encoding(encoding: str) -> None:
+    """Refuse an --encoding Python does not know, or one that does not decode to text."""
+    try:
+        "".encode(encoding)
+    except LookupError:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise InputError(
+                f'Error: unknown --encoding "{encoding}". Use a Python codec name such as '
+                "utf-8, cp1252 or latin-1."
+            ) from None
+        raise InputError(
+            f'Error: --encoding "{encoding}" is not a text encoding. Use a Python codec name '
+            "such as utf-8, cp1252 or latin-1."
+        ) from None
+
+
+def _records(source, path: Path, encoding: str, where: str, decode_hint: str,
+             **csv_options) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) for each CSV record of an open text file.
+
+    The reader's line_num is a record's LAST line, and a quoted field may span several, so
+    the first line is counted before reading. An unreadable record or undecodable text is an
+    InputError naming the file and line.
+    """
+    reader = csv.reader(source, **csv_options)
+    while True:
+        first = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(
+                f"Error: {where} line {first}: cannot read the CSV record ({exc}). Check the "
+                "quotes from that line on (an unclosed quote runs to the end of the file) and "
+                "--delimiter; nothing was imported."
+            ) from None
+        except UnicodeDecodeError:
+            raise _decode_error(path, encoding, where, decode_hint) from None
+        yield first, row
+
+
+def _decode_error(path: Path, encoding: str, where: str, hint: str) -> InputError:
+    """The InputError for the first line of `path` that is not valid `encoding` text.
+
+    Text is decoded in blocks ahead of the csv reader, so the reader's line number says
+    nothing about where the bad byte is: the file is decoded again, line by line.
+    """
+    name = codecs.lookup(encoding).name
+    shown = "utf-8" if name in ("utf-8", "utf-8-sig") else encoding
+    decoder = codecs.getincrementaldecoder(encoding)()
+    number = 0
+    try:
+        with open(path, "rb") as raw:
+            for number, chunk in enumerate(raw, start=1):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start] if exc.start < len(exc.object) else None
+        detail = f" (byte 0x{byte:02x})" if byte is not None else ""
+        return InputError(
+            f"Error: {where} line {max(number, 1)}: not valid {shown} text{detail}. {hint}."
+        )
+    return InputError(f"Error: {where} is not valid {shown} text. {hint}.")
 
 
 # One statement: the alert trigger fires once, and already imported rows are skipped.
