@@ -9,7 +9,7 @@
         'budget_id': 'The budget that was exceeded (fact_budgets); null once the budget is deleted.',
         'category_id': 'The category (dim_category); null once the category is deleted.',
         'month': {'description': 'First day of the month the alert is about.', 'tests': ['not_null']},
-        'alert_type': {'description': 'Kind of alert: BUDGET_EXCEEDED.', 'tests': ['not_null']},
+        'alert_type': {'description': 'Kind of alert: BUDGET_EXCEEDED.', 'tests': ['not_null', {'accepted_values': {'values': ['BUDGET_EXCEEDED']}}]},
         'message': {'description': 'Text shown to the user.', 'tests': ['not_null']},
         'spent': {'description': 'Spending in the category and month when the alert fired, numeric(38, 2).', 'tests': ['not_null', 'non_negative']},
         'budget_amount': {'description': 'The budget when the alert fired, numeric(12, 2).', 'tests': ['not_null', 'non_negative']},

@@ -13,7 +13,7 @@
         'spent': {'description': 'Spent in the category and month, numeric(38, 2); 0 when nothing was spent.', 'tests': ['not_null', 'non_negative']},
         'remaining': {'description': 'Budget minus spent, numeric(38, 2); negative when over budget.', 'tests': ['not_null']},
         'pct_used': {'description': 'Spent as a percentage of the budget, 1 decimal, rounded half away from zero; null when the budget is 0.'},
-        'status': {'description': 'under: below 80 % of the budget; near: from 80 % up to and including 100 %; over: above 100 %. Compared exactly, not on the rounded pct_used. A budget of 0 is near while nothing is spent (it is at its limit) and over once anything is.', 'tests': ['not_null']},
+        'status': {'description': 'under: below 80 % of the budget; near: from 80 % up to and including 100 %; over: above 100 %. Compared exactly, not on the rounded pct_used. A budget of 0 is near while nothing is spent (it is at its limit) and over once anything is.', 'tests': ['not_null', {'accepted_values': {'values': ['under', 'near', 'over']}}]},
     },
     unique_key=['budget_id'],
     order_by=['user_id', 'month', 'category_id'],
