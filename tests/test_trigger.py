@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from psycopg import sql
 
 MAY = date(2025, 5, 1)
 
@@ -409,3 +410,153 @@ def test_trigger_alert_check_is_replanned_on_every_call(conn):
         "select proconfig from pg_proc where proname = 'budget_alerts_fire'"
     ).fetchone()[0]
     assert "plan_cache_mode=force_custom_plan" in config
+
+
+# V006: the lock-then-read guarantee needs READ COMMITTED's fresh snapshot per statement.
+LEVELS = {
+    "read uncommitted": psycopg.IsolationLevel.READ_UNCOMMITTED,
+    "read committed": psycopg.IsolationLevel.READ_COMMITTED,
+    "repeatable read": psycopg.IsolationLevel.REPEATABLE_READ,
+    "serializable": psycopg.IsolationLevel.SERIALIZABLE,
+}
+
+
+def session_at(db_url, level):
+    session = psycopg.connect(db_url)
+    session.isolation_level = LEVELS[level]
+    return session
+
+
+def refusal(level):
+    return f"budget alerts need READ COMMITTED isolation, not {level.upper()}"
+
+
+def expense_count(conn):
+    return conn.execute("select count(*) from expenses").fetchone()[0]
+
+
+@pytest.mark.parametrize("level", ["repeatable read", "serializable"])
+def test_trigger_crossing_insert_outside_read_committed_is_refused_and_writes_nothing(
+    db_url, conn, world, level
+):
+    add_budget(conn, world["user"], world["food"], "1000")
+    spend(conn, world["user"], world["food"], "900")
+    with session_at(db_url, level) as session:
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as refused:
+            spend(session, world["user"], world["food"], "200")
+        session.rollback()
+    # A retry loop keyed on 40001 must not spin on a statement that can never succeed here.
+    assert refused.value.sqlstate == "0A000"
+    assert refused.value.diag.message_primary == refusal(level)
+    assert refused.value.diag.message_hint == (
+        "Run the statement in a READ COMMITTED transaction (the default)."
+    )
+    assert expense_count(conn) == 1
+    assert alerts(conn) == []
+
+
+@pytest.mark.parametrize("level", ["read committed", "read uncommitted"])
+def test_trigger_read_committed_transaction_fires_exactly_once(db_url, conn, world, level):
+    add_budget(conn, world["user"], world["food"], "1000")
+    with session_at(db_url, level) as session:
+        spend(session, world["user"], world["food"], "600")
+        spend(session, world["user"], world["food"], "600")
+        spend(session, world["user"], world["food"], "600")
+        session.commit()
+    assert messages(conn) == ["Budget exceeded for Food for May 2025. Spent: 1200.00 / 1000.00"]
+
+
+@pytest.mark.parametrize("level", ["repeatable read", "serializable"])
+def test_trigger_any_increase_or_budget_change_outside_read_committed_is_refused(
+    db_url, conn, world, level
+):
+    """Even with no budget on the key: a budget committed concurrently would be missed."""
+    u, food, travel = world["user"], world["food"], world["travel"]
+    add_budget(conn, u, food, "1000")
+    statements = [
+        lambda session: spend(session, u, travel, "5"),  # no budget on this key
+        lambda session: spend(session, u, food, "5"),  # far below the budget
+        lambda session: add_budget(session, u, travel, "100"),
+        lambda session: session.execute("update budgets set amount = 2000"),
+    ]
+    with session_at(db_url, level) as session:
+        for statement in statements:
+            with pytest.raises(psycopg.errors.FeatureNotSupported, match=refusal(level)):
+                statement(session)
+            session.rollback()
+    assert expense_count(conn) == 0
+    assert conn.execute("select count(*), sum(amount) from budgets").fetchone() == (
+        1, Decimal("1000.00")
+    )
+
+
+@pytest.mark.parametrize("level", ["repeatable read", "serializable"])
+def test_trigger_statements_that_only_lower_spending_run_at_any_level(
+    db_url, conn, world, level
+):
+    """No key to judge, so no check: read-only snapshots and clean-ups keep working."""
+    u, food = world["user"], world["food"]
+    add_budget(conn, u, food, "1000")
+    spend(conn, u, food, "1200")
+    kept = spend(conn, u, food, "300")
+    with session_at(db_url, level) as session:
+        session.execute("update expenses set note = 'checked'")
+        session.execute("update expenses set amount = amount - 100")
+        session.execute("delete from expenses where id <> %s", [kept])
+        assert session.execute("select count(*) from alerts").fetchone()[0] == 1
+        session.commit()
+    assert conn.execute("select amount, note from expenses").fetchall() == [
+        (Decimal("200.00"), "checked")
+    ]
+    assert messages(conn) == ["Budget exceeded for Food for May 2025. Spent: 1200.00 / 1000.00"]
+
+
+@pytest.mark.parametrize("first_level", ["read committed", "serializable"])
+def test_trigger_serializable_writer_never_loses_a_concurrent_alert(
+    db_url, conn, world, first_level
+):
+    """Both snapshots taken, then each inserts budget/2 + 1 and commits in turn.
+
+    Measured before V006 (which refuses serializable writers): two serializable sessions ended
+    with one serialization failure, but a serializable session after a read-committed one
+    (the default, used by the CLI) committed both with spent 1002 and no alert.
+    """
+    u, food = world["user"], world["food"]
+    add_budget(conn, u, food, "1000")
+    outcomes = []
+    with session_at(db_url, first_level) as first, session_at(db_url, "serializable") as second:
+        first.execute("select 1")
+        second.execute("select 1")
+        for session, day in ((first, "2025-05-01"), (second, "2025-05-02")):
+            try:
+                spend(session, u, food, "501", day)
+                session.commit()
+                outcomes.append("committed")
+            except (psycopg.errors.SerializationFailure, psycopg.errors.FeatureNotSupported) as exc:
+                session.rollback()
+                outcomes.append(type(exc).__name__)
+    spent = conn.execute("select coalesce(sum(amount), 0) from expenses").fetchone()[0]
+    assert spent == Decimal("501") * outcomes.count("committed")
+    assert len(alerts(conn)) == (1 if spent > 1000 else 0)
+    assert outcomes.count("committed") <= 1 and "FeatureNotSupported" in outcomes
+
+
+def test_trigger_database_defaulting_to_repeatable_read_refuses_cli_expense(
+    db_url, conn, world, run_cli
+):
+    add_budget(conn, world["user"], world["food"], "1000")
+    conn.execute(
+        sql.SQL("alter database {} set default_transaction_isolation = 'repeatable read'")
+        .format(sql.Identifier(conn.info.dbname))
+    )
+    result = run_cli(
+        db_url, "expense", "add", "--user", "aman@example.com", "--category", "Food",
+        "--amount", "1500", "--date", "2025-05-10",
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "Error: the database refused the command: budget alerts need READ COMMITTED isolation,"
+        " not REPEATABLE READ. Run again with --debug for details.\n"
+    )
+    assert expense_count(conn) == 0
+    assert alerts(conn) == []
