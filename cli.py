@@ -466,10 +466,13 @@ def expense_group():
 @click.option("--amount", required=True, help="Amount above 0, at most 2 decimals.")
 @click.option("--date", "day", help="Day YYYY-MM-DD (default: today).")
 @click.option("--note", help="What it was for.")
-@click.option("--currency", help="Three-letter code (default: the user's currency).")
+@click.option("--currency", help="Must be the user's currency; amounts are never converted.")
 @click.pass_context
 def expense_add(ctx, user, category, amount, day, note, currency):
     """Record an expense. Crossing a budget records an alert (see `alerts`).
+
+    Amounts are in the user's currency: budgets and totals add them up per user, so
+    --currency, when given, must be that currency.
 
     Example:
 
@@ -721,7 +724,7 @@ def alerts_ack(ctx, alert_id):
 @click.option("--default-category", help="Category for rows no rule matches.")
 @click.option("--debits-negative", is_flag=True,
               help="Spending is negative in the file; positive rows (money in) are skipped.")
-@click.option("--currency", help="Currency of the amounts (default: the user's).")
+@click.option("--currency", help="Currency of the amounts; must be the user's (no conversion).")
 @click.option("--encoding", default="utf-8-sig", show_default=True, help="The file's text encoding.")
 @click.pass_context
 def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, delimiter,

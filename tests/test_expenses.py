@@ -33,11 +33,30 @@ def test_expense_add_records_expense(run_cli, seeded_url):
 def test_expense_add_defaults_date_to_today_and_accepts_ids(run_cli, seeded_url):
     user_id = scalar(seeded_url, "select id from users where email = %s", [AMAN])
     rent_id = scalar(seeded_url, "select id from categories where name = 'Rent'")
-    result = add(run_cli, seeded_url, "--currency", "EUR", user=str(user_id),
+    result = add(run_cli, seeded_url, "--currency", "INR", user=str(user_id),
                  category=str(rent_id))
     assert result.exit_code == 0, result.output
     assert query(seeded_url, "select date, currency from expenses where category_id = %s",
-                 [rent_id]) == [(date.today(), "EUR")]
+                 [rent_id]) == [(date.today(), "INR")]
+
+
+def test_expense_add_refuses_currency_other_than_users(run_cli, seeded_url):
+    # Budgets, summaries and every model add amounts up per user: one currency each.
+    before = snapshot(seeded_url)
+    assert_refused(add(run_cli, seeded_url, "--currency", "USD", amount="20"),
+                   'Error: currency "USD" differs from aman@example.com\'s currency INR. '
+                   "Budgets and totals are kept in one currency per user; record the amount "
+                   "in INR.")
+    assert snapshot(seeded_url) == before
+    assert run_cli(seeded_url, "user", "add", "--name", "Eva", "--email", "eva@example.com",
+                   "--currency", "EUR").exit_code == 0
+    assert add(run_cli, seeded_url, user="eva@example.com").exit_code == 0
+    assert_refused(add(run_cli, seeded_url, "--currency", "INR", user="eva@example.com"),
+                   "differs from eva@example.com's currency EUR", "record the amount in EUR")
+    assert query(seeded_url, """
+        select users.currency, expenses.currency, count(*) from expenses
+        inner join users on users.id = expenses.user_id
+        group by users.currency, expenses.currency""") == [("EUR", "EUR", 1), ("INR", "INR", 5)]
 
 
 def test_expense_add_crossing_budget_fires_one_alert(run_cli, seeded_url):

@@ -156,12 +156,23 @@ def test_import_decimal_comma_semicolon_and_mapping_file(run_cli, seeded_url, tm
                     "# bank export columns\ndate=Buchungstag\namount=Betrag\nnote=Verwendungszweck\n")
     result = run_import(run_cli, seeded_url, path, "--delimiter", ";", "--decimal-comma",
                         "--date-format", "%d.%m.%Y", "--default-category", "Rent",
-                        "--currency", "EUR", mapping=mapping)
+                        "--currency", "INR", mapping=mapping)
     assert result.exit_code == 0, result.output
     assert query(seeded_url, """
         select date::text, amount, currency from expenses
         where import_fingerprint is not null order by date""") == [
-        ("2025-05-01", Decimal("1234.56"), "EUR"), ("2025-05-02", Decimal("3.50"), "EUR")]
+        ("2025-05-01", Decimal("1234.56"), "INR"), ("2025-05-02", Decimal("3.50"), "INR")]
+
+
+def test_import_refuses_currency_other_than_users(run_cli, seeded_url, tmp_path):
+    path = write(tmp_path, "statement.csv", STATEMENT)
+    before = snapshot(seeded_url)
+    assert_refused(run_import(run_cli, seeded_url, path, "--date-format", "%d/%m/%Y",
+                              "--default-category", "Food", "--currency", "EUR"),
+                   'Error: currency "EUR" differs from aman@example.com\'s currency INR. '
+                   "Budgets and totals are kept in one currency per user; record the amount "
+                   "in INR.")
+    assert snapshot(seeded_url) == before
 
 
 def test_import_debits_negative_skips_credits(run_cli, seeded_url, tmp_path):

@@ -15,7 +15,7 @@ from . import validate
 from .alerts import Alert, alerts_fired_now
 from .categories import find_category
 from .errors import InputError
-from .users import find_user
+from .users import User, find_user
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,13 @@ def add_expense(
     note: str | None = None,
     currency: str | None = None,
 ) -> Expense:
-    """Record one expense (date defaults to today, currency to the user's)."""
+    """Record one expense (date defaults to today; a currency must be the user's)."""
     amount = validate.parse_amount(amount)
     day = validate.parse_date(day) if day is not None else date.today()
     currency = validate.parse_currency(currency) if currency is not None else None
     with conn.transaction():
         found_user = find_user(conn, user)
+        currency = check_currency(found_user, currency)
         found_category = find_category(conn, category)
         expense_id = conn.execute(
             """
@@ -91,12 +92,27 @@ def add_expense(
                 found_user.id,
                 found_category.id,
                 amount,
-                currency or found_user.currency,
+                currency,
                 day,
                 _clean_note(note),
             ],
         ).fetchone()[0]
         return replace(get_expense(conn, expense_id), alerts=alerts_fired_now(conn, found_user.id))
+
+
+def check_currency(user: User, currency: str | None) -> str:
+    """The user's currency; another one is refused.
+
+    Budgets, alerts, summaries and every model add a user's amounts up with no conversion,
+    so each user's expenses are kept in the user's one currency.
+    """
+    if currency is not None and currency != user.currency:
+        raise InputError(
+            f'Error: currency "{currency}" differs from {user.email}\'s currency '
+            f"{user.currency}. Budgets and totals are kept in one currency per user; record "
+            f"the amount in {user.currency}."
+        )
+    return user.currency
 
 
 def get_expense(conn: psycopg.Connection, expense_id) -> Expense:

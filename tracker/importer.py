@@ -24,6 +24,7 @@ import psycopg
 
 from . import validate
 from .errors import InputError, TrackerError
+from .expenses import check_currency
 from .users import find_user
 
 MAPPING_FIELDS = ("date", "amount", "note", "category")
@@ -139,7 +140,7 @@ def import_statement(
     delimiter: str = ",",
     rules: list[Rule] | None = None,
     default_category=None,
-    currency: str | None = None,
+    currency: str | None = None,  # must be the user's: a check, not a conversion
     debits_negative: bool = False,
     encoding: str = "utf-8-sig",
     on_progress: Callable[[int, int], None] | None = None,
@@ -158,6 +159,7 @@ def import_statement(
     total_bytes = path.stat().st_size
     with conn.transaction():
         found_user = find_user(conn, user)
+        currency = check_currency(found_user, currency)
         categories = _Categories(conn)
         default_id = categories.require(default_category, "--default-category") \
             if default_category is not None else None
@@ -213,7 +215,7 @@ def import_statement(
                         on_progress(min(source.buffer.tell(), total_bytes), total_bytes)
         inserted = conn.execute(
             _INSERT_SQL,
-            {"user_id": found_user.id, "currency": currency or found_user.currency},
+            {"user_id": found_user.id, "currency": currency},
         ).rowcount
         if on_progress:
             on_progress(total_bytes, total_bytes)
