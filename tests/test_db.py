@@ -184,14 +184,21 @@ def test_db_status_reports_applied_migrations(run_cli, seeded_url):
     assert "0 pending" in result.output
 
 
-def test_db_stop_then_status_then_any_command_restarts_the_private_server(run_cli, monkeypatch):
+def test_db_stop_then_status_then_any_command_restarts_the_private_server(
+    run_cli, monkeypatch, tmp_path
+):
+    # A private server of this test's own, so stopping it never disturbs other test runs.
+    from tracker import config
     from tracker.db import private_server
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
-
+    monkeypatch.setattr(config, "PRIVATE_SERVER_DIR", tmp_path / "pgdata")
     server = private_server()
-    server.ensure_running()
     try:
+        first = run_cli(None, "db-init", "--no-seed")
+        assert first.exit_code == 0, first.output
+        assert "(private server)" in first.output
+        assert server.status().running
         stopped = run_cli(None, "db", "stop")
         assert stopped.exit_code == 0, stopped.output
         assert "Stopped the private PostgreSQL server." in stopped.output
@@ -202,14 +209,14 @@ def test_db_stop_then_status_then_any_command_restarts_the_private_server(run_cl
         assert "Server:     private, stopped" in status.output
         assert "Reachable:  no" in status.output
         # The next command starts it again, on the same data.
-        init = run_cli(None, "db-init")
-        assert init.exit_code == 0, init.output
+        again = run_cli(None, "db-init", "--no-seed")
+        assert again.exit_code == 0, again.output
+        assert "Nothing to do" in again.output
         assert server.status().running
-        assert "Nothing to do" in run_cli(None, "db-init").output
+        # Already running: reused, not started again.
+        assert server.ensure_running() is False
     finally:
-        server.ensure_running()
-    # Already running: reused, not started again.
-    assert server.ensure_running() is False
+        server.stop()
 
 
 def test_cli_run_with_any_python_uses_the_project_venv(tmp_path):
