@@ -559,32 +559,43 @@ def _run_unit_test(duck, project: Project, test: UnitTest):
         query = render_file(project, project.queries_dir / "checks" / f"{test.model}.sql", "duckdb")
     duck.execute(f"create temp table unit_actual as\n{query}")
     actual_columns = _relation_columns(duck, "temp", "unit_actual")
-    names = list(dict.fromkeys(column for row in test.expect for column in row))
-    if not names:
-        names = list(actual_columns)
-    unknown = [name for name in names if name not in actual_columns]
-    if unknown:
-        raise TrackerError(
-            f'Error: unit test "{test.name}" expects column "{unknown[0]}", which model '
-            f'"{test.model}" does not return'
-        )
+    names = _expected_columns(test, list(actual_columns))
     duck.execute(
         "create temp table unit_expected ("
         + ", ".join(f"{_quote(name)} {actual_columns[name]}" for name in names)
         + ")"
     )
     _insert_rows(duck, "temp", "unit_expected", test.expect, "expect", test)
-    projected = ", ".join(f"cast({_quote(name)} as varchar)" for name in names)
-    listed = ", ".join(_quote(name) for name in names)
-    missing = duck.execute(
-        f"select {projected} from (select {listed} from unit_expected "
-        f"except all select {listed} from unit_actual) order by all"
-    ).fetchall()
-    unexpected = duck.execute(
-        f"select {projected} from (select {listed} from unit_actual "
-        f"except all select {listed} from unit_expected) order by all"
-    ).fetchall()
+    missing, unexpected = _row_differences(
+        lambda query: duck.execute(query).fetchall(), names, "varchar"
+    )
     return missing, unexpected, names
+
+
+def _expected_columns(test: UnitTest, actual_columns: list[str]) -> list[str]:
+    """The columns a unit test compares: those its expected rows name, else all of them."""
+    names = list(dict.fromkeys(column for row in test.expect for column in row)) or actual_columns
+    unknown = [name for name in names if name not in actual_columns]
+    if unknown:
+        raise TrackerError(
+            f'Error: unit test "{test.name}" expects column "{unknown[0]}", which model '
+            f'"{test.model}" does not return'
+        )
+    return names
+
+
+def _row_differences(fetch, names: list[str], text_type: str) -> tuple[list, list]:
+    """Rows of unit_expected missing from unit_actual, and rows of unit_actual not expected."""
+    projected = ", ".join(f"cast({_quote(name)} as {text_type})" for name in names)
+    listed = ", ".join(_quote(name) for name in names)
+
+    def except_all(left: str, right: str) -> list:
+        return fetch(
+            f"select {projected} from (select {listed} from {left} "
+            f"except all select {listed} from {right}) as difference order by {listed}"
+        )
+
+    return except_all("unit_expected", "unit_actual"), except_all("unit_actual", "unit_expected")
 
 
 def run_unit_tests_postgres(conn, project: Project, *, unit_dir: Path | str | None = None,
@@ -682,25 +693,13 @@ def _run_unit_test_postgres(conn, project: Project, test: UnitTest):
             "and attnum > 0 and not attisdropped order by attnum"
         ).fetchall()
     ]
-    names = list(dict.fromkeys(column for row in test.expect for column in row)) or actual_columns
-    unknown = [name for name in names if name not in actual_columns]
-    if unknown:
-        raise TrackerError(
-            f'Error: unit test "{test.name}" expects column "{unknown[0]}", which model '
-            f'"{test.model}" does not return'
-        )
+    names = _expected_columns(test, actual_columns)
     listed = ", ".join(_quote(name) for name in names)
     conn.execute(f"create temporary table unit_expected as select {listed} from unit_actual limit 0")
     _insert_rows_postgres(conn, "unit_expected", test.expect, "expect", test)
-    projected = ", ".join(f"cast({_quote(name)} as text)" for name in names)
-    missing = conn.execute(
-        f"select {projected} from (select {listed} from unit_expected "
-        f"except all select {listed} from unit_actual) as rows order by {listed}"
-    ).fetchall()
-    unexpected = conn.execute(
-        f"select {projected} from (select {listed} from unit_actual "
-        f"except all select {listed} from unit_expected) as rows order by {listed}"
-    ).fetchall()
+    missing, unexpected = _row_differences(
+        lambda query: conn.execute(query).fetchall(), names, "text"
+    )
     return missing, unexpected, names
 
 
