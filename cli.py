@@ -965,6 +965,36 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom):
                f"in {result.seconds:.2f} s.")
 
 
+# --- report: the HTML report (issue 13) ----------------------------------------------------
+
+
+@cli.command("report")
+@click.option("--user", help="Only this user (e-mail or id); default: everyone.")
+@click.option("--month", help="Month, YYYY-MM (default: each user's latest month).")
+@click.option("--out", "out_path", metavar="FILE", type=click.Path(dir_okay=False), default=None,
+              help="Where to write it (default: exports/report.html).")
+@click.pass_context
+def report_command(ctx, user, month, out_path):
+    """Write a self-contained HTML report: spending, top categories, budgets, alerts, charts.
+
+    Reads the models that `run` built (schema analytics). One file, no network or other
+    file needed to view it: charts are inline SVG; readable on a phone and printable.
+
+    Example:
+
+    \b
+        python cli.py report --user aman@example.com --month 2025-05 --out /tmp/may.html
+    """
+    from pathlib import Path
+
+    from tracker.report import write_report
+
+    out = Path(out_path) if out_path else config.EXPORTS_DIR / "report.html"
+    written = write_report(database(ctx).url, out, user=user, month=month)
+    people = "person" if written.users == 1 else "people"
+    click.echo(f"Wrote {written.path} ({written.bytes:,} bytes, {written.users} {people}).")
+
+
 # --- check, test, verify: data tests on DuckDB and PostgreSQL, export verification -----------
 
 
