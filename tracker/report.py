@@ -376,6 +376,10 @@ def _svg(figure, chart_id: str) -> str:
                    bbox_inches="tight")
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
+    # Matplotlib's RDF block names its creator and licence vocabularies by URL: not needed.
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
+    text = re.sub(r'\sxmlns:(dc|cc|rdf)="[^"]*"', "", text[:text.index(">") + 1], count=3) \
+        + text[text.index(">") + 1:]
 
     # Ids and references live inside tags only: text nodes (user data) are left alone.
     def rewrite(match: re.Match) -> str:
