@@ -47,6 +47,10 @@ def test_report_totals_equal_the_base_tables_on_the_sample(seeded_url, run_cli, 
     assert not re.search(r'(src|href)="(?!#)', html), "only in-page links"
     assert "http://" not in html.replace("http://www.w3.org/", "")
     assert html.count("<svg") == 6
+    # Each chart's stylesheet stays inside the charts; ids are unique on the page.
+    assert re.findall(r"<style type=\"text/css\">([^{]*)\{", html) == ["svg.chart *"] * 6
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
 
 
 def test_report_totals_equal_the_base_tables_on_generated_data(db_url, run_cli, tmp_path):

@@ -102,12 +102,12 @@ class ReportFile:
 
 def write_report(url: str, out: Path | str, user=None, month=None) -> ReportFile:
     """Read the marts and write the HTML report to out, replacing it only when complete."""
-    with connect(url) as conn:
-        report = load_report(conn, user=user, month=month)
-    page = render_report(report)
     path = Path(out).expanduser().absolute()
     if path.is_dir():
         raise InputError(f"Error: --out {path} is a directory. Give a file name such as report.html.")
+    with connect(url) as conn:
+        report = load_report(conn, user=user, month=month)
+    page = render_report(report)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=path.parent)
@@ -390,6 +390,8 @@ def _svg(figure, chart_id: str) -> str:
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
     text = re.sub(r'\sxmlns:(dc|cc|rdf)="[^"]*"', "", text[:text.index(">") + 1], count=3) \
         + text[text.index(">") + 1:]
+    # Its stylesheet says "*{...}", which inline in HTML would reach the whole page.
+    text = text.replace('<style type="text/css">*{', '<style type="text/css">svg.chart *{')
 
     # Ids and references live inside tags only: text nodes (user data) are left alone.
     def rewrite(match: re.Match) -> str:
@@ -403,7 +405,7 @@ def _svg(figure, chart_id: str) -> str:
         if tag.startswith("<svg"):
             # Scales with the page: the viewBox stays, the fixed size goes.
             tag = re.sub(r'\s(width|height)="[^"]*"', "", tag)
-            tag = tag.replace("<svg", '<svg role="img" focusable="false"', 1)
+            tag = tag.replace("<svg", '<svg class="chart" role="img" focusable="false"', 1)
         return tag
 
     return _TAG.sub(rewrite, text).strip()
