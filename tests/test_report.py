@@ -126,6 +126,14 @@ def test_report_for_a_user_without_data_and_bad_input(seeded_url, run_cli, tmp_p
     result, html = report(run_cli, seeded_url, tmp_path / "new.html", "--user", "new@example.com")
     assert result.exit_code == 0, result.output
     assert "No expenses or budgets yet." in html
+    # A month without anything: zeros, and no rolling average to show.
+    result, html = report(run_cli, seeded_url, tmp_path / "jan.html", "--user", "aman@example.com",
+                          "--month", "2024-01")
+    assert result.exit_code == 0, result.output
+    (section,) = ReportPage(html).sections.values()
+    assert section["cards"]["spent"] == ("0.00", "₹0.00")
+    assert section["cards"]["rolling_3m_avg"] == ("", "–")
+    assert "Nothing spent in January 2024." in html and "No budgets for January 2024." in html
     out = tmp_path / "bad.html"
     for args, message in (
         (("--month", "2025-13"), 'Error: --month "2025-13" is not a month. Use YYYY-MM'),

@@ -42,7 +42,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 # What the report reads; a missing one means `run` has not built the models yet.
 RELATIONS = (
     "dim_user", "dim_category", "monthly_totals", "rolling_trend", "top_categories",
-    "budget_vs_actual", "alerts", "fact_expenses",
+    "budget_vs_actual", "alerts", "fact_expenses", "fact_budgets",
 )
 TREND_MONTHS = 12
 MIN_TREND_SLOTS = 6
@@ -156,21 +156,26 @@ def _check_relations(conn) -> None:
 
 
 def _pick_months(conn, user_ids, requested: Month | None) -> list[dict]:
+    # For one user every relation is filtered on that user (PostgreSQL pushes it into the
+    # views); for everyone nothing is. The two texts are fixed: values stay parameters.
+    only = "where {}.user_id = any(%(user_ids)s)" if user_ids is not None else ""
     query = f"""
         with chosen_users as (
             select dim_user.user_id, dim_user.name, dim_user.currency
             from {SCHEMA}.dim_user as dim_user
-            where %(all_users)s or dim_user.user_id = any(%(user_ids)s)
+            {only.format("dim_user")}
         ),
         last_months as (
             select monthly_totals.user_id, max(monthly_totals.month) as month
             from {SCHEMA}.monthly_totals as monthly_totals
+            {only.format("monthly_totals")}
             group by monthly_totals.user_id
         ),
         last_budget_months as (
-            select budget_vs_actual.user_id, max(budget_vs_actual.month) as month
-            from {SCHEMA}.budget_vs_actual as budget_vs_actual
-            group by budget_vs_actual.user_id
+            select fact_budgets.user_id, max(fact_budgets.month) as month
+            from {SCHEMA}.fact_budgets as fact_budgets
+            {only.format("fact_budgets")}
+            group by fact_budgets.user_id
         )
         select
             chosen_users.user_id,
@@ -184,11 +189,7 @@ def _pick_months(conn, user_ids, requested: Month | None) -> list[dict]:
             on last_budget_months.user_id = chosen_users.user_id
         order by chosen_users.user_id
     """
-    params = {
-        "all_users": user_ids is None,
-        "user_ids": user_ids or [],
-        "month": requested.first_day if requested else None,
-    }
+    params = {"user_ids": user_ids or [], "month": requested.first_day if requested else None}
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(query, params).fetchall()
 
@@ -207,6 +208,8 @@ def _fill(conn, sections: list[UserMonth]) -> None:
         "biggest": BIGGEST_EXPENSES,
     }
     selection = "select * from unnest(%(user_ids)s::bigint[], %(months)s::date[]) as s (user_id, month)"
+    # Each query also filters its mart on the users directly: PostgreSQL pushes that into
+    # the views (into their window partitions too), so one user's report reads one user.
     queries = {
         "totals": f"""
             with selection as ({selection})
@@ -215,6 +218,7 @@ def _fill(conn, sections: list[UserMonth]) -> None:
             inner join selection
                 on selection.user_id = monthly_totals.user_id
                 and selection.month = monthly_totals.month
+            where monthly_totals.user_id = any(%(user_ids)s)
         """,
         "trend": f"""
             with selection as ({selection})
@@ -226,6 +230,7 @@ def _fill(conn, sections: list[UserMonth]) -> None:
                 and rolling_trend.month <= selection.month
                 and rolling_trend.month
                     > selection.month - make_interval(months => %(trend_months)s)
+            where rolling_trend.user_id = any(%(user_ids)s)
             order by rolling_trend.user_id, rolling_trend.month
         """,
         "categories": f"""
@@ -239,7 +244,8 @@ def _fill(conn, sections: list[UserMonth]) -> None:
                 and selection.month = top_categories.month
             left join {SCHEMA}.dim_category as dim_category
                 on dim_category.category_id = top_categories.category_id
-            where top_categories.rank <= %(top)s
+            where top_categories.user_id = any(%(user_ids)s)
+                and top_categories.rank <= %(top)s
             order by top_categories.user_id, top_categories.rank
         """,
         "budgets": f"""
@@ -251,6 +257,7 @@ def _fill(conn, sections: list[UserMonth]) -> None:
             inner join selection
                 on selection.user_id = budget_vs_actual.user_id
                 and selection.month = budget_vs_actual.month
+            where budget_vs_actual.user_id = any(%(user_ids)s)
             order by budget_vs_actual.user_id, budget_vs_actual.spent desc,
                 budget_vs_actual.category
         """,
@@ -264,6 +271,7 @@ def _fill(conn, sections: list[UserMonth]) -> None:
                 and selection.month = alerts.month
             left join {SCHEMA}.dim_category as dim_category
                 on dim_category.category_id = alerts.category_id
+            where alerts.user_id = any(%(user_ids)s)
             order by alerts.user_id, alerts.fired_at, alerts.alert_id
         """,
         "expenses": f"""
@@ -279,6 +287,7 @@ def _fill(conn, sections: list[UserMonth]) -> None:
                 inner join selection
                     on selection.user_id = fact_expenses.user_id
                     and selection.month = fact_expenses.month
+                where fact_expenses.user_id = any(%(user_ids)s)
             )
             select ranked.user_id, ranked.expense_id, ranked.date, dim_category.category,
                 ranked.amount, ranked.note
@@ -297,6 +306,7 @@ def _fill(conn, sections: list[UserMonth]) -> None:
             inner join selection
                 on selection.user_id = budget_vs_actual.user_id
                 and selection.month = budget_vs_actual.month
+            where budget_vs_actual.user_id = any(%(user_ids)s)
             group by budget_vs_actual.user_id
         """,
     }
