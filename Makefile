@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+EXPORT_DIR ?= exports
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv db-init export run test psql bench check verify db-status db-stop clean
+.PHONY: help venv db-init export run test psql bench check verify db-status db-stop clean browser
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,10 +25,11 @@ db-init: $(STAMP)  ## Migrate the database and load the sample seeds
 run: db-init  ## Build the models in queries/ as views and tables in schema analytics
 	$(PY) cli.py run
 
-export: run  ## Build the models and write CSV + Parquet exports to exports/
-	$(PY) cli.py export
+export: run  ## Build the models; write CSV + Parquet, the Power BI project and report.html to exports/
+	$(PY) cli.py export --out $(EXPORT_DIR)
+	$(PY) cli.py report --out $(EXPORT_DIR)/report.html
 
-test: $(STAMP)  ## Run the whole test suite against real PostgreSQL
+test: $(STAMP) browser  ## Run the whole test suite against real PostgreSQL
 	$(PY) -m pytest
 
 bench: $(STAMP)  ## Speed goals vs same-run baselines (BENCH="--only trigger --expenses 200000")
@@ -50,3 +53,8 @@ check: $(STAMP)  ## Build every model on the sample seeds in DuckDB and run all 
 verify: $(STAMP)  ## Prove the export right twice: cli.py verify (SQL + DuckDB), scripts/verify.sh (bash)
 	$(PY) cli.py verify --dir $(or $(DIR),exports)
 	PSQL="$(PY) cli.py psql" bash scripts/verify.sh $(or $(DIR),exports)
+
+# Issue 13: the report's browser tests render it in Debian's chromium (headless), driven by
+# the playwright wheel from requirements.lock (its bundled browsers are never downloaded).
+browser:  ## Install Debian's chromium for the report's browser tests (when missing)
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }

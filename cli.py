@@ -930,14 +930,18 @@ def compile_command(select, vars_json, engine, out_dir):
               help="Also export columns marked pii in the models (e.g. dim_user.email).")
 @click.option("--bom/--no-bom", default=True, show_default=True,
               help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).")
+@click.option("--powerbi/--no-powerbi", default=True, show_default=True,
+              help="Also write DIR/powerbi/: a Power BI project (.pbip) over these files.")
 @click.pass_context
-def export_command(ctx, out_dir, fmt, select, include_pii, bom):
+def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi):
     """Write the analytics models as CSV and Parquet files plus manifest.json.
 
     Reads the relations that `run` built in schema analytics, all from one consistent
     snapshot, into DIR/csv/NAME.csv, DIR/parquet/NAME.parquet and DIR/manifest.json
     (rows, bytes, sha256, column types and money totals per file). The new files replace
     the previous export only when every file is written; on failure the old ones stay.
+    Then DIR/powerbi/: a Power BI project (TMDL model, PBIR report) that loads these
+    files, unless --no-powerbi.
 
     Example:
 
@@ -963,6 +967,43 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom):
                            include_pii=include_pii, bom=bom, on_progress=on_progress)
     click.echo(f"Wrote {len(result.files)} files and {result.out_dir / 'manifest.json'} "
                f"in {result.seconds:.2f} s.")
+    # Issue 13: a Power BI project over exactly these files (no database needed).
+    if powerbi:
+        from tracker.powerbi import write_powerbi_project
+
+        project = write_powerbi_project(models, result.manifest, result.out_dir)
+        click.echo(f"Wrote {project.pbip} ({project.tables} tables, {project.relationships} "
+                   f"relationships, {project.measures} measures).")
+
+
+# --- report: the HTML report (issue 13) ----------------------------------------------------
+
+
+@cli.command("report")
+@click.option("--user", help="Only this user (e-mail or id); default: everyone.")
+@click.option("--month", help="Month, YYYY-MM (default: each user's latest month).")
+@click.option("--out", "out_path", metavar="FILE", type=click.Path(dir_okay=False), default=None,
+              help="Where to write it (default: exports/report.html).")
+@click.pass_context
+def report_command(ctx, user, month, out_path):
+    """Write a self-contained HTML report: spending, top categories, budgets, alerts, charts.
+
+    Reads the models that `run` built (schema analytics). One file, no network or other
+    file needed to view it: charts are inline SVG; readable on a phone and printable.
+
+    Example:
+
+    \b
+        python cli.py report --user aman@example.com --month 2025-05 --out /tmp/may.html
+    """
+    from pathlib import Path
+
+    from tracker.report import write_report
+
+    out = Path(out_path) if out_path else config.EXPORTS_DIR / "report.html"
+    written = write_report(database(ctx).url, out, user=user, month=month)
+    people = "person" if written.users == 1 else "people"
+    click.echo(f"Wrote {written.path} ({written.bytes:,} bytes, {written.users} {people}).")
 
 
 # --- check, test, verify: data tests on DuckDB and PostgreSQL, export verification -----------

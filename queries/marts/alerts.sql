@@ -7,7 +7,7 @@
         'alert_id': {'description': 'The alert.', 'tests': ['not_null']},
         'user_id': {'description': 'The user alerted (dim_user).', 'tests': ['not_null', {'relationships': {'to': 'dim_user', 'field': 'user_id'}}]},
         'budget_id': 'The budget that was exceeded (fact_budgets); null once the budget is deleted.',
-        'category_id': 'The category (dim_category); null once the category is deleted.',
+        'category_id': {'description': 'The category (dim_category); null once the category is deleted.', 'tests': [{'relationships': {'to': 'dim_category', 'field': 'category_id'}}]},
         'month': {'description': 'First day of the month the alert is about.', 'tests': ['not_null']},
         'alert_type': {'description': 'Kind of alert: BUDGET_EXCEEDED.', 'tests': ['not_null', {'accepted_values': {'values': ['BUDGET_EXCEEDED']}}]},
         'message': {'description': 'Text shown to the user.', 'tests': ['not_null']},

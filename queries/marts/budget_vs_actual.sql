@@ -5,9 +5,9 @@
     description='Every budget with the spending of its user, category and month, what remains, and a status.',
     columns={
         'budget_id': {'description': 'The budget.', 'tests': ['not_null']},
-        'user_id': {'description': 'The user.', 'tests': ['not_null']},
-        'month': {'description': 'First day of the budgeted month.', 'tests': ['not_null']},
-        'category_id': {'description': 'The category.', 'tests': ['not_null']},
+        'user_id': {'description': 'The user.', 'tests': ['not_null', {'relationships': {'to': 'dim_user', 'field': 'user_id'}}]},
+        'month': {'description': 'First day of the budgeted month.', 'tests': ['not_null', {'relationships': {'to': 'dim_date', 'field': 'date'}}]},
+        'category_id': {'description': 'The category.', 'tests': ['not_null', {'relationships': {'to': 'dim_category', 'field': 'category_id'}}]},
         'category': {'description': 'Category name.', 'tests': ['not_null']},
         'budget_amount': {'description': 'The budget for the month, numeric(12, 2).', 'tests': ['not_null', 'non_negative']},
         'spent': {'description': 'Spent in the category and month, numeric(38, 2); 0 when nothing was spent.', 'tests': ['not_null', 'non_negative']},

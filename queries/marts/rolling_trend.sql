@@ -5,8 +5,8 @@
     materialized='view',
     description='Monthly spending per user over every calendar month of their range, with 3-month rolling total and average.',
     columns={
-        'user_id': {'description': 'The user.', 'tests': ['not_null']},
-        'month': {'description': 'First day of the month; every month from the user\'s first expense month to the last.', 'tests': ['not_null']},
+        'user_id': {'description': 'The user.', 'tests': ['not_null', {'relationships': {'to': 'dim_user', 'field': 'user_id'}}]},
+        'month': {'description': 'First day of the month; every month from the user\'s first expense month to the last.', 'tests': ['not_null', {'relationships': {'to': 'dim_date', 'field': 'date'}}]},
         'total_spent': {'description': 'Spent in the month, numeric(38, 2); 0 for a month without expenses.', 'tests': ['not_null', 'non_negative']},
         'rolling_3m_total': {'description': 'Spent in this month and the two calendar months before it (only months within the user\'s range), numeric(38, 2).', 'tests': ['not_null', 'non_negative']},
         'rolling_3m_avg': {'description': 'rolling_3m_total divided by the number of those months in the user\'s range (1, 2 or 3), 2 decimals, rounded half away from zero.', 'tests': ['not_null', 'non_negative']},

@@ -4,8 +4,8 @@
     materialized='view',
     description='Spending per user, month and category, ranked from the largest total.',
     columns={
-        'user_id': {'description': 'The user.', 'tests': ['not_null']},
-        'month': {'description': 'First day of the month.', 'tests': ['not_null']},
+        'user_id': {'description': 'The user.', 'tests': ['not_null', {'relationships': {'to': 'dim_user', 'field': 'user_id'}}]},
+        'month': {'description': 'First day of the month.', 'tests': ['not_null', {'relationships': {'to': 'dim_date', 'field': 'date'}}]},
         'rank': {'description': 'Position in the user\'s month: 1 is the largest total; ties go by category name; 1..n without gaps.', 'tests': ['not_null']},
         'category_id': {'description': 'The category.', 'tests': ['not_null', {'relationships': {'to': 'dim_category', 'field': 'category_id'}}]},
         'category': {'description': 'Category name.', 'tests': ['not_null']},
