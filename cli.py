@@ -930,8 +930,13 @@ def compile_command(select, vars_json, engine, out_dir):
               help="Also export columns marked pii in the models (e.g. dim_user.email).")
 @click.option("--bom/--no-bom", default=True, show_default=True,
               help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).")
+@click.option("--lake", "lake_dir", metavar="[DIR]", is_flag=False, flag_value="exports/lake",
+              default=None,
+              help="Write the partitioned Parquet lake instead (default DIR: exports/lake); "
+                   "only the months that changed since the last lake export are rewritten.")
+@click.option("--full", is_flag=True, help="With --lake: rebuild every partition.")
 @click.pass_context
-def export_command(ctx, out_dir, fmt, select, include_pii, bom):
+def export_command(ctx, out_dir, fmt, select, include_pii, bom, lake_dir, full):
     """Write the analytics models as CSV and Parquet files plus manifest.json.
 
     Reads the relations that `run` built in schema analytics, all from one consistent
@@ -939,11 +944,24 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom):
     (rows, bytes, sha256, column types and money totals per file). The new files replace
     the previous export only when every file is written; on failure the old ones stay.
 
+    With --lake [DIR] it writes the lake instead: fact_expenses, fact_budgets and alerts as
+    hive-partitioned Parquet (DIR/fact_expenses/year=2025/month=2025-05-01/part-00000.parquet),
+    the dimensions as single files and DIR/manifest.json with rows, money sums and sha256 per
+    partition. Only the months the database recorded as changed are rewritten; --full
+    rebuilds them all.
+
     Example:
 
         python cli.py export --format csv --select monthly_totals,dim_date
+        python cli.py export --lake            # exports/lake/, incremental after the first
     """
     from pathlib import Path
+
+    if lake_dir is not None:
+        _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select)
+        return
+    if full:
+        raise InputError("Error: --full applies only to --lake. Add --lake [DIR] or drop --full.")
 
     from tracker.export import export_items, export_models, select_export_models
     from tracker.models import load_project
@@ -963,6 +981,41 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom):
                            include_pii=include_pii, bom=bom, on_progress=on_progress)
     click.echo(f"Wrote {len(result.files)} files and {result.out_dir / 'manifest.json'} "
                f"in {result.seconds:.2f} s.")
+
+
+# --- lake: export --lake (issue 12) ---------------------------------------------------------
+
+
+def _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select):
+    """export --lake: the partitioned Parquet lake, incremental unless --full."""
+    from pathlib import Path
+
+    from tracker.lake import export_lake
+    from tracker.models import load_project
+
+    if out_dir or select or fmt != "both":
+        raise InputError("Error: --out, --select and --format do not apply to --lake, which "
+                         "always writes the facts and dimensions as Parquet. Drop them, or "
+                         "drop --lake.")
+    directory = Path(lake_dir)
+    if not directory.is_absolute() and lake_dir == "exports/lake":
+        directory = config.EXPORTS_DIR / "lake"
+    target = database(ctx)
+
+    def on_progress(event):
+        click.echo(f"  {event.path:<58} {event.rows:>10,} rows", err=True)
+
+    click.echo(f"Exporting the lake from {target.masked_url} to {directory}", err=True)
+    result = export_lake(target.url, load_project(), directory, full=full,
+                         include_pii=include_pii, on_progress=on_progress)
+    kind = "full" if result.full else "incremental"
+    reason = result.manifest["last_export"]["reason"]
+    click.echo(
+        f"Lake {kind}{f' ({reason})' if reason else ''}: {len(result.written)} files written, "
+        f"{len(result.removed)} removed, {len(result.unchanged_dimensions)} dimensions "
+        f"unchanged, {result.changes_consumed} change records consumed; "
+        f"{result.lake_dir / 'manifest.json'} in {result.seconds:.2f} s."
+    )
 
 
 # --- check, test, verify: data tests on DuckDB and PostgreSQL, export verification -----------
