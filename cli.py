@@ -1157,8 +1157,11 @@ def parity_command(ctx, select, queries_dir):
 @cli.command("verify")
 @click.option("--dir", "out_dir", metavar="DIR", type=click.Path(file_okay=False), default=None,
               help="The export folder holding manifest.json (default: exports/).")
+@click.option("--partition", "partitions", metavar="PATH", multiple=True,
+              help="Only this file or folder of the manifest, e.g. one lake partition "
+                   "fact_expenses/year=2025/month=2025-05-01; may be repeated.")
 @click.pass_context
-def verify_command(ctx, out_dir):
+def verify_command(ctx, out_dir, partitions):
     """Recount an export: rows and money sums in PostgreSQL, in DuckDB and in the manifest.
 
     For every file in DIR/manifest.json, PostgreSQL recomputes the row count and money
@@ -1167,16 +1170,20 @@ def verify_command(ctx, out_dir):
     truncated or edited file exits 1 with a line naming it. `make verify` adds the same
     proof in bash (scripts/verify.sh).
 
+    A lake (export --lake) is checked partition by partition: PostgreSQL recounts that
+    month of the fact; --partition proves one partition on its own.
+
     Example:
 
         python cli.py export && python cli.py verify --dir exports
+        python cli.py verify --dir exports/lake --partition fact_expenses/year=2025/month=2025-05-01
     """
     from pathlib import Path
 
     from tracker.verify import verify_export
 
     directory = Path(out_dir) if out_dir else config.EXPORTS_DIR
-    report = verify_export(database(ctx).url, directory)
+    report = verify_export(database(ctx).url, directory, only=partitions)
 
     def shown(value):
         return "-" if value is None else f"{value:,}"
