@@ -1013,7 +1013,7 @@ def _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select):
     click.echo(
         f"Lake {kind}{f' ({reason})' if reason else ''}: {len(result.written)} files written, "
         f"{len(result.removed)} removed, {len(result.unchanged_dimensions)} dimensions "
-        f"unchanged, {result.changes_consumed} change records consumed; "
+        f"unchanged, {result.changes_consumed} changed months read; "
         f"{result.lake_dir / 'manifest.json'} in {result.seconds:.2f} s."
     )
 

@@ -198,7 +198,7 @@ def test_export_lake_keeps_a_concurrent_writers_change_for_the_next_export(lake_
         assert len(ids) == 1
         result = run_cli(lake_url, "export", "--lake", str(lake))
         assert result.exit_code == 0, result.output
-        assert "1 change records consumed" in result.output
+        assert "1 changed months read" in result.output
         slow.commit()
     with psycopg.connect(lake_url) as conn:
         pending = conn.execute("select fact, month from lake_changes").fetchall()
@@ -334,3 +334,19 @@ def test_export_lake_refuses_options_that_do_not_apply_and_foreign_folders(lake_
     assert run_cli(lake_url, "export", "--out", str(tmp_path / "plain")).exit_code == 0
     result = run_cli(lake_url, "export", "--lake", str(tmp_path / "plain"))
     assert result.exit_code == 2 and "not a lake" in result.output
+
+
+def test_export_lake_into_a_second_folder_takes_no_change_from_the_first(lake_url, run_cli,
+                                                                         tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert run_cli(lake_url, "export", "--lake", str(first)).exit_code == 0
+    with psycopg.connect(lake_url, autocommit=True) as conn:
+        conn.execute("delete from expenses where id = (select min(id) from expenses)")
+    assert run_cli(lake_url, "export", "--lake", str(second)).exit_code == 0
+    result = run_cli(lake_url, "export", "--lake", str(first))
+    assert result.exit_code == 0, result.output
+    assert "1 files written" in result.output
+    assert lake_rows(first) == lake_rows(second) == postgres_rows(lake_url)
+    with psycopg.connect(lake_url) as conn:
+        assert conn.execute("select count(*) from lake_changes").fetchone()[0] == 0
+        assert conn.execute("select count(*) from lake_exports").fetchone()[0] == 2

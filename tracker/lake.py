@@ -17,12 +17,14 @@ model's columns, with the types of the plain export (DECIMAL, DATE, BIGINT, TIME
 the type mapping, the snapshot and the copy are tracker/export.py's.
 
 Incremental: the database records which months a statement touched (V009, table
-lake_changes, filled by statement-level triggers). An export reads, in the same
-repeatable-read snapshot as the data, the change rows visible to it, copies only those
-months of those facts, and after the new files are in place deletes exactly the change ids
-it read. A writer that commits after the snapshot has its own change row, not visible and
-so not deleted: it is in the next export, never lost (ids are not compared, so the order in
-which identity values were handed out does not matter).
+lake_changes, filled by statement-level triggers, with the writer's transaction id). Each
+lake has an id (in its manifest) and the database keeps the snapshot of its last export
+(lake_exports). An export opens one repeatable-read snapshot, reads there the change rows
+whose transaction the lake's previous snapshot did not see, copies only those months of
+those facts, and once the new files are in place records its own snapshot for the lake.
+A writer that commits after the snapshot is invisible to it, and its change row is
+invisible to the recorded snapshot too: it is in the next export, never lost, whatever
+order ids were handed out in. Change rows every known lake has seen are deleted.
 
 Crash safety: new files are written into a hidden staging folder inside the lake (readers
 skip names starting with "."), fsynced, then a journal listing every move and removal is
@@ -149,11 +151,12 @@ def export_lake(
         staging = lake_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
         staging.mkdir()
         try:
+            lake_id = (previous or {}).get("lake_id") or uuid.uuid4().hex
             plan = _write_staging(
-                url, items, staging, previous, reason is not None, include_pii, on_progress,
+                url, items, staging, previous, reason, lake_id, include_pii, on_progress,
                 _can_use_psql(url) if use_psql is None else use_psql,
             )
-            manifest = _next_manifest(url, previous, plan, fingerprint, include_pii, reason)
+            manifest = _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id)
             journal = {
                 "staging": staging.name,
                 "moves": plan["moves"],
@@ -179,11 +182,11 @@ def export_lake(
                 ) from None
             raise
         recover_lake(lake_dir)
-    consumed = _consume_changes(url, plan["change_ids"])
+    _record_export(url, manifest["lake_id"], plan["snapshot"])
     return LakeResult(
-        lake_dir, manifest, reason is not None,
-        [move[1] for move in plan["moves"]], plan["removals"], plan["unchanged"], consumed,
-        time.perf_counter() - started,
+        lake_dir, manifest, manifest["last_export"]["kind"] == "full",
+        [move[1] for move in plan["moves"]], plan["removals"], plan["unchanged"],
+        plan["changes_read"], time.perf_counter() - started,
     )
 
 
@@ -234,8 +237,9 @@ def recover_lake(lake_dir: Path) -> bool:
 # --- reading the snapshot --------------------------------------------------------------------
 
 
-def _write_staging(url, items, staging, previous, full, include_pii, on_progress, use_psql):
-    """Copy what changed into staging; the moves, removals and change ids of this export."""
+def _write_staging(url, items, staging, previous, reason, lake_id, include_pii, on_progress,
+                   use_psql):
+    """Copy what changed into staging; the moves, removals and snapshot of this export."""
     work = staging / "work"
     work.mkdir()
     old_files = {entry["path"]: entry for entry in (previous or {}).get("files", [])}
@@ -267,18 +271,29 @@ def _write_staging(url, items, staging, previous, full, include_pii, on_progress
             with conn.transaction():
                 _begin_snapshot(conn, items)
                 plans = plan_export(conn, items, include_pii, config.mask_url(url))
-                changes = conn.execute(
-                    "select id, fact, month from lake_changes order by id"
+                (snapshot_seen,) = conn.execute(
+                    "select cast(pg_current_snapshot() as text)"
+                ).fetchone()
+                row = conn.execute(
+                    "select cast(snapshot as text) from lake_exports where lake_id = %s",
+                    [lake_id],
+                ).fetchone()
+                if reason is None and row is None:
+                    reason = "the database has no record of this lake"
+                changes = [] if reason is not None else conn.execute(
+                    "select distinct fact, month from lake_changes "
+                    "where not pg_visible_in_snapshot(txid, cast(%s as pg_snapshot))",
+                    [row[0]],
                 ).fetchall()
-                change_ids = [row[0] for row in changes]
                 months: dict[str, set[date] | None] = {fact: set() for fact in FACTS}
-                for _, fact, month in changes:
+                for fact, month in changes:
                     if fact not in months:
                         continue
                     if month is None or months[fact] is None:
                         months[fact] = None
                     else:
                         months[fact].add(month)
+                full = reason is not None
                 if full:
                     months = {fact: None for fact in FACTS}
                 snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
@@ -349,7 +364,9 @@ def _write_staging(url, items, staging, previous, full, include_pii, on_progress
         "unchanged": unchanged,
         "entries": entries,
         "columns": columns_by_model,
-        "change_ids": change_ids,
+        "snapshot": snapshot_seen,
+        "changes_read": len(changes),
+        "reason": reason,
         "old_files": old_files,
     }
 
@@ -409,8 +426,9 @@ def _lake_entry(model, relative, path: Path, rows, sums, columns, month) -> dict
 # --- the manifest and the change log ---------------------------------------------------------
 
 
-def _next_manifest(url, previous, plan, fingerprint, include_pii, reason) -> dict:
+def _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id) -> dict:
     """The manifest after this export: old entries of untouched files, new ones of the rest."""
+    reason = plan["reason"]
     removed = set(plan["removals"])
     files = {path: entry for path, entry in plan["old_files"].items() if path not in removed}
     if reason is not None:
@@ -424,6 +442,7 @@ def _next_manifest(url, previous, plan, fingerprint, include_pii, reason) -> dic
     return {
         "generator": GENERATOR,
         "layout": LAYOUT,
+        "lake_id": lake_id,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "database": config.mask_url(url),
         "git_commit": git_commit(),
@@ -434,7 +453,7 @@ def _next_manifest(url, previous, plan, fingerprint, include_pii, reason) -> dic
             "reason": reason,
             "files_written": len(plan["moves"]),
             "files_removed": len(plan["removals"]),
-            "changes_consumed": len(plan["change_ids"]),
+            "changed_months_read": plan["changes_read"],
         },
         "tables": {
             name: {
@@ -452,16 +471,26 @@ def _next_manifest(url, previous, plan, fingerprint, include_pii, reason) -> dic
     }
 
 
-def _consume_changes(url: str, change_ids: list[int]) -> int:
-    """Delete exactly the change rows this export read in its snapshot."""
-    if not change_ids:
-        return 0
+def _record_export(url: str, lake_id: str, snapshot: str) -> None:
+    """Remember what this lake has seen; drop change rows that every known lake has seen."""
     with connect(url) as conn:
         with conn.transaction():
-            cursor = conn.execute(
-                "delete from lake_changes where id = any(%s)", [change_ids]
+            conn.execute(
+                "insert into lake_exports (lake_id, snapshot) values (%s, cast(%s as pg_snapshot)) "
+                "on conflict (lake_id) do update set snapshot = excluded.snapshot, "
+                "exported_at = now()",
+                [lake_id, snapshot],
             )
-            return cursor.rowcount
+            conn.execute(
+                """
+                delete from lake_changes
+                where not exists (
+                    select 1
+                    from lake_exports
+                    where not pg_visible_in_snapshot(lake_changes.txid, lake_exports.snapshot)
+                )
+                """
+            )
 
 
 def pending_changes(url: str) -> list[tuple[str, date | None]]:

@@ -2,21 +2,33 @@
 -- database itself, so an incremental `export --lake` rewrites only those partitions without
 -- scanning the facts to find them (tracker/lake.py reads and consumes this table).
 
--- One row per statement and touched month (duplicates are fine: the export reads distinct
--- months). No unique key on purpose: an "on conflict do nothing" would let a writer skip its
--- row because an identical one exists that an export running now is about to consume, and the
--- writer's change (committed after that export's snapshot) would be lost. The export instead
--- deletes exactly the ids it saw in its own snapshot: a row committed later, whatever its id
--- (identity values are taken before commit, so ids do not follow commit order), stays for the
--- next export.
+-- One row per statement and touched month, with the writing transaction's id. A lake keeps
+-- the snapshot of its last export (lake_exports); its next export reads the rows whose
+-- transaction that snapshot did not see, in its own new snapshot. That is exact whatever the
+-- commit order: identity ids and transaction ids are handed out before commit, so "id <= last
+-- seen" could skip a writer that took a smaller id and committed after the export, while
+-- snapshot visibility is what the export's data reads are judged by too. A writer that
+-- commits after an export's snapshot is therefore in the next export, never lost. No unique
+-- key: duplicates are cheap, and the export reads distinct months.
 create table lake_changes (
     id bigint generated always as identity primary key,
     fact text not null check (fact in ('fact_expenses', 'fact_budgets', 'alerts')),
     -- null: every month of the fact (a TRUNCATE, which has no rows to tell which).
     month date check (month = date_trunc('month', month)::date),
+    txid xid8 not null default pg_current_xact_id(),
     changed_at timestamptz not null default now()
 );
 
+-- Every lake folder ever exported (its id is in its manifest.json) and the snapshot its last
+-- export read. Change rows that every lake's snapshot has seen are deleted by the export.
+create table lake_exports (
+    lake_id text primary key,
+    snapshot pg_snapshot not null,
+    exported_at timestamptz not null default now()
+);
+
+comment on table lake_exports is
+    'Each lake folder and the snapshot of its last export --lake (what it has seen).';
 comment on table lake_changes is
     'Months of the lake''s facts changed since the last lake export; consumed by export --lake.';
 
