@@ -855,25 +855,48 @@ _vars_option = click.option(
 )
 
 
+_master_option = click.option(
+    "--master", default="local[*]", show_default=True, metavar="URL",
+    help="With --engine spark: the Spark master (local[2], spark://host:7077, yarn, ...).",
+)
+_lake_option = click.option(
+    "--lake", "lake_dir", metavar="DIR", type=click.Path(file_okay=False), default=None,
+    help="With --engine spark: the lake written by `export --lake` (default: exports/lake).",
+)
+
+
 @cli.command("run")
 @_select_option
 @_vars_option
+@click.option("--engine", type=click.Choice(["postgres", "spark"]), default="postgres",
+              show_default=True, help="Where to run the models.")
+@_master_option
+@_lake_option
+@click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=False), default=None,
+              help="With --engine spark: where the marts go as Parquet (default: exports/spark).")
 @click.pass_context
-def run_command(ctx, select, vars_json):
+def run_command(ctx, select, vars_json, engine, master, lake_dir, out_dir):
     """Build the models in queries/ as views and tables in schema analytics.
 
     Models are built in dependency order in one transaction: if one fails, the previous
     build stays as it was. Models that depend on a rebuilt model are rebuilt too.
 
+    With --engine spark the same models run as Spark SQL over the lake (`export --lake`)
+    and each mart is written as Parquet files in DIR/<model>/; --master picks the cluster.
+
     Example:
 
         python cli.py run --select +budget_vs_actual
+        python cli.py run --engine spark --master 'local[2]'
     """
     from tracker.db import connect
     from tracker.models import load_project, run_models
 
     model_vars = _parse_vars(vars_json)
     project = load_project()
+    if engine == "spark":
+        _run_spark(project, select, model_vars, master, lake_dir, out_dir)
+        return
     models = project.select(select)
     target = database(ctx)
 
@@ -890,7 +913,7 @@ def run_command(ctx, select, vars_json):
 @cli.command("compile")
 @_select_option
 @_vars_option
-@click.option("--engine", type=click.Choice(["postgres", "duckdb"]), default="postgres",
+@click.option("--engine", type=click.Choice(["postgres", "duckdb", "spark"]), default="postgres",
               show_default=True, help="SQL dialect to render for.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Where to write the files (default: target/compiled).")
@@ -983,7 +1006,33 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom, lake_dir, full):
                f"in {result.seconds:.2f} s.")
 
 
-# --- lake: export --lake (issue 12) ---------------------------------------------------------
+# --- lake: export --lake, run/check/parity --engine spark (issue 12) ------------------------
+
+
+def _lake_path(lake_dir) -> "Path":
+    from pathlib import Path
+
+    return Path(lake_dir) if lake_dir else config.EXPORTS_DIR / "lake"
+
+
+def _run_spark(project, select, model_vars, master, lake_dir, out_dir):
+    """run --engine spark: the marts over the lake, written as Parquet."""
+    from pathlib import Path
+
+    from tracker.spark import run_spark
+
+    out = Path(out_dir) if out_dir else config.EXPORTS_DIR / "spark"
+    lake = _lake_path(lake_dir)
+    click.echo(f"Running the models on Spark ({master}) over {lake}", err=True)
+
+    def on_model(name, seconds):
+        click.echo(f"  parquet {str(out / name):<40} {seconds * 1000:10.1f} ms")
+
+    result = run_spark(project, lake, out, master=master, select=select, vars=model_vars,
+                       on_model=on_model)
+    click.echo(f"Built {len(result.timings)} marts on Spark in {result.seconds:.2f} s "
+               f"into {out}.")
+
 
 
 def _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select):
@@ -1058,8 +1107,11 @@ _queries_option = click.option(
 @_select_option
 @_queries_option
 @click.option("--verbose", "-v", is_flag=True, help="List every model and test, not only failures.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+              show_default=True, help="Where to build the models and run the tests.")
+@_master_option
 @click.pass_context
-def check_command(ctx, select, queries_dir, verbose):
+def check_command(ctx, select, queries_dir, verbose, engine, master):
     """Build every model on the sample seeds in DuckDB and run all data and unit tests.
 
     Needs no server: the base tables (database/duckdb/base_tables.sql) and the seeds
@@ -1068,14 +1120,22 @@ def check_command(ctx, select, queries_dir, verbose):
     config(), the singular tests in queries/tests/ and the unit tests in queries/unit/ run.
     Exit 1 if anything fails.
 
+    --engine spark does the same on Apache Spark (the seeds handed over as Parquet).
+
     Example:
 
         python cli.py check --verbose
+        python cli.py check --engine spark --master 'local[2]'
     """
     from tracker.checks import run_check
     from tracker.models import load_project
 
-    report = run_check(load_project(queries_dir), select=select)
+    if engine == "spark":
+        from tracker.spark import run_check_spark
+
+        report = run_check_spark(load_project(queries_dir), master=master, select=select)
+    else:
+        report = run_check(load_project(queries_dir), select=select)
     _print_check_report(report, verbose)
     if not report.ok:
         ctx.exit(1)
@@ -1113,17 +1173,26 @@ def test_command(ctx, select, queries_dir, verbose):
 @cli.command("parity")
 @_select_option
 @_queries_option
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+              show_default=True, help="The engine to compare with PostgreSQL.")
+@_master_option
+@_lake_option
 @click.pass_context
-def parity_command(ctx, select, queries_dir):
+def parity_command(ctx, select, queries_dir, engine, master, lake_dir):
     """Check that every model returns the same rows and types on DuckDB as on PostgreSQL.
 
     Copies the database's base tables into DuckDB, builds the models there, and compares
     each one with the relation `run` built in schema analytics, row by row on its
     unique_key. A difference names the model, the key and both values; exit 1.
 
+    With --engine spark the lake (--lake, default exports/lake) is first brought up to date
+    (`export --lake`, incremental), then every model runs on Spark over it and is compared
+    the same way; columns the lake does not carry (created_at, e-mail) are left out.
+
     Example:
 
         python cli.py run && python cli.py parity
+        python cli.py run && python cli.py parity --engine spark --master 'local[2]'
     """
     import tempfile
 
@@ -1133,13 +1202,23 @@ def parity_command(ctx, select, queries_dir):
     project = load_project(queries_dir)
     target = database(ctx)
     rows = []
+    engine_name = "Spark" if engine == "spark" else "DuckDB"
     with tempfile.TemporaryDirectory(prefix="tracker_parity_") as workdir:
-        results = compare_engines(target.url, project, workdir, select=select)
+        if engine == "spark":
+            from tracker.lake import export_lake
+            from tracker.spark import compare_spark
+
+            lake = _lake_path(lake_dir)
+            export_lake(target.url, project, lake)
+            results = compare_spark(target.url, project, lake, workdir, master=master,
+                                    select=select)
+        else:
+            results = compare_engines(target.url, project, workdir, select=select)
     for parity in results:
         rows.append(("PASS" if parity.ok else "FAIL", parity.name,
                      "-" if parity.postgres_rows < 0 else f"{parity.postgres_rows:,}",
                      "-" if parity.duckdb_rows < 0 else f"{parity.duckdb_rows:,}"))
-    print_table(["result", "model", "postgres rows", "duckdb rows"], rows)
+    print_table(["result", "model", "postgres rows", f"{engine} rows"], rows)
     failed = [parity for parity in results if not parity.ok]
     for parity in failed:
         click.echo("")
@@ -1149,9 +1228,10 @@ def parity_command(ctx, select, queries_dir):
     click.echo("")
     if failed:
         click.echo(f"FAIL: {len(failed)} of {len(results)} models differ between PostgreSQL "
-                   f"and DuckDB on {target.masked_url}.")
+                   f"and {engine_name} on {target.masked_url}.")
         ctx.exit(1)
-    click.echo(f"PASS: {len(results)} models return the same rows on PostgreSQL and DuckDB.")
+    click.echo(f"PASS: {len(results)} models return the same rows on PostgreSQL and "
+               f"{engine_name}.")
 
 
 @cli.command("verify")
