@@ -139,6 +139,12 @@ def spark_session(master: str = DEFAULT_MASTER, *, shuffle_partitions: int | Non
         raise TrackerError(
             "Error: pyspark is not installed. Run `make venv` (requirements.lock pins it)."
         ) from None
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        # One JVM per process: a later command (or test) reuses the running session as is.
+        if shuffle_partitions:
+            active.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        return active
     warehouse = Path(workdir or tempfile.gettempdir()) / "spark-warehouse"
     builder = (
         SparkSession.builder.master(master)
@@ -193,8 +199,11 @@ def register_lake(spark, lake_dir: Path | str) -> dict:
             spark.sql(f"create view {FILES_DATABASE}.{name} as select {select_list} from {source}")
         else:
             # No partition yet (no alerts at all): an empty table with the right columns.
-            spark.sql(f"create view {FILES_DATABASE}.{name} as select {select_list} "
-                      f"from (select 1 as {_quote('dummy')}) where false")
+            nulls = ", ".join(
+                f"cast(null as {_spark_type(column['type'])}) as {_quote(column['name'])}"
+                for column in columns
+            )
+            spark.sql(f"create view {FILES_DATABASE}.{name} as select {nulls} where false")
     email = "email" if manifest.get("include_pii") else "cast(null as string)"
     _recreate_database(spark, SOURCE_DATABASE)
     for table, query in LAKE_SOURCES.items():
