@@ -350,3 +350,34 @@ def test_export_lake_into_a_second_folder_takes_no_change_from_the_first(lake_ur
     with psycopg.connect(lake_url) as conn:
         assert conn.execute("select count(*) from lake_changes").fetchone()[0] == 0
         assert conn.execute("select count(*) from lake_exports").fetchone()[0] == 2
+
+
+def test_change_triggers_record_writes_of_a_role_with_no_right_on_the_log(seeded_url):
+    """The REST API's role (issue 10) writes expenses, never lake_changes: SECURITY DEFINER."""
+    import uuid
+
+    role = f"lake_writer_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(seeded_url, autocommit=True) as conn:
+        conn.execute(f"create role {role}")
+        try:
+            conn.execute(f"grant select, insert, update, delete on all tables in schema public "
+                         f"to {role}")
+            conn.execute(f"grant usage on all sequences in schema public to {role}")
+            conn.execute(f"revoke all on lake_changes, lake_exports from {role}")
+            conn.execute("delete from lake_changes")
+            conn.execute(f"set role {role}")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("select count(*) from lake_changes")
+            conn.execute("insert into expenses (user_id, category_id, amount, date) "
+                         "values (1, 1, 5.00, '2025-07-04')")
+            conn.execute("set search_path = pg_temp, public")
+            conn.execute("update expenses set date = '2025-08-01' where date = '2025-07-04'")
+            conn.execute("reset role")
+            conn.execute("reset search_path")
+            rows = conn.execute("select distinct fact, month from lake_changes "
+                                "order by 2").fetchall()
+        finally:
+            conn.execute("reset role")
+            conn.execute(f"drop owned by {role}")
+            conn.execute(f"drop role {role}")
+    assert rows == [("fact_expenses", date(2025, 7, 1)), ("fact_expenses", date(2025, 8, 1))]

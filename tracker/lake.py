@@ -271,9 +271,15 @@ def _write_staging(url, items, staging, previous, reason, lake_id, include_pii, 
             with conn.transaction():
                 _begin_snapshot(conn, items)
                 plans = plan_export(conn, items, include_pii, config.mask_url(url))
-                (snapshot_seen,) = conn.execute(
-                    "select cast(pg_current_snapshot() as text)"
+                (snapshot_seen, migrated) = conn.execute(
+                    "select cast(pg_current_snapshot() as text), "
+                    "to_regclass('public.lake_exports') is not null"
                 ).fetchone()
+                if not migrated:
+                    raise TrackerError(
+                        f"Error: {config.mask_url(url)} has no lake change log (migration "
+                        "V009). Run `python cli.py db-init` to migrate it, then export again."
+                    )
                 row = conn.execute(
                     "select cast(snapshot as text) from lake_exports where lake_id = %s",
                     [lake_id],
@@ -491,14 +497,6 @@ def _record_export(url: str, lake_id: str, snapshot: str) -> None:
                 )
                 """
             )
-
-
-def pending_changes(url: str) -> list[tuple[str, date | None]]:
-    """(fact, month) pairs waiting for the next lake export, for `--dry-run`-style looks."""
-    with connect(url) as conn:
-        return conn.execute(
-            "select distinct fact, month from lake_changes order by fact, month nulls first"
-        ).fetchall()
 
 
 def _previous_manifest(lake_dir: Path) -> dict | None:
