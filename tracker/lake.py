@@ -76,7 +76,6 @@ from .export import (
     git_commit,
     plan_export,
 )
-from .models import render
 
 FACTS = ("fact_expenses", "fact_budgets", "alerts")
 DIMENSIONS = ("dim_user", "dim_category", "dim_date")
@@ -526,14 +525,20 @@ def _previous_manifest(lake_dir: Path) -> dict | None:
 
 
 def _models_fingerprint(project, models) -> str:
-    """sha256 of the SQL of the lake's models and everything they read: a change means --full."""
+    """sha256 of the lake's model files, what they read and the macros: a change means --full.
+
+    The template bytes, not the rendered SQL: rendering every model costs more than a small
+    incremental export itself.
+    """
     names = set()
     for model in models:
         names.add(model.name)
         names |= project.upstream(model.name)
+    paths = [project[name].path for name in sorted(names)]
+    paths += sorted((project.queries_dir / "macros").glob("*.sql"))
     digest = hashlib.sha256()
-    for name in sorted(names):
-        digest.update(name.encode() + b"\0" + render(project[name], "postgres").encode() + b"\0")
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
