@@ -855,25 +855,48 @@ _vars_option = click.option(
 )
 
 
+_master_option = click.option(
+    "--master", default="local[*]", show_default=True, metavar="URL",
+    help="With --engine spark: the Spark master (local[2], spark://host:7077, yarn, ...).",
+)
+_lake_option = click.option(
+    "--lake", "lake_dir", metavar="DIR", type=click.Path(file_okay=False), default=None,
+    help="With --engine spark: the lake written by `export --lake` (default: exports/lake).",
+)
+
+
 @cli.command("run")
 @_select_option
 @_vars_option
+@click.option("--engine", type=click.Choice(["postgres", "spark"]), default="postgres",
+              show_default=True, help="Where to run the models.")
+@_master_option
+@_lake_option
+@click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=False), default=None,
+              help="With --engine spark: where the marts go as Parquet (default: exports/spark).")
 @click.pass_context
-def run_command(ctx, select, vars_json):
+def run_command(ctx, select, vars_json, engine, master, lake_dir, out_dir):
     """Build the models in queries/ as views and tables in schema analytics.
 
     Models are built in dependency order in one transaction: if one fails, the previous
     build stays as it was. Models that depend on a rebuilt model are rebuilt too.
 
+    With --engine spark the same models run as Spark SQL over the lake (`export --lake`)
+    and each mart is written as Parquet files in DIR/<model>/; --master picks the cluster.
+
     Example:
 
         python cli.py run --select +budget_vs_actual
+        python cli.py run --engine spark --master 'local[2]'
     """
     from tracker.db import connect
     from tracker.models import load_project, run_models
 
     model_vars = _parse_vars(vars_json)
     project = load_project()
+    if engine == "spark":
+        _run_spark(project, select, model_vars, master, lake_dir, out_dir)
+        return
     models = project.select(select)
     target = database(ctx)
 
@@ -890,7 +913,7 @@ def run_command(ctx, select, vars_json):
 @cli.command("compile")
 @_select_option
 @_vars_option
-@click.option("--engine", type=click.Choice(["postgres", "duckdb"]), default="postgres",
+@click.option("--engine", type=click.Choice(["postgres", "duckdb", "spark"]), default="postgres",
               show_default=True, help="SQL dialect to render for.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Where to write the files (default: target/compiled).")
@@ -932,8 +955,13 @@ def compile_command(select, vars_json, engine, out_dir):
               help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).")
 @click.option("--powerbi/--no-powerbi", default=True, show_default=True,
               help="Also write DIR/powerbi/: a Power BI project (.pbip) over these files.")
+@click.option("--lake", "lake_dir", metavar="[DIR]", is_flag=False, flag_value="exports/lake",
+              default=None,
+              help="Write the partitioned Parquet lake instead (default DIR: exports/lake); "
+                   "only the months that changed since the last lake export are rewritten.")
+@click.option("--full", is_flag=True, help="With --lake: rebuild every partition.")
 @click.pass_context
-def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi):
+def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi, lake_dir, full):
     """Write the analytics models as CSV and Parquet files plus manifest.json.
 
     Reads the relations that `run` built in schema analytics, all from one consistent
@@ -943,11 +971,24 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi):
     Then DIR/powerbi/: a Power BI project (TMDL model, PBIR report) that loads these
     files, unless --no-powerbi.
 
+    With --lake [DIR] it writes the lake instead: fact_expenses, fact_budgets and alerts as
+    hive-partitioned Parquet (DIR/fact_expenses/year=2025/month=2025-05-01/part-00000.parquet),
+    the dimensions as single files and DIR/manifest.json with rows, money sums and sha256 per
+    partition. Only the months the database recorded as changed are rewritten; --full
+    rebuilds them all.
+
     Example:
 
         python cli.py export --format csv --select monthly_totals,dim_date
+        python cli.py export --lake            # exports/lake/, incremental after the first
     """
     from pathlib import Path
+
+    if lake_dir is not None:
+        _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select)
+        return
+    if full:
+        raise InputError("Error: --full applies only to --lake. Add --lake [DIR] or drop --full.")
 
     from tracker.export import export_items, export_models, select_export_models
     from tracker.models import load_project
@@ -1006,6 +1047,67 @@ def report_command(ctx, user, month, out_path):
     click.echo(f"Wrote {written.path} ({written.bytes:,} bytes, {written.users} {people}).")
 
 
+# --- lake: export --lake, run/check/parity --engine spark (issue 12) ------------------------
+
+
+def _lake_path(lake_dir) -> "Path":
+    from pathlib import Path
+
+    return Path(lake_dir) if lake_dir else config.EXPORTS_DIR / "lake"
+
+
+def _run_spark(project, select, model_vars, master, lake_dir, out_dir):
+    """run --engine spark: the marts over the lake, written as Parquet."""
+    from pathlib import Path
+
+    from tracker.spark import run_spark
+
+    out = Path(out_dir) if out_dir else config.EXPORTS_DIR / "spark"
+    lake = _lake_path(lake_dir)
+    click.echo(f"Running the models on Spark ({master}) over {lake}", err=True)
+
+    def on_model(name, seconds):
+        click.echo(f"  parquet {str(out / name):<40} {seconds * 1000:10.1f} ms")
+
+    result = run_spark(project, lake, out, master=master, select=select, vars=model_vars,
+                       on_model=on_model)
+    click.echo(f"Built {len(result.timings)} marts on Spark in {result.seconds:.2f} s "
+               f"into {out}.")
+
+
+
+def _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select):
+    """export --lake: the partitioned Parquet lake, incremental unless --full."""
+    from pathlib import Path
+
+    from tracker.lake import export_lake
+    from tracker.models import load_project
+
+    if out_dir or select or fmt != "both":
+        raise InputError("Error: --out, --select and --format do not apply to --lake, which "
+                         "always writes the facts and dimensions as Parquet. Drop them, or "
+                         "drop --lake.")
+    directory = Path(lake_dir)
+    if not directory.is_absolute() and lake_dir == "exports/lake":
+        directory = config.EXPORTS_DIR / "lake"
+    target = database(ctx)
+
+    def on_progress(event):
+        click.echo(f"  {event.path:<58} {event.rows:>10,} rows", err=True)
+
+    click.echo(f"Exporting the lake from {target.masked_url} to {directory}", err=True)
+    result = export_lake(target.url, load_project(), directory, full=full,
+                         include_pii=include_pii, on_progress=on_progress)
+    kind = "full" if result.full else "incremental"
+    reason = result.manifest["last_export"]["reason"]
+    click.echo(
+        f"Lake {kind}{f' ({reason})' if reason else ''}: {len(result.written)} files written, "
+        f"{len(result.removed)} removed, {len(result.unchanged_dimensions)} dimensions "
+        f"unchanged, {result.changes_consumed} changed months read; "
+        f"{result.lake_dir / 'manifest.json'} in {result.seconds:.2f} s."
+    )
+
+
 # --- check, test, verify: data tests on DuckDB and PostgreSQL, export verification -----------
 
 
@@ -1046,8 +1148,11 @@ _queries_option = click.option(
 @_select_option
 @_queries_option
 @click.option("--verbose", "-v", is_flag=True, help="List every model and test, not only failures.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+              show_default=True, help="Where to build the models and run the tests.")
+@_master_option
 @click.pass_context
-def check_command(ctx, select, queries_dir, verbose):
+def check_command(ctx, select, queries_dir, verbose, engine, master):
     """Build every model on the sample seeds in DuckDB and run all data and unit tests.
 
     Needs no server: the base tables (database/duckdb/base_tables.sql) and the seeds
@@ -1056,14 +1161,22 @@ def check_command(ctx, select, queries_dir, verbose):
     config(), the singular tests in queries/tests/ and the unit tests in queries/unit/ run.
     Exit 1 if anything fails.
 
+    --engine spark does the same on Apache Spark (the seeds handed over as Parquet).
+
     Example:
 
         python cli.py check --verbose
+        python cli.py check --engine spark --master 'local[2]'
     """
     from tracker.checks import run_check
     from tracker.models import load_project
 
-    report = run_check(load_project(queries_dir), select=select)
+    if engine == "spark":
+        from tracker.spark import run_check_spark
+
+        report = run_check_spark(load_project(queries_dir), master=master, select=select)
+    else:
+        report = run_check(load_project(queries_dir), select=select)
     _print_check_report(report, verbose)
     if not report.ok:
         ctx.exit(1)
@@ -1101,17 +1214,26 @@ def test_command(ctx, select, queries_dir, verbose):
 @cli.command("parity")
 @_select_option
 @_queries_option
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+              show_default=True, help="The engine to compare with PostgreSQL.")
+@_master_option
+@_lake_option
 @click.pass_context
-def parity_command(ctx, select, queries_dir):
+def parity_command(ctx, select, queries_dir, engine, master, lake_dir):
     """Check that every model returns the same rows and types on DuckDB as on PostgreSQL.
 
     Copies the database's base tables into DuckDB, builds the models there, and compares
     each one with the relation `run` built in schema analytics, row by row on its
     unique_key. A difference names the model, the key and both values; exit 1.
 
+    With --engine spark the lake (--lake, default exports/lake) is first brought up to date
+    (`export --lake`, incremental), then every model runs on Spark over it and is compared
+    the same way; columns the lake does not carry (created_at, e-mail) are left out.
+
     Example:
 
         python cli.py run && python cli.py parity
+        python cli.py run && python cli.py parity --engine spark --master 'local[2]'
     """
     import tempfile
 
@@ -1121,13 +1243,23 @@ def parity_command(ctx, select, queries_dir):
     project = load_project(queries_dir)
     target = database(ctx)
     rows = []
+    engine_name = "Spark" if engine == "spark" else "DuckDB"
     with tempfile.TemporaryDirectory(prefix="tracker_parity_") as workdir:
-        results = compare_engines(target.url, project, workdir, select=select)
+        if engine == "spark":
+            from tracker.lake import export_lake
+            from tracker.spark import compare_spark
+
+            lake = _lake_path(lake_dir)
+            export_lake(target.url, project, lake)
+            results = compare_spark(target.url, project, lake, workdir, master=master,
+                                    select=select)
+        else:
+            results = compare_engines(target.url, project, workdir, select=select)
     for parity in results:
         rows.append(("PASS" if parity.ok else "FAIL", parity.name,
                      "-" if parity.postgres_rows < 0 else f"{parity.postgres_rows:,}",
                      "-" if parity.duckdb_rows < 0 else f"{parity.duckdb_rows:,}"))
-    print_table(["result", "model", "postgres rows", "duckdb rows"], rows)
+    print_table(["result", "model", "postgres rows", f"{engine} rows"], rows)
     failed = [parity for parity in results if not parity.ok]
     for parity in failed:
         click.echo("")
@@ -1137,16 +1269,20 @@ def parity_command(ctx, select, queries_dir):
     click.echo("")
     if failed:
         click.echo(f"FAIL: {len(failed)} of {len(results)} models differ between PostgreSQL "
-                   f"and DuckDB on {target.masked_url}.")
+                   f"and {engine_name} on {target.masked_url}.")
         ctx.exit(1)
-    click.echo(f"PASS: {len(results)} models return the same rows on PostgreSQL and DuckDB.")
+    click.echo(f"PASS: {len(results)} models return the same rows on PostgreSQL and "
+               f"{engine_name}.")
 
 
 @cli.command("verify")
 @click.option("--dir", "out_dir", metavar="DIR", type=click.Path(file_okay=False), default=None,
               help="The export folder holding manifest.json (default: exports/).")
+@click.option("--partition", "partitions", metavar="PATH", multiple=True,
+              help="Only this file or folder of the manifest, e.g. one lake partition "
+                   "fact_expenses/year=2025/month=2025-05-01; may be repeated.")
 @click.pass_context
-def verify_command(ctx, out_dir):
+def verify_command(ctx, out_dir, partitions):
     """Recount an export: rows and money sums in PostgreSQL, in DuckDB and in the manifest.
 
     For every file in DIR/manifest.json, PostgreSQL recomputes the row count and money
@@ -1155,16 +1291,20 @@ def verify_command(ctx, out_dir):
     truncated or edited file exits 1 with a line naming it. `make verify` adds the same
     proof in bash (scripts/verify.sh).
 
+    A lake (export --lake) is checked partition by partition: PostgreSQL recounts that
+    month of the fact; --partition proves one partition on its own.
+
     Example:
 
         python cli.py export && python cli.py verify --dir exports
+        python cli.py verify --dir exports/lake --partition fact_expenses/year=2025/month=2025-05-01
     """
     from pathlib import Path
 
     from tracker.verify import verify_export
 
     directory = Path(out_dir) if out_dir else config.EXPORTS_DIR
-    report = verify_export(database(ctx).url, directory)
+    report = verify_export(database(ctx).url, directory, only=partitions)
 
     def shown(value):
         return "-" if value is None else f"{value:,}"

@@ -146,6 +146,7 @@ class Context:
     workdir: Path
     _dataset: Dataset | None = None
     _databases: list[str] = field(default_factory=list)
+    lake_expenses: int = 0  # --lake-expenses: the lake section's opt-in big lake (issue 12)
 
     @property
     def scale(self) -> float:
@@ -439,7 +440,10 @@ def print_summary(figures: list[Figure], failures: list[tuple[str, str]]) -> Non
     help="Repetitions of each timed variant where a section repeats (best is kept).",
 )
 @click.option("--list", "list_only", is_flag=True, help="List the sections and exit.")
-def main(only, expenses, runs, list_only):
+@click.option("--lake-expenses", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Section lake: also time the models on a lake of N generated expenses "
+                   "(e.g. 10000000; opt-in, minutes on 2 cores).")
+def main(only, expenses, runs, list_only, lake_expenses):
     """Measure the speed goals against baselines from the same run; exit 1 if one is missed.
 
     Example:
@@ -473,7 +477,7 @@ def main(only, expenses, runs, list_only):
     failures = [("plug-in", error) for error in plugin_errors]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tracker_bench_") as workdir:
-        ctx = Context(server, expenses, runs, Path(workdir))
+        ctx = Context(server, expenses, runs, Path(workdir), lake_expenses=lake_expenses)
         try:
             for item in selected:
                 click.echo(f"\n[{item.name}] {item.description}")

@@ -890,30 +890,41 @@ def _repeatable_read():
     return psycopg.IsolationLevel.REPEATABLE_READ
 
 
-def _compare_model(conn, duck, model: Model, workdir: Path) -> ModelParity:
+def _compare_model(conn, duck, model: Model, workdir: Path, skip: Iterable[str] = (),
+                   engine: str = "DuckDB") -> ModelParity:
+    """One model: PostgreSQL's rows against analytics.<model> in duck (DuckDB's or Spark's).
+
+    skip: columns left out on both sides (the Spark lake does not carry them).
+    """
     from psycopg import sql
 
-    pg_columns = _postgres_columns(conn, model.name)
+    skip = set(skip)
+    pg_columns = {column: type_ for column, type_ in _postgres_columns(conn, model.name).items()
+                  if column not in skip}
     if not pg_columns:
         raise TrackerError(
             f"Error: {SCHEMA}.{model.name} does not exist in PostgreSQL. "
             "Build the models first: `python cli.py run`."
         )
-    duck_columns = _relation_columns(duck, SCHEMA, model.name)
+    duck_columns = {column: type_ for column, type_ in
+                    _relation_columns(duck, SCHEMA, model.name).items() if column not in skip}
     differences = []
     for column, pg_type in pg_columns.items():
         duck_type = duck_columns.get(column)
         if duck_type is None:
-            differences.append(f'column "{column}" is missing in DuckDB')
+            differences.append(f'column "{column}" is missing in {engine}')
         elif pg_type is not None and duck_type != pg_type:
-            differences.append(f'column "{column}" is {pg_type} in PostgreSQL, {duck_type} in DuckDB')
+            differences.append(
+                f'column "{column}" is {pg_type} in PostgreSQL, {duck_type} in {engine}'
+            )
     extra = [column for column in duck_columns if column not in pg_columns]
     differences += [f'column "{column}" is missing in PostgreSQL' for column in extra]
     if differences:
         return ModelParity(model.name, -1, -1, differences)
     path = workdir / f"postgres_{model.name}.csv"
-    statement = sql.SQL("copy (select * from {}) to stdout with (format csv, header)").format(
-        sql.Identifier(SCHEMA, model.name)
+    statement = sql.SQL("copy (select {} from {}) to stdout with (format csv, header)").format(
+        sql.SQL(", ").join(sql.Identifier(column) for column in pg_columns),
+        sql.Identifier(SCHEMA, model.name),
     )
     with open(path, "wb") as target, conn.cursor().copy(statement) as copy:
         for chunk in copy:
@@ -973,7 +984,7 @@ def _compare_model(conn, duck, model: Model, workdir: Path) -> ModelParity:
     for row in rows:
         key_value, only_duckdb, only_postgres = row[:3]
         if only_duckdb:
-            differences.append(f"({key_value}) only in DuckDB")
+            differences.append(f"({key_value}) only in {engine}")
         elif only_postgres:
             differences.append(f"({key_value}) only in PostgreSQL")
         else:
@@ -982,14 +993,14 @@ def _compare_model(conn, duck, model: Model, workdir: Path) -> ModelParity:
                 if different:
                     differences.append(
                         f"({key_value}) {column}: PostgreSQL {_shown(pg_value)}, "
-                        f"DuckDB {_shown(duck_value)}"
+                        f"{engine} {_shown(duck_value)}"
                     )
     if differing > len(rows):
         differences.append(f"... {differing} differing rows in all")
     (pg_rows,) = duck.execute(f"select count(*) from postgres.{_quote(model.name)}").fetchone()
     (duck_rows,) = duck.execute(f"select count(*) from {SCHEMA}.{_quote(model.name)}").fetchone()
     if pg_rows != duck_rows and not differences:
-        differences.append(f"{pg_rows} rows in PostgreSQL, {duck_rows} in DuckDB")
+        differences.append(f"{pg_rows} rows in PostgreSQL, {duck_rows} in {engine}")
     return ModelParity(model.name, pg_rows, duck_rows, differences)
 
 

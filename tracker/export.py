@@ -240,8 +240,12 @@ def export_models(
     return ExportResult(out_dir, manifest, time.perf_counter() - started, files)
 
 
-def export_query(conn: psycopg.Connection, item: ExportItem, columns: list[Column]) -> str:
-    """The SELECT a file is copied from: its columns, in the model's deterministic order."""
+def export_query(conn: psycopg.Connection, item: ExportItem, columns: list[Column],
+                 where: sql.Composable | None = None) -> str:
+    """The SELECT a file is copied from: its columns, in the model's deterministic order.
+
+    where: an optional condition (the lake exports one fact's changed months).
+    """
     select_list = []
     for column in columns:
         identifier = sql.Identifier(column.name)
@@ -251,9 +255,10 @@ def export_query(conn: psycopg.Connection, item: ExportItem, columns: list[Colum
         else:
             select_list.append(identifier)
     order_by = list(item.order_by) or [column.name for column in columns]
-    query = sql.SQL("select {} from {} order by {}").format(
+    query = sql.SQL("select {} from {}{} order by {}").format(
         sql.SQL(", ").join(select_list),
         sql.Identifier(SCHEMA, item.name),
+        sql.SQL(" where {}").format(where) if where is not None else sql.SQL(""),
         sql.SQL(", ").join(sql.Identifier(name) for name in order_by),
     )
     return query.as_string(conn)

@@ -45,10 +45,10 @@ from . import config
 from .errors import InputError, TrackerError
 
 SCHEMA = "analytics"
-ENGINES = ("postgres", "duckdb")
+ENGINES = ("postgres", "duckdb", "spark")
 LAYERS = ("staging", "marts")
 SOURCE_TABLES = ("users", "categories", "budgets", "expenses", "alerts")
-SOURCE_SCHEMAS = {"postgres": "public", "duckdb": "main"}
+SOURCE_SCHEMAS = {"postgres": "public", "duckdb": "main", "spark": "lake"}
 CONFIG_KEYS = ("materialized", "description", "columns", "unique_key", "order_by", "export")
 COLUMN_KEYS = ("description", "tests", "pii")
 MATERIALIZATIONS = ("view", "table")
@@ -320,6 +320,9 @@ def sql_literal(value, engine: str = "postgres") -> str:
         return str(value)
     if "\x00" in value:
         raise InputError("Error: a var value contains a NUL character. Remove it.")
+    if engine == "spark":
+        # Spark reads backslash escapes in string literals: escape the backslash itself too.
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     # DuckDB string literals have no backslash escapes: doubling quotes is the whole rule.
     return "'" + value.replace("'", "''") + "'"
 

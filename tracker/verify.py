@@ -87,26 +87,143 @@ def read_manifest(out_dir: Path | str) -> dict:
 
 
 def verify_export(url: str, out_dir: Path | str,
-                  on_file: Callable[[FileCheck], None] | None = None) -> VerifyReport:
-    """Check every file in out_dir's manifest against PostgreSQL and DuckDB."""
+                  on_file: Callable[[FileCheck], None] | None = None,
+                  only: list[str] | tuple[str, ...] = ()) -> VerifyReport:
+    """Check every file in out_dir's manifest against PostgreSQL and DuckDB.
+
+    A lake (export --lake) is checked per partition: PostgreSQL recounts the partition's
+    month of the fact. only: manifest paths or folder prefixes (one partition, one fact) to
+    check on their own; the rest of the manifest is not read from disk.
+    """
     started = time.perf_counter()
     out_dir = Path(out_dir)
     manifest = read_manifest(out_dir)
     entries = manifest["files"]
-    in_postgres = _postgres_stats(url, entries)
+    lake = manifest.get("generator") == LAKE_GENERATOR
+    if only:
+        entries = [entry for entry in entries if any(_under(entry.get("path", ""), prefix)
+                                                     for prefix in only)]
+        if not entries:
+            raise InputError(
+                f"Error: {', '.join(only)} names no file in {out_dir / MANIFEST}. Pass a path "
+                "as the manifest lists it, e.g. fact_expenses/year=2025/month=2025-05-01."
+            )
+    checks = []
+    if lake:
+        checks += _lake_layout_problems(out_dir, manifest, bool(only))
+        in_postgres = _lake_postgres_stats(url, entries)
+    else:
+        model_stats = _postgres_stats(url, entries)
+        in_postgres = {entry.get("path"): model_stats.get(entry.get("model"))
+                       for entry in entries}
     from . import duck as duck_module
 
     duck = duck_module.connect()
-    checks = []
     try:
+        for check in checks:
+            if on_file:
+                on_file(check)
         for entry in entries:
-            check = _check_file(duck, out_dir, entry, in_postgres.get(entry.get("model")))
+            check = _check_file(duck, out_dir, entry, in_postgres.get(entry.get("path")))
             checks.append(check)
             if on_file:
                 on_file(check)
     finally:
         duck.close()
     return VerifyReport(out_dir, checks, time.perf_counter() - started)
+
+
+# --- the lake: per partition ------------------------------------------------------------------
+
+LAKE_GENERATOR = "smart-spending-tracker export --lake"
+LAKE_JOURNAL = ".lake-journal.json"
+
+
+def _under(path: str, prefix: str) -> bool:
+    prefix = prefix.strip().strip("/")
+    return bool(prefix) and (path == prefix or path.startswith(prefix + "/"))
+
+
+def _lake_layout_problems(out_dir: Path, manifest: dict, partial: bool) -> list[FileCheck]:
+    """An unfinished export, and (for a whole-lake check) Parquet files the manifest lacks."""
+    problems = []
+    if (out_dir / LAKE_JOURNAL).exists():
+        check = FileCheck(LAKE_JOURNAL, "", "journal", None)
+        check.problems.append(
+            "a lake export was interrupted after it committed; run `python cli.py export "
+            "--lake` again to finish it"
+        )
+        problems.append(check)
+    if partial:
+        return problems
+    listed = {entry.get("path") for entry in manifest["files"]}
+    tables = manifest.get("tables") or {}
+    for name, table in tables.items():
+        root = out_dir / table.get("path", name)
+        found = root.rglob("*.parquet") if root.is_dir() else []
+        for path in sorted(found):
+            relative = str(path.relative_to(out_dir))
+            if relative not in listed and not any(part.startswith(".") for part in path.parts):
+                check = FileCheck(relative, name, "parquet", None)
+                check.problems.append(f"{relative} is not in the manifest: readers would count "
+                                      "its rows; export the lake again with --full")
+                problems.append(check)
+    return problems
+
+
+def _lake_postgres_stats(url: str, entries: list[dict]) -> dict[str, tuple | str]:
+    """path -> (rows, {money column: sum}) of that partition (or dimension) in PostgreSQL."""
+    import psycopg
+    from psycopg import sql
+
+    from .db import connect
+
+    by_model: dict[str, list[dict]] = {}
+    for entry in entries:
+        by_model.setdefault(entry.get("model", ""), []).append(entry)
+    stats: dict[str, tuple | str] = {}
+    with connect(url) as conn:
+        conn.read_only = True
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with conn.transaction():
+            for model, model_entries in by_model.items():
+                columns: list[str] = []
+                for entry in model_entries:
+                    columns += [name for name in _money_columns(entry) if name not in columns]
+                aggregates = [sql.SQL("count(*)")] + [
+                    sql.SQL("cast(coalesce(sum({}), 0) as numeric(38, 2))").format(
+                        sql.Identifier(column)
+                    )
+                    for column in columns
+                ]
+                partitioned = [entry for entry in model_entries if entry.get("partition")]
+                if partitioned:
+                    months = sorted({entry["partition"]["month"] for entry in partitioned})
+                    query = sql.SQL(
+                        "select cast(month as text), {} from {} "
+                        "where month = any(cast({} as date[])) group by month"
+                    ).format(sql.SQL(", ").join(aggregates), sql.Identifier(SCHEMA, model),
+                             sql.Placeholder())
+                    params = [months]
+                else:
+                    query = sql.SQL("select null, {} from {}").format(
+                        sql.SQL(", ").join(aggregates), sql.Identifier(SCHEMA, model)
+                    )
+                    params = []
+                try:
+                    with conn.transaction():
+                        rows = conn.execute(query, params).fetchall()
+                except psycopg.Error as exc:
+                    for entry in model_entries:
+                        stats[entry["path"]] = _first_line(exc)
+                    continue
+                found = {month: (row[0], dict(zip(columns, row[1:])))
+                         for month, *row in rows}
+                empty = (0, {column: 0 for column in columns})
+                for entry in model_entries:
+                    month = (entry.get("partition") or {}).get("month")
+                    stats[entry["path"]] = found.get(month, empty)
+    return stats
 
 
 def _money_columns(entry: dict) -> list[str]:
@@ -157,11 +274,13 @@ def _check_file(duck, out_dir: Path, entry: dict, postgres) -> FileCheck:
                       entry.get("rows"))
     path = out_dir / relative
     money = _money_columns(entry)
+    month = (entry.get("partition") or {}).get("month")
+    where = f" for month {month}" if month else ""
     if isinstance(postgres, tuple):
         check.postgres_rows = postgres[0]
         if postgres[0] != check.manifest_rows:
             check.problems.append(
-                f"PostgreSQL has {postgres[0]} rows in {SCHEMA}.{check.model}, the manifest "
+                f"PostgreSQL has {postgres[0]} rows in {SCHEMA}.{check.model}{where}, the manifest "
                 f"{check.manifest_rows}: the data changed since the export; export again"
             )
         for column in money:

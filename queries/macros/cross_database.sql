@@ -1,6 +1,7 @@
 {#
-    Cross-database helpers: the only place where PostgreSQL and DuckDB SQL differ.
-    Every macro branches on target.engine ('postgres' or 'duckdb') and returns an expression.
+    Cross-database helpers: the only place where PostgreSQL, DuckDB and Spark SQL differ.
+    Every macro branches on target.engine ('postgres', 'duckdb' or 'spark') and returns an
+    expression (series() returns a table expression for a lateral join).
 #}
 
 {# A money total: numeric(38, 2), rounded half away from zero (round() does that on numerics in both engines). #}
@@ -27,13 +28,24 @@ cast({{ expr }} as numeric(12, 2))
     '2 * ' ~ cents_denominator
 ) -%}
 {#- The cast is outside the case: a case with a null branch loses the type modifier. #}
-cast(case when {{ denominator }} = 0 then null else {{ quotient }} * sign({{ numerator }}) * sign({{ denominator }}) * {{ unit }} end as numeric(38, {{ scale }}))
+cast(case when {{ denominator }} = 0 then null else {{ quotient }} * {{ sign_of(numerator) }} * {{ sign_of(denominator) }} * {{ unit }} end as numeric(38, {{ scale }}))
+{%- endmacro %}
+
+{# -1, 0 or 1 as an exact integer (Spark's sign() returns a double). #}
+{% macro sign_of(expr) -%}
+{%- if target.engine == 'spark' -%}
+(case when {{ expr }} > 0 then 1 when {{ expr }} < 0 then -1 else 0 end)
+{%- else -%}
+sign({{ expr }})
+{%- endif -%}
 {%- endmacro %}
 
 {# A value with at most 2 decimals times 100, as an exact integer. #}
 {% macro integer_cents(expr) -%}
 {%- if target.engine == 'duckdb' -%}
 cast({{ expr }} * 100 as hugeint)
+{%- elif target.engine == 'spark' -%}
+cast({{ expr }} * 100 as decimal(38, 0))
 {%- else -%}
 cast({{ expr }} * 100 as numeric(38, 0))
 {%- endif -%}
@@ -43,6 +55,8 @@ cast({{ expr }} * 100 as numeric(38, 0))
 {% macro integer_div(dividend, divisor) -%}
 {%- if target.engine == 'duckdb' -%}
 (({{ dividend }}) // ({{ divisor }}))
+{%- elif target.engine == 'spark' -%}
+(({{ dividend }}) div ({{ divisor }}))
 {%- else -%}
 div({{ dividend }}, {{ divisor }})
 {%- endif -%}
@@ -50,13 +64,19 @@ div({{ dividend }}, {{ divisor }})
 
 {# The first day of the month, as a DATE (DuckDB's date_trunc returns a TIMESTAMP). #}
 {% macro month_start(expr) -%}
+{%- if target.engine == 'spark' -%}
+trunc({{ expr }}, 'MM')
+{%- else -%}
 cast(date_trunc('month', {{ expr }}) as date)
+{%- endif -%}
 {%- endmacro %}
 
 {# A date moved by a whole number of months, as a DATE. #}
 {% macro add_months(expr, months) -%}
 {%- if target.engine == 'duckdb' -%}
 cast({{ expr }} + to_months(cast({{ months }} as integer)) as date)
+{%- elif target.engine == 'spark' -%}
+add_months({{ expr }}, cast({{ months }} as integer))
 {%- else -%}
 cast({{ expr }} + make_interval(months => cast({{ months }} as integer)) as date)
 {%- endif -%}
@@ -64,7 +84,11 @@ cast({{ expr }} + make_interval(months => cast({{ months }} as integer)) as date
 
 {# A date moved by a whole number of days, as a DATE. #}
 {% macro add_days(expr, days) -%}
+{%- if target.engine == 'spark' -%}
+date_add({{ expr }}, cast({{ days }} as integer))
+{%- else -%}
 cast({{ expr }} + cast({{ days }} as integer) as date)
+{%- endif -%}
 {%- endmacro %}
 
 {# Whole calendar months from one month start to another (0 for the same month). #}
@@ -78,18 +102,37 @@ cast(
 
 {# Whole days from one date to another. #}
 {% macro days_between(start_date, end_date) -%}
+{%- if target.engine == 'spark' -%}
+datediff({{ end_date }}, {{ start_date }})
+{%- else -%}
 cast({{ end_date }} - {{ start_date }} as integer)
+{%- endif -%}
+{%- endmacro %}
+
+{# The integers start..stop as a table expression for a lateral join: alias (column) follows. #}
+{% macro series(start, stop) -%}
+{%- if target.engine == 'spark' -%}
+explode(sequence({{ start }}, {{ stop }}))
+{%- else -%}
+generate_series({{ start }}, {{ stop }})
+{%- endif -%}
 {%- endmacro %}
 
 {# A date part as an integer: year, quarter, month, day, week (ISO week), isodow (1 = Monday). #}
 {% macro date_part(part, expr) -%}
+{%- if target.engine == 'spark' and part == 'isodow' -%}
+cast(extract(dayofweek_iso from {{ expr }}) as integer)
+{%- else -%}
 cast(extract({{ part }} from {{ expr }}) as integer)
+{%- endif -%}
 {%- endmacro %}
 
 {# The English month name ('January'). #}
 {% macro month_name(expr) -%}
 {%- if target.engine == 'duckdb' -%}
 monthname({{ expr }})
+{%- elif target.engine == 'spark' -%}
+date_format({{ expr }}, 'MMMM')
 {%- else -%}
 to_char({{ expr }}, 'FMMonth')
 {%- endif -%}
@@ -99,6 +142,8 @@ to_char({{ expr }}, 'FMMonth')
 {% macro day_name(expr) -%}
 {%- if target.engine == 'duckdb' -%}
 dayname({{ expr }})
+{%- elif target.engine == 'spark' -%}
+date_format({{ expr }}, 'EEEE')
 {%- else -%}
 to_char({{ expr }}, 'FMDay')
 {%- endif -%}
@@ -106,7 +151,7 @@ to_char({{ expr }}, 'FMDay')
 
 {# Text compared byte by byte, so ties sort the same on every server whatever its collation. #}
 {% macro bytewise(expr) -%}
-{%- if target.engine == 'duckdb' -%}
+{%- if target.engine in ('duckdb', 'spark') -%}
 {{ expr }}
 {%- else -%}
 {{ expr }} collate "C"
@@ -115,5 +160,9 @@ to_char({{ expr }}, 'FMDay')
 
 {# Plain text (the base tables use char(3) for currencies). #}
 {% macro text(expr) -%}
+{%- if target.engine == 'spark' -%}
+cast({{ expr }} as string)
+{%- else -%}
 cast({{ expr }} as text)
+{%- endif -%}
 {%- endmacro %}

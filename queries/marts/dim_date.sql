@@ -44,10 +44,10 @@ days as (
     select
         {{ add_days('bounds.first_day', 'day_offsets.day_offset') }} as day
     from bounds
-    cross join lateral generate_series(
-        0,
-        {{ days_between('bounds.first_day', 'bounds.last_day') }}
-    ) as day_offsets (day_offset)
+    cross join lateral {{ series(
+        '0',
+        days_between('bounds.first_day', 'bounds.last_day')
+    ) }} as day_offsets (day_offset)
 ),
 
 final as (

@@ -33,10 +33,10 @@ user_months as (
         user_ranges.user_id,
         {{ add_months('user_ranges.first_month', 'month_offsets.month_offset') }} as month
     from user_ranges
-    cross join lateral generate_series(
-        0,
-        {{ months_between('user_ranges.first_month', 'user_ranges.last_month') }}
-    ) as month_offsets (month_offset)
+    cross join lateral {{ series(
+        '0',
+        months_between('user_ranges.first_month', 'user_ranges.last_month')
+    ) }} as month_offsets (month_offset)
 ),
 
 filled as (
