@@ -36,7 +36,7 @@ BIGINT_MAX = 2**63 - 1
 
 def text(value: str | None, field: str) -> str | None:
     """Text the database can store (PostgreSQL text holds no NUL character)."""
-    if value is not None and "\x00" in value:
+    if isinstance(value, str) and "\x00" in value:
         raise ApiProblem(422, f"{field} holds a NUL character.", [(field, "holds a NUL character")])
     return value
 

@@ -48,12 +48,10 @@ def mart_sql(name: str) -> str:
 def read_mart(conn: psycopg.Connection, name: str) -> list[dict]:
     """The mart's rows visible to the current role, JSON-ready (decimals and dates as text)."""
     with conn.cursor() as cursor:
-        cursor.execute(mart_sql(name))
+        # Rows first: in pipeline mode the description arrives with them.
+        rows = cursor.execute(mart_sql(name)).fetchall()
         columns = [column.name for column in cursor.description]
-        return [
-            {column: _json_value(value) for column, value in zip(columns, row)}
-            for row in cursor.fetchall()
-        ]
+        return [{column: _json_value(value) for column, value in zip(columns, row)} for row in rows]
 
 
 def _json_value(value):

@@ -6,13 +6,15 @@ No stack trace, SQL text or connection string ever reaches a client: anything un
 
 import logging
 
+import psycopg
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from ..errors import TrackerError
+from ..errors import InputError, TrackerError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("tracker.api")
@@ -92,10 +94,12 @@ def problem_response(request: Request, status: int, detail: str,
 
 
 def _field_name(location: tuple) -> str:
+    """The member a validation error is about (bodies are flat: its first name after "body");
+    the rest of pydantic's location names union members (int, float, str), not fields."""
     parts = [str(part) for part in location]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:] or parts
-    return ".".join(parts) or "body"
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return parts[0] if parts else "body"
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -107,9 +111,14 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_problem(request: Request, exc: RequestValidationError):
-        errors = [(_field_name(error.get("loc", ())), error.get("msg", "is invalid"))
-                  for error in exc.errors()]
-        fields = ", ".join(dict.fromkeys(field for field, _ in errors)) or "the request"
+        messages: dict[str, list[str]] = {}
+        for error in exc.errors():
+            found = messages.setdefault(_field_name(error.get("loc", ())), [])
+            message = str(error.get("msg", "is invalid"))
+            if message not in found:
+                found.append(message)
+        errors = [(field, "; ".join(found)) for field, found in messages.items()]
+        fields = ", ".join(messages) or "the request"
         return problem_response(request, 422, f"Invalid input: {fields}.", errors)
 
     @app.exception_handler(StarletteHTTPException)
@@ -123,14 +132,40 @@ def install_handlers(app: FastAPI) -> None:
             detail += "."
         return problem_response(request, exc.status_code, detail, headers=exc.headers)
 
+    @app.exception_handler(InputError)
+    async def input_problem(request: Request, exc: InputError):
+        # A library refusal no endpoint mapped to a field: still the caller's input.
+        return problem_response(request, 422, clean_message(str(exc)))
+
+    @app.exception_handler(TrackerError)
+    async def tracker_problem(request: Request, exc: TrackerError):
+        # A handled refusal of the tracker's rules (its message names what failed).
+        return problem_response(request, 409, clean_message(str(exc)))
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_unavailable(request: Request, exc: psycopg.OperationalError):
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path,
+                  type(exc).__name__)
+        return problem_response(request, 503, "The database is not reachable. Try again.")
+
+    # Handled here rather than by the catch-all below, which Starlette runs only after the
+    # connection is given up: a database error must not cost the client its connection.
+    @app.exception_handler(psycopg.Error)
+    async def database_problem(request: Request, exc: psycopg.Error):
+        return _unexpected(request, exc)
+
     @app.exception_handler(Exception)
     async def unexpected_problem(request: Request, exc: Exception):
-        # Logged for the operator (no secrets are in the request context); the client gets
-        # a fixed sentence.
-        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem_response(
-            request, 500, "The server failed to answer this request. It was logged; try again."
-        )
+        return _unexpected(request, exc)
+
+
+def _unexpected(request: Request, exc: Exception):
+    # Logged for the operator (no secret is in a request's context); the client gets a
+    # fixed sentence.
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        request, 500, "The server failed to answer this request. It was logged; try again."
+    )
 
 
 def error_responses(*statuses: int) -> dict:
