@@ -396,7 +396,7 @@ def test_budgets_set_list_get_and_transfer(api, api_db, alice):
         assert rows["Transport"]["status"] == "under" and rows["Transport"]["spent"] == "0.00"
         one = client.get(f"/api/v1/budgets/{created['id']}").json()
         assert one["id"] == created["id"] and one["budget"] == "250.50"
-        moved = client.post("/api/v1/budgets/transfers", json={
+        moved = client.post("/api/v1/budget-transfers", json={
             "from_category": "Transport", "to_category": "Food", "month": "2025-05",
             "amount": "40.00"})
         assert moved.status_code == 201, moved.text
@@ -406,13 +406,13 @@ def test_budgets_set_list_get_and_transfer(api, api_db, alice):
                         [alice.id]) == [("Food", Decimal("290.50")), ("Transport", Decimal("60.00"))]
         assert sql_value(api_db, "select count(*) from budget_transfers where user_id = %s",
                          [alice.id]) == 1
-        too_much = client.post("/api/v1/budgets/transfers", json={
+        too_much = client.post("/api/v1/budget-transfers", json={
             "from_category": "Transport", "to_category": "Food", "month": "2025-05",
             "amount": "60.01"})
         assert "60.00" in assert_problem(too_much, 409)["detail"]
-        assert_problem(client.post("/api/v1/budgets/transfers", json={
+        assert_problem(client.post("/api/v1/budget-transfers", json={
             "from_category": "Rent", "to_category": "Food", "month": "2025-05", "amount": "1"}), 409)
-        assert_problem(client.post("/api/v1/budgets/transfers", json={
+        assert_problem(client.post("/api/v1/budget-transfers", json={
             "from_category": "Food", "to_category": "Food", "month": "2025-05", "amount": "1"}),
             422, "to_category")
         assert_problem(client.put("/api/v1/budgets", json={

@@ -70,7 +70,7 @@ def create_app(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Fast
         )
 
     @app.get("/api/health", response_model=Health, tags=["health"],
-             responses=error_responses(503))
+             responses=error_responses(500, 503))
     def health(request: Request):
         """Whether the database answers (no token needed)."""
         try:

@@ -32,7 +32,7 @@ def unauthorized(detail: str) -> ApiProblem:
 
 
 @contextlib.contextmanager
-def user_session(pool, token: str | None) -> Iterator[Session]:
+def user_session(pool, token: str) -> Iterator[Session]:
     """A transaction scoped to the token's user, as role tracker_api; commits on success."""
     if not token:
         raise unauthorized(

@@ -5,18 +5,24 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .context import user_session
+from .context import unauthorized, user_session
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `python cli.py token create`.")
 
 
 def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str | None:
-    return credentials.credentials if credentials else None
+) -> str:
+    """The token; without one the request is a 401 before any of its input is judged."""
+    if credentials is None or not credentials.credentials:
+        raise unauthorized(
+            "No token. Send Authorization: Bearer TOKEN (create one with "
+            "`python cli.py token create --user EMAIL`)."
+        )
+    return credentials.credentials
 
 
-Token = Annotated[str | None, Depends(bearer_token)]
+Token = Annotated[str, Depends(bearer_token)]
 
 
 def session(request: Request, token: str | None):

@@ -5,6 +5,7 @@ No stack trace, SQL text or connection string ever reaches a client: anything un
 """
 
 import logging
+import re
 
 import psycopg
 
@@ -102,6 +103,16 @@ def _field_name(location: tuple) -> str:
     return parts[0] if parts else "body"
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the API documents for this path (Starlette names only one route's)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in operations}
+    return ", ".join(sorted(methods))
+
+
 def install_handlers(app: FastAPI) -> None:
     """Turn every error, FastAPI's own included, into a problem document."""
 
@@ -128,6 +139,8 @@ def install_handlers(app: FastAPI) -> None:
             detail = f"No such endpoint: {request.url.path}."
         elif exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}."
+            headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
+            return problem_response(request, 405, detail, headers=headers)
         elif not detail.endswith("."):
             detail += "."
         return problem_response(request, exc.status_code, detail, headers=exc.headers)
@@ -171,3 +184,8 @@ def _unexpected(request: Request, exc: Exception):
 def error_responses(*statuses: int) -> dict:
     """OpenAPI entries for the given error statuses (rewritten to problem+json by app.py)."""
     return {status: {"model": Problem, "description": TITLES[status]} for status in statuses}
+
+
+# Every operation can answer these: a body that is not JSON (400), no or a bad token (401),
+# input refused (422), the unexpected (500).
+COMMON_ERRORS = error_responses(400, 401, 422, 500)

@@ -1,4 +1,4 @@
-"""/api/v1/budgets: set, list with spent / remaining / status, get one, transfer."""
+"""/api/v1/budgets (set, list with spent / remaining / status, get one), /api/v1/budget-transfers."""
 
 from typing import Annotated
 
@@ -8,14 +8,13 @@ from ..budgets import list_budgets, set_budget, transfer_budget
 from ..errors import InputError, TrackerError
 from . import fields
 from .deps import Token, session
-from .problems import ApiProblem, clean_message, error_responses, field_problem, not_found
+from .problems import COMMON_ERRORS, ApiProblem, clean_message, error_responses, field_problem, not_found
 from .schemas import AlertOut, BudgetIn, BudgetOut, BudgetSet, TransferIn, TransferOut
 
-router = APIRouter(prefix="/api/v1/budgets", tags=["budgets"],
-                   responses=error_responses(401, 422, 500))
+router = APIRouter(prefix="/api/v1", tags=["budgets"], responses=COMMON_ERRORS)
 
 
-@router.get("", response_model=list[BudgetOut])
+@router.get("/budgets", response_model=list[BudgetOut])
 def read_budgets(request: Request, token: Token,
                  month: Annotated[str | None, Query(description="YYYY-MM")] = None):
     """Your budgets (one month, or all) against what you spent."""
@@ -25,7 +24,7 @@ def read_budgets(request: Request, token: Token,
     return [BudgetOut.of(row) for row in rows]
 
 
-@router.get("/{budget_id}", response_model=BudgetOut, responses=error_responses(404))
+@router.get("/budgets/{budget_id}", response_model=BudgetOut, responses=error_responses(404))
 def read_budget(budget_id: Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)], request: Request,
                 token: Token):
     """One of your budgets against what you spent."""
@@ -37,7 +36,7 @@ def read_budget(budget_id: Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)], req
     return BudgetOut.of(found[0])
 
 
-@router.put("", response_model=BudgetSet, responses={201: {"model": BudgetSet}})
+@router.put("/budgets", response_model=BudgetSet, responses={201: {"model": BudgetSet}})
 def put_budget(body: BudgetIn, request: Request, response: Response, token: Token):
     """Create or change your budget for a category and month (201 when created)."""
     month = fields.month(body.month)
@@ -57,7 +56,7 @@ def put_budget(body: BudgetIn, request: Request, response: Response, token: Toke
     )
 
 
-@router.post("/transfers", status_code=201, response_model=TransferOut,
+@router.post("/budget-transfers", status_code=201, response_model=TransferOut,
              responses=error_responses(409))
 def post_transfer(body: TransferIn, request: Request, token: Token):
     """Move an amount from one of your category budgets to another for a month, atomically."""

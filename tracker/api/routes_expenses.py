@@ -12,11 +12,11 @@ from ..errors import InputError
 from ..expenses import add_expense, delete_expense, get_expense, update_expense
 from . import fields
 from .deps import Token, session
-from .problems import ApiProblem, clean_message, error_responses, field_problem, not_found
+from .problems import COMMON_ERRORS, ApiProblem, clean_message, error_responses, field_problem, not_found
 from .schemas import ExpenseChanged, ExpenseIn, ExpenseOut, ExpensePage, ExpensePatch
 
 router = APIRouter(prefix="/api/v1/expenses", tags=["expenses"],
-                   responses=error_responses(401, 422, 500))
+                   responses=COMMON_ERRORS)
 ExpenseId = Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)]
 
 
@@ -174,14 +174,11 @@ def change_expense(expense_id: ExpenseId, body: ExpensePatch, request: Request, 
     if not sent:
         raise ApiProblem(422, "Nothing to change. Send at least one of category, amount, "
                               "date, note.", [("body", "no member to change")])
-    amount = fields.money(body.amount, "amount") if "amount" in sent else None
-    if "amount" in sent and body.amount is None:
-        raise field_problem("amount", "amount cannot be null.")
+    for member in ("amount", "date", "category"):
+        if member in sent and getattr(body, member) is None:
+            raise field_problem(member, f"{member} cannot be null; leave it out to keep it.")
+    amount = fields.money(body.amount, "amount") if body.amount is not None else None
     day = fields.day(body.date, "date") if body.date is not None else None
-    if "date" in sent and body.date is None:
-        raise field_problem("date", "date cannot be null.")
-    if "category" in sent and body.category is None:
-        raise field_problem("category", "category cannot be null.")
     note = fields.text(body.note, "note")
     with session(request, token) as current:
         load_expense(current.conn, expense_id)

@@ -11,7 +11,7 @@ from ..summary import summarize_month
 from ..users import find_user
 from . import fields, marts
 from .deps import Token, session
-from .problems import error_responses, not_found
+from .problems import COMMON_ERRORS, error_responses, not_found
 from .schemas import (
     AcknowledgementOut,
     AlertOut,
@@ -24,7 +24,7 @@ from .schemas import (
     UserOut,
 )
 
-router = APIRouter(prefix="/api/v1", responses=error_responses(401, 422, 500))
+router = APIRouter(prefix="/api/v1", responses=COMMON_ERRORS)
 AnyId = Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)]
 MonthQuery = Annotated[str | None, Query(description="YYYY-MM (default: this month)")]
 

@@ -6,13 +6,13 @@ from fastapi import APIRouter, Path, Request
 
 from . import fields
 from .deps import Token, session
-from .problems import ApiProblem, error_responses
+from .problems import COMMON_ERRORS, ApiProblem, error_responses
 from .routes_expenses import create_for
 from .routes_more import MonthQuery, month_summary, summary_lines
 from .schemas import AlertOut, SeedCreated, SeedExpenseIn, SeedSummaryOut
 
 router = APIRouter(prefix="/api", tags=["seed-compatible"],
-                   responses=error_responses(401, 422, 500))
+                   responses=COMMON_ERRORS)
 
 
 @router.post("/expenses", status_code=201, response_model=SeedCreated,
