@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv db-init export run test psql bench check verify db-status db-stop clean
+.PHONY: help venv db-init export run test psql bench check verify db-status db-stop clean serve
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,3 +50,8 @@ check: $(STAMP)  ## Build every model on the sample seeds in DuckDB and run all 
 verify: $(STAMP)  ## Prove the export right twice: cli.py verify (SQL + DuckDB), scripts/verify.sh (bash)
 	$(PY) cli.py verify --dir $(or $(DIR),exports)
 	PSQL="$(PY) cli.py psql" bash scripts/verify.sh $(or $(DIR),exports)
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+serve: db-init  ## Start the REST API (docs at /docs) until Ctrl-C (HOST=127.0.0.1 PORT=8000)
+	$(PY) cli.py serve --host $(HOST) --port $(PORT)

@@ -1161,8 +1161,10 @@ def verify_command(ctx, out_dir):
               help="TCP port to listen on.")
 @click.option("--pool-size", default=16, show_default=True, type=click.IntRange(1, 200),
               help="Most database connections the API holds at once.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log one line per request on stderr.")
 @click.pass_context
-def serve_command(ctx, host, port, pool_size):
+def serve_command(ctx, host, port, pool_size, access_log):
     """Serve the REST API (docs at /docs) on the configured database until Ctrl-C / SIGTERM.
 
     Requests send `Authorization: Bearer TOKEN` (see `token create`) and act only on that
@@ -1178,7 +1180,7 @@ def serve_command(ctx, host, port, pool_size):
     target = database(ctx)
     click.echo(f"Serving the API on http://{host}:{port} (docs: /docs) for "
                f"{target.masked_url}. Ctrl-C stops it.", err=True)
-    serve(target.url, host=host, port=port, pool_size=pool_size)
+    serve(target.url, host=host, port=port, pool_size=pool_size, access_log=access_log)
 
 
 @cli.group("token", cls=TrackerGroup)

@@ -10,7 +10,7 @@ from .context import unauthorized, user_session
 _bearer = HTTPBearer(auto_error=False, description="A token from `python cli.py token create`.")
 
 
-def bearer_token(
+async def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The token; without one the request is a 401 before any of its input is judged."""

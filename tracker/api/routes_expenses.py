@@ -34,13 +34,21 @@ def create_for(conn, user_id: int, body) -> ExpenseChanged:
     day = fields.day(body.date, "date")
     currency = fields.currency(body.currency)
     note = fields.text(body.note, "note")
-    category_ref = body.category_id if hasattr(body, "category_id") else body.category
     category_field = "category_id" if hasattr(body, "category_id") else "category"
-    category = fields.category(conn, category_ref, category_field)
+    category_ref = fields.text(str(getattr(body, category_field)), category_field)
     try:
-        expense = add_expense(conn, user_id, category.id, amount, day, note, currency)
+        # The library resolves the category (id or name) and checks the currency itself.
+        expense = add_expense(conn, user_id, category_ref, amount, day, note, currency)
     except InputError as exc:
-        # Everything else was checked above: what is left is the user's currency rule.
+        # Amount, date and currency text were checked above: what is left is the category
+        # reference or the user's-currency rule, and the message names which.
+        text = clean_message(str(exc))
+        if text.startswith("category"):
+            reference = getattr(body, category_field)
+            raise ApiProblem(
+                422, f'category "{reference}" does not exist. See GET /api/v1/categories.',
+                [(category_field, f'category "{reference}" does not exist')],
+            ) from None
         raise field_problem("currency", exc) from None
     return ExpenseChanged.of(expense)
 
