@@ -92,6 +92,28 @@ def test_serve_unreachable_database_is_one_line_without_password(run_cli):
     assert "s3cret" not in result.output
 
 
+def test_serve_refuses_a_database_without_the_api_migration(run_cli, fresh_database):
+    empty = fresh_database()
+    result = run_cli(empty, "serve", "--port", "1")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and "V008" in lines[-1] and "db-init" in lines[-1]
+
+
+def test_health_says_503_when_the_database_is_gone(server_url, fresh_database, empty_template,
+                                                   tmp_path):
+    url = fresh_database(empty_template)
+    server = start_server(url, tmp_path, "--pool-size", "2")
+    try:
+        name = sql_value(url, "select current_database()")
+        _drop_database(server_url, name)
+        with server.client() as client:
+            body = assert_problem(client.get("/api/health"), 503)
+        assert "not reachable" in body["detail"]
+    finally:
+        assert server.stop() == 0, server.log()
+
+
 def test_docs_page_is_offline_and_its_assets_load(api):
     with api.client() as client:
         page = client.get("/docs")
