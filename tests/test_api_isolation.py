@@ -228,3 +228,17 @@ def test_tables_added_later_are_usable_by_api_triggers(api, iso_db, world):
         with tracker_db.connect(iso_db, autocommit=True) as admin:
             admin.execute("drop trigger later_log on expenses; drop function later_log();"
                           " drop table later_change_log")
+
+
+def test_api_role_cannot_read_the_analytics_schema(run_cli, iso_db, world):
+    """`run`'s views execute with their owner's rights, which row-level security does not bind:
+    the API's role has no access to them at all (its marts come from the base tables)."""
+    assert run_cli(iso_db, "run").exit_code == 0
+    assert sql_value(iso_db, "select count(distinct user_id) from analytics.monthly_totals") >= 2
+    pool = tracker_db.pool(iso_db, min_size=1, max_size=1, kwargs={"autocommit": True})
+    try:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with user_session(pool, world["a"].token) as current:
+                current.conn.execute("select * from analytics.monthly_totals").fetchall()
+    finally:
+        pool.close()
