@@ -2,9 +2,9 @@
 
 Each request checks a connection out of the pool, opens a transaction, authenticates the token
 and sets tracker.user_id for that transaction only, then switches to role tracker_api with
-SET LOCAL ROLE (in the same statement). Row-level security (V008) then limits every statement, the triggers it fires
-included, to that user's rows. Commit or rollback ends both the setting and the role, so the
-next request on the same connection starts from nothing.
+SET LOCAL ROLE (in the same statement). Row-level security (V008) then limits every
+statement, the triggers it fires included, to that user's rows. Commit or rollback ends both
+the setting and the role, so the next request on the same connection starts from nothing.
 """
 
 import contextlib

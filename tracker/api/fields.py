@@ -25,7 +25,8 @@ MoneyIn = Annotated[
     ),
 ]
 MoneyOut = Annotated[
-    str, Field(pattern=r"^-?[0-9]+\.[0-9]{2}$", description="Exact decimal text.", examples=["350.50"])
+    str,
+    Field(pattern=r"^-?[0-9]+\.[0-9]{2}$", description="Exact decimal text.", examples=["350.50"]),
 ]
 CategoryRef = Annotated[
     StrictInt | StrictStr,

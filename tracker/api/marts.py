@@ -33,7 +33,9 @@ def mart_sql(name: str) -> str:
         # ref() renders as analytics.<model>; point it at the CTE of the same model instead.
         rendered = re.sub(
             rf"\b{re.escape(models.SCHEMA)}\.([a-z_][a-z0-9_]*)\b",
-            lambda match: f'"model__{match.group(1)}"' if match.group(1) in needed else match.group(0),
+            lambda match: (
+                f'"model__{match.group(1)}"' if match.group(1) in needed else match.group(0)
+            ),
             rendered,
         )
         parts.append(f'"model__{model_name}" as (\n{rendered}\n)')

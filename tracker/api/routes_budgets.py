@@ -1,4 +1,4 @@
-"""/api/v1/budgets (set, list with spent / remaining / status, get one), /api/v1/budget-transfers."""
+"""/api/v1/budgets (set; list with spent, remaining, status; get one) and budget-transfers."""
 
 from typing import Annotated
 
@@ -8,7 +8,14 @@ from ..budgets import list_budgets, set_budget, transfer_budget
 from ..errors import InputError, TrackerError
 from . import fields
 from .deps import Token, session
-from .problems import COMMON_ERRORS, ApiProblem, clean_message, error_responses, field_problem, not_found
+from .problems import (
+    COMMON_ERRORS,
+    ApiProblem,
+    clean_message,
+    error_responses,
+    field_problem,
+    not_found,
+)
 from .schemas import AlertOut, BudgetIn, BudgetOut, BudgetSet, TransferIn, TransferOut
 
 router = APIRouter(prefix="/api/v1", tags=["budgets"], responses=COMMON_ERRORS)
@@ -72,7 +79,8 @@ def post_transfer(body: TransferIn, request: Request, token: Token):
         except InputError as exc:
             raise field_problem("to_category", exc) from None
         except TrackerError as exc:
-            raise ApiProblem(409, clean_message(str(exc)).replace("`budget set`", "PUT /api/v1/budgets")) from None
+            detail = clean_message(str(exc)).replace("`budget set`", "PUT /api/v1/budgets")
+            raise ApiProblem(409, detail) from None
     return TransferOut(
         id=moved.id,
         month=str(moved.month),

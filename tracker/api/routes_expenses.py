@@ -12,7 +12,14 @@ from ..errors import InputError
 from ..expenses import add_expense, delete_expense, get_expense, update_expense
 from . import fields
 from .deps import Token, session
-from .problems import COMMON_ERRORS, ApiProblem, clean_message, error_responses, field_problem, not_found
+from .problems import (
+    COMMON_ERRORS,
+    ApiProblem,
+    clean_message,
+    error_responses,
+    field_problem,
+    not_found,
+)
 from .schemas import ExpenseChanged, ExpenseIn, ExpenseOut, ExpensePage, ExpensePatch
 
 router = APIRouter(prefix="/api/v1/expenses", tags=["expenses"],
@@ -147,8 +154,10 @@ def list_expenses(
         "month": fields.month(month, "month"),
         "date_from": fields.day(date_from, "from"),
         "date_to": fields.day(date_to, "to"),
-        "min_amount": None if min_amount is None else fields.money(min_amount, "min", allow_zero=True),
-        "max_amount": None if max_amount is None else fields.money(max_amount, "max", allow_zero=True),
+        "min_amount": None if min_amount is None
+        else fields.money(min_amount, "min", allow_zero=True),
+        "max_amount": None if max_amount is None
+        else fields.money(max_amount, "max", allow_zero=True),
     }
     fields.text(cursor, "cursor")
     with session(request, token) as current:

@@ -79,7 +79,9 @@ class ExpenseChanged(ExpenseOut):
 
 class ExpensePage(BaseModel):
     items: list[ExpenseOut]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end."
+    )
 
 
 class BudgetOut(BaseModel):
