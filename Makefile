@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 EXPORT_DIR ?= exports
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv db-init export run test psql bench check verify db-status db-stop clean browser
+.PHONY: help venv db-init export run test psql bench check verify db-status db-stop clean browser serve
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,3 +58,8 @@ verify: $(STAMP)  ## Prove the export right twice: cli.py verify (SQL + DuckDB),
 # the playwright wheel from requirements.lock (its bundled browsers are never downloaded).
 browser:  ## Install Debian's chromium for the report's browser tests (when missing)
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+serve: db-init  ## Start the REST API (docs at /docs) until Ctrl-C (HOST=127.0.0.1 PORT=8000)
+	$(PY) cli.py serve --host $(HOST) --port $(PORT)

@@ -1333,5 +1333,115 @@ def verify_command(ctx, out_dir, partitions):
                f"the manifest ({report.seconds:.2f} s).")
 
 
+# --- REST API: serve, token create / list / revoke (issue 10) -----------------------------
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="TCP port to listen on.")
+@click.option("--pool-size", default=16, show_default=True, type=click.IntRange(1, 200),
+              help="Most database connections the API holds at once.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log one line per request on stderr.")
+@click.pass_context
+def serve_command(ctx, host, port, pool_size, access_log):
+    """Serve the REST API (docs at /docs) on the configured database until Ctrl-C / SIGTERM.
+
+    Requests send `Authorization: Bearer TOKEN` (see `token create`) and act only on that
+    token's user, enforced by PostgreSQL row-level security.
+
+    Example:
+
+    \b
+        python cli.py serve --host 127.0.0.1 --port 8000
+    """
+    from tracker.api.server import serve
+
+    target = database(ctx)
+    click.echo(f"Serving the API on http://{host}:{port} (docs: /docs) for "
+               f"{target.masked_url}. Ctrl-C stops it.", err=True)
+    serve(target.url, host=host, port=port, pool_size=pool_size, access_log=access_log)
+
+
+@cli.group("token", cls=TrackerGroup)
+def token_group():
+    """Personal access tokens for the REST API: create (shown once), list, revoke.
+
+    Example:
+
+    \b
+        python cli.py token create --user aman@example.com --name phone
+    """
+
+
+@token_group.command("create")
+@click.option("--user", required=True, help="User e-mail or id the token acts for.")
+@click.option("--name", default="api", show_default=True, help="A label to recognize it by.")
+@click.pass_context
+def token_create(ctx, user, name):
+    """Create a token for a user; it is printed once (the last line) and only its hash is kept.
+
+    Example:
+
+    \b
+        TOKEN=$(python cli.py token create --user aman@example.com --name phone | tail -n 1)
+    """
+    from tracker.tokens import create_token
+
+    with _connection(ctx) as conn:
+        created = create_token(conn, user, name)
+    click.echo(f"Created token {created.info.id} ({created.info.name}) for "
+               f"{created.info.user_email}. It is shown only now; keep it secret:")
+    click.echo(created.token)
+
+
+@token_group.command("list")
+@click.option("--user", help="Only this user's tokens (e-mail or id).")
+@FORMAT_OPTION
+@click.pass_context
+def token_list(ctx, user, fmt):
+    """List tokens (never the secrets): who, name, created, last used, revoked.
+
+    Example:
+
+    \b
+        python cli.py token list --user aman@example.com
+    """
+    from tracker.tokens import list_tokens
+
+    def when(value):
+        return f"{value:%Y-%m-%d %H:%M}" if value else ""
+
+    with _connection(ctx) as conn:
+        rows = list_tokens(conn, user)
+    _emit(fmt, ["id", "user", "name", "created", "last used", "revoked"],
+          [row.as_dict() for row in rows],
+          [(row.id, row.user_email, row.name, when(row.created_at), when(row.last_used_at),
+            when(row.revoked_at)) for row in rows])
+
+
+@token_group.command("revoke")
+@click.argument("token_id")
+@click.pass_context
+def token_revoke(ctx, token_id):
+    """Revoke a token by id: requests with it are refused from now on.
+
+    Example:
+
+    \b
+        python cli.py token revoke 3
+    """
+    from tracker.tokens import revoke_token
+
+    with _connection(ctx) as conn:
+        token, already = revoke_token(conn, token_id)
+    if already:
+        click.echo(f"Token {token.id} was already revoked at "
+                   f"{token.revoked_at:%Y-%m-%d %H:%M:%S}; nothing changed.")
+    else:
+        click.echo(f"Revoked token {token.id} ({token.name}) of {token.user_email}.")
+
+
 if __name__ == "__main__":
     cli()

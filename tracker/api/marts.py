@@ -1,0 +1,66 @@
+"""The four analytic marts for the caller, computed from the models' own SQL at request time.
+
+Each mart and every model it reads from are rendered from queries/ (the same SQL `run`
+builds) and inlined as CTEs over the base tables. The query has no user filter at all: it runs
+as tracker_api, so row-level security on the base tables hands it the caller's rows only. The
+analytics schema built by `run` is never read by the API (its views run with their owner's
+rights, which row-level security does not bind), and tracker_api has no access to it.
+"""
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+
+import psycopg
+from psycopg import sql
+
+from .. import models
+
+MARTS = ("monthly_totals", "top_categories", "budget_vs_actual", "rolling_trend")
+
+
+@lru_cache(maxsize=None)
+def mart_sql(name: str) -> str:
+    """One statement computing mart `name` from the base tables."""
+    project = models.load_project()
+    needed = project.upstream(name) | {name}
+    parts = []
+    for model_name in project.order:
+        if model_name not in needed:
+            continue
+        rendered = models.render(project[model_name], "postgres")
+        # ref() renders as analytics.<model>; point it at the CTE of the same model instead.
+        rendered = re.sub(
+            rf"\b{re.escape(models.SCHEMA)}\.([a-z_][a-z0-9_]*)\b",
+            lambda match: (
+                f'"model__{match.group(1)}"' if match.group(1) in needed else match.group(0)
+            ),
+            rendered,
+        )
+        parts.append(f'"model__{model_name}" as (\n{rendered}\n)')
+    order = project[name].order_by
+    order_sql = ", ".join(sql.Identifier(column).as_string() for column in order)
+    return (
+        "with " + ",\n".join(parts) + f'\nselect * from "model__{name}"'
+        + (f" order by {order_sql}" if order else "")
+    )
+
+
+def read_mart(conn: psycopg.Connection, name: str) -> list[dict]:
+    """The mart's rows visible to the current role, JSON-ready (decimals and dates as text)."""
+    with conn.cursor() as cursor:
+        # Rows first: in pipeline mode the description arrives with them.
+        rows = cursor.execute(mart_sql(name)).fetchall()
+        columns = [column.name for column in cursor.description]
+        return [{column: _json_value(value) for column, value in zip(columns, row)} for row in rows]
+
+
+def _json_value(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    return str(value)

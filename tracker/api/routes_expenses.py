@@ -1,0 +1,218 @@
+"""/api/v1/expenses: create (with Idempotency-Key), get, update, delete, list a page at a time."""
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from .. import expense_pages
+from ..errors import InputError
+from ..expenses import add_expense, delete_expense, get_expense, update_expense
+from . import fields
+from .deps import Token, session
+from .problems import (
+    COMMON_ERRORS,
+    ApiProblem,
+    clean_message,
+    error_responses,
+    field_problem,
+    not_found,
+)
+from .schemas import ExpenseChanged, ExpenseIn, ExpenseOut, ExpensePage, ExpensePatch
+
+router = APIRouter(prefix="/api/v1/expenses", tags=["expenses"],
+                   responses=COMMON_ERRORS)
+ExpenseId = Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)]
+
+
+def load_expense(conn, expense_id: int):
+    """The caller's expense; another user's is invisible (row-level security), hence 404."""
+    try:
+        return get_expense(conn, expense_id)
+    except InputError:
+        raise not_found(f"Expense {expense_id}") from None
+
+
+def create_for(conn, user_id: int, body) -> ExpenseChanged:
+    """Record an expense for the caller with the CLI's rules; shared with POST /api/expenses."""
+    amount = fields.money(body.amount, "amount")
+    day = fields.day(body.date, "date")
+    currency = fields.currency(body.currency)
+    note = fields.text(body.note, "note")
+    category_field = "category_id" if hasattr(body, "category_id") else "category"
+    category_ref = fields.text(str(getattr(body, category_field)), category_field)
+    try:
+        # The library resolves the category (id or name) and checks the currency itself.
+        expense = add_expense(conn, user_id, category_ref, amount, day, note, currency)
+    except InputError as exc:
+        # Amount, date and currency text were checked above: what is left is the category
+        # reference or the user's-currency rule, and the message names which.
+        text = clean_message(str(exc))
+        if text.startswith("category"):
+            reference = getattr(body, category_field)
+            raise ApiProblem(
+                422, f'category "{reference}" does not exist. See GET /api/v1/categories.',
+                [(category_field, f'category "{reference}" does not exist')],
+            ) from None
+        raise field_problem("currency", exc) from None
+    return ExpenseChanged.of(expense)
+
+
+class _Replay(Exception):
+    """Another request with the same Idempotency-Key committed first: answer as it did."""
+
+
+def _replay(row, request_hash: str) -> JSONResponse:
+    stored_hash, status, body = row
+    if stored_hash != request_hash:
+        raise ApiProblem(
+            422,
+            "Idempotency-Key was already used for a different request. Use a new key.",
+            [("Idempotency-Key", "already used for a different request")],
+        )
+    return JSONResponse(body, status_code=status, headers={"Idempotent-Replayed": "true"})
+
+
+_FIND_KEY = """
+    select request_hash, status_code, response
+    from api_idempotency_keys
+    where user_id = %s and idempotency_key = %s
+"""
+
+
+@router.post("", status_code=201, response_model=ExpenseChanged,
+             responses=error_responses(409))
+def create_expense(
+    body: ExpenseIn,
+    request: Request,
+    response: Response,
+    token: Token,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=255,
+               description="Retrying with the same key creates nothing new and returns the "
+                           "first answer."),
+    ] = None,
+):
+    """Record an expense; crossing a budget fires an alert, returned with it."""
+    if idempotency_key is not None:
+        fields.text(idempotency_key, "Idempotency-Key")
+    request_hash = hashlib.sha256(
+        json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    try:
+        with session(request, token) as current:
+            if idempotency_key is not None:
+                row = current.conn.execute(_FIND_KEY, [current.user_id, idempotency_key]).fetchone()
+                if row:
+                    return _replay(row, request_hash)
+            created = create_for(current.conn, current.user_id, body)
+            payload = created.model_dump(mode="json")
+            if idempotency_key is not None:
+                # Waits for a concurrent request holding the same key; if that one committed,
+                # this transaction (its expense included) rolls back and answers as it did.
+                stored = current.conn.execute(
+                    """
+                    insert into api_idempotency_keys (
+                        user_id, idempotency_key, request_hash, status_code, response
+                    )
+                    values (%s, %s, %s, 201, %s)
+                    on conflict do nothing
+                    returning 1
+                    """,
+                    [current.user_id, idempotency_key, request_hash, json.dumps(payload)],
+                ).fetchone()
+                if stored is None:
+                    raise _Replay()
+    except _Replay:
+        with session(request, token) as current:
+            row = current.conn.execute(_FIND_KEY, [current.user_id, idempotency_key]).fetchone()
+        return _replay(row, request_hash)
+    response.headers["Location"] = f"/api/v1/expenses/{created.id}"
+    return created
+
+
+@router.get("", response_model=ExpensePage)
+def list_expenses(
+    request: Request,
+    token: Token,
+    category: Annotated[str | None, Query(description="Category id or name.")] = None,
+    month: Annotated[str | None, Query(description="YYYY-MM")] = None,
+    date_from: Annotated[str | None, Query(alias="from", description="YYYY-MM-DD")] = None,
+    date_to: Annotated[str | None, Query(alias="to", description="YYYY-MM-DD")] = None,
+    min_amount: Annotated[str | None, Query(alias="min")] = None,
+    max_amount: Annotated[str | None, Query(alias="max")] = None,
+    sort: Literal["date", "amount"] = "date",
+    order: Literal["desc", "asc"] = "desc",
+    limit: Annotated[int, Query(ge=1, le=expense_pages.MAX_LIMIT)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+):
+    """Your expenses matching every filter, a page at a time (`sort=amount` for the biggest)."""
+    filters = {
+        "month": fields.month(month, "month"),
+        "date_from": fields.day(date_from, "from"),
+        "date_to": fields.day(date_to, "to"),
+        "min_amount": None if min_amount is None
+        else fields.money(min_amount, "min", allow_zero=True),
+        "max_amount": None if max_amount is None
+        else fields.money(max_amount, "max", allow_zero=True),
+    }
+    fields.text(cursor, "cursor")
+    with session(request, token) as current:
+        category_id = None
+        if category is not None:
+            category_id = fields.category(current.conn, category).id
+        try:
+            page = expense_pages.list_expense_page(
+                current.conn, current.user_id, category=category_id, sort=sort,
+                descending=order == "desc", limit=limit, cursor=cursor, **filters,
+            )
+        except InputError as exc:
+            text = clean_message(str(exc))
+            field = "cursor" if "cursor" in text else ("from" if "from" in text else "min")
+            raise field_problem(field, exc) from None
+    return ExpensePage(items=[ExpenseOut.of(item) for item in page.items],
+                       next_cursor=page.next_cursor)
+
+
+@router.get("/{expense_id}", response_model=ExpenseOut, responses=error_responses(404))
+def read_expense(expense_id: ExpenseId, request: Request, token: Token):
+    """One of your expenses."""
+    with session(request, token) as current:
+        return ExpenseOut.of(load_expense(current.conn, expense_id))
+
+
+@router.patch("/{expense_id}", response_model=ExpenseChanged, responses=error_responses(404))
+def change_expense(expense_id: ExpenseId, body: ExpensePatch, request: Request, token: Token):
+    """Change an expense's category, amount, date or note (only the members sent)."""
+    sent = body.model_fields_set
+    if not sent:
+        raise ApiProblem(422, "Nothing to change. Send at least one of category, amount, "
+                              "date, note.", [("body", "no member to change")])
+    for member in ("amount", "date", "category"):
+        if member in sent and getattr(body, member) is None:
+            raise field_problem(member, f"{member} cannot be null; leave it out to keep it.")
+    amount = fields.money(body.amount, "amount") if body.amount is not None else None
+    day = fields.day(body.date, "date") if body.date is not None else None
+    note = fields.text(body.note, "note")
+    with session(request, token) as current:
+        load_expense(current.conn, expense_id)
+        category_id = None
+        if body.category is not None:
+            category_id = fields.category(current.conn, body.category).id
+        changes = {"amount": amount, "category": category_id, "day": day}
+        if "note" in sent:
+            changes["note"] = note
+        updated = update_expense(current.conn, expense_id, **changes)
+    return ExpenseChanged.of(updated)
+
+
+@router.delete("/{expense_id}", status_code=204, responses=error_responses(404))
+def remove_expense(expense_id: ExpenseId, request: Request, token: Token):
+    """Delete one of your expenses."""
+    with session(request, token) as current:
+        load_expense(current.conn, expense_id)
+        delete_expense(current.conn, expense_id)
+    return Response(status_code=204)

@@ -1,0 +1,47 @@
+"""The seed's endpoints, same paths and bodies: POST /api/expenses, GET /api/users/{id}/summary."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+
+from . import fields
+from .deps import Token, session
+from .problems import COMMON_ERRORS, ApiProblem, error_responses
+from .routes_expenses import create_for
+from .routes_more import MonthQuery, month_summary, summary_lines
+from .schemas import AlertOut, SeedCreated, SeedExpenseIn, SeedSummaryOut
+
+router = APIRouter(prefix="/api", tags=["seed-compatible"],
+                   responses=COMMON_ERRORS)
+
+
+@router.post("/expenses", status_code=201, response_model=SeedCreated,
+             responses=error_responses(403))
+def seed_create_expense(body: SeedExpenseIn, request: Request, token: Token):
+    """Record an expense with the seed's body; user_id must be your own."""
+    with session(request, token) as current:
+        if body.user_id != current.user_id:
+            raise ApiProblem(
+                403,
+                f"user_id {body.user_id} is not the token's user. Post expenses for your own "
+                "user id (GET /api/v1/me).",
+                [("user_id", "is not the token's user")],
+            )
+        created = create_for(current.conn, current.user_id, body)
+    return SeedCreated(status="ok", id=created.id, alerts=created.alerts)
+
+
+@router.get("/users/{user_id}/summary", response_model=SeedSummaryOut,
+            responses=error_responses(404))
+def seed_user_summary(user_id: Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)],
+                      request: Request, token: Token, month: MonthQuery = None):
+    """The seed's month summary: total_this_month and each category's budget and spent."""
+    caller, summary = month_summary(request, token, user_id, month)
+    return SeedSummaryOut(
+        user_id=caller,
+        month=str(summary.month),
+        currency=summary.currency,
+        total_this_month=fields.money_text(summary.total_spent),
+        categories=summary_lines(summary),
+        alerts=[AlertOut.of(alert) for alert in summary.alerts],
+    )

@@ -1,0 +1,48 @@
+"""Run the API with uvicorn until Ctrl-C or SIGTERM (uvicorn then drains and closes the pool)."""
+
+import signal
+
+import uvicorn
+
+from .. import config, db
+from ..errors import TrackerError
+from .app import DEFAULT_POOL_SIZE, create_app
+from .context import API_ROLE
+
+
+def _stopped(signum, frame) -> None:
+    """uvicorn re-raises the stop signal once it has shut down; by then all is done."""
+
+
+def check_database(database_url: str) -> None:
+    """Refuse to start on an unreachable database or one without the API's migration (V008)."""
+    # An unreachable database is one TrackerError line now, not a failed start-up later.
+    with db.connect(database_url) as conn:
+        ready = conn.execute(
+            "select to_regclass('public.api_tokens') is not null"
+            " and exists (select from pg_catalog.pg_roles where rolname = %s)",
+            [API_ROLE],
+        ).fetchone()[0]
+    if not ready:
+        raise TrackerError(
+            f"Error: {config.mask_url(database_url)} has no API tables (migration V008). "
+            "Run `python cli.py db-init` first."
+        )
+
+
+def serve(database_url: str, *, host: str = "127.0.0.1", port: int = 8000,
+          pool_size: int = DEFAULT_POOL_SIZE, access_log: bool = True) -> None:
+    """Serve the API on host:port against database_url (blocks until stopped)."""
+    check_database(database_url)
+    app = create_app(database_url, pool_size=pool_size)
+    # uvicorn handles both signals while it runs (graceful shutdown, lifespan end, pool
+    # closed), then re-raises the one it got with the handlers it found: these make that a
+    # normal return, so a stop asked for by Ctrl-C or a service manager exits 0.
+    previous = {number: signal.signal(number, _stopped)
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info",
+                    timeout_graceful_shutdown=10)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
