@@ -291,6 +291,11 @@ def _connection(ctx):
     return db.connect(database(ctx).url, autocommit=True)
 
 
+def _plural(count: int, noun: str, plural: str | None = None) -> str:
+    """ "1 model", "2 models", "0 files": the count with the noun in the right number."""
+    return f"{count:,} {noun if count == 1 else (plural or noun + 's')}"
+
+
 def _money(value) -> str:
     return "" if value is None else f"{value:,.2f}"
 
@@ -661,6 +666,32 @@ def budget_transfer(ctx, user, from_category, to_category, month, amount):
                f"{moved.month}: {moved.from_category} now {moved.from_amount}, "
                f"{moved.to_category} now {moved.to_amount} (transfer {moved.id}).")
     _echo_alerts(moved.alerts)
+
+
+@budget_group.command("delete")
+@click.option("--user", required=True, help="User e-mail or id.")
+@click.option("--category", required=True, help="Category name or #id.")
+@click.option("--month", required=True, help="Month, YYYY-MM.")
+@click.pass_context
+def budget_delete(ctx, user, category, month):
+    """Delete one monthly budget (to undo a mistaken `budget set`).
+
+    Its expenses stay. Alerts and transfers about it stay as history, no longer linked
+    to a budget.
+
+    Example:
+
+    \b
+        python cli.py budget delete --user aman@example.com --category Food --month 2025-05
+    """
+    from tracker.budgets import delete_budget
+
+    with _connection(ctx) as conn:
+        deleted = delete_budget(conn, user, category, month)
+    kept = [_plural(deleted.alerts_kept, "alert"), _plural(deleted.transfers_kept, "transfer")]
+    click.echo(f"Deleted the {deleted.category} budget for {deleted.month} of "
+               f"{deleted.user_email} ({deleted.amount}); kept {' and '.join(kept)} about it "
+               "as history.")
 
 
 @cli.group("alerts", cls=TrackerGroup, invoke_without_command=True)

@@ -395,13 +395,20 @@ class _RowParser:
 
     def _date(self, line: int, text: str) -> date:
         try:
-            return _parse_date(text, self.date_format)
+            day = _parse_date(text, self.date_format)
         except ValueError:
             raise InputError(
                 f'Error: {self.filename} line {line}: date "{text}" does not match '
                 f"--date-format {self.date_format} or is not a real day. Fix the line or "
                 "pass the file's --date-format (for example %d/%m/%Y); nothing was imported."
             ) from None
+        if not validate.FIRST_DAY <= day <= validate.LAST_DAY:
+            raise InputError(
+                f'Error: {self.filename} line {line}: date "{text}" is outside the years '
+                f"{validate.FIRST_DAY.year} to {validate.LAST_DAY.year} the tracker keeps. "
+                "Fix the year; nothing was imported."
+            )
+        return day
 
     def _amount(self, line: int, raw: str) -> Decimal | None:
         text = raw.strip().replace("\u00a0", " ")
