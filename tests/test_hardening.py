@@ -95,3 +95,32 @@ def test_budget_delete_keeps_its_alerts_as_history(run_cli, seeded_url):
     assert "kept 1 alert and 0 transfers" in result.output
     assert query(seeded_url, "select budget_id, category_id is not null from alerts"
                              " where month = '2030-01-01'") == [(None, True)]
+
+
+# --- 3. a name is never read as an id ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["9", " 42 ", "007"])
+def test_category_add_refuses_digit_only_names(run_cli, seeded_url, name):
+    before = snapshot(seeded_url)
+    assert_refused(run_cli(seeded_url, "category", "add", "--name", name),
+                   "is all digits, which reads as a category id")
+    assert snapshot(seeded_url) == before
+
+
+def test_category_delete_of_digits_means_the_id_only(run_cli, seeded_url):
+    rent = scalar(seeded_url, "select id from categories where name = 'Rent'")
+    missing = scalar(seeded_url, "select max(id) + 100 from categories")
+    before = snapshot(seeded_url)
+    assert_refused(run_cli(seeded_url, "category", "delete", str(missing)),
+                   f"category id {missing} does not exist")
+    assert snapshot(seeded_url) == before
+    result = run_cli(seeded_url, "category", "delete", f"#{rent}")
+    assert result.exit_code == 0, result.output
+    assert scalar(seeded_url, "select count(*) from categories where name = 'Rent'") == 0
+
+
+def test_database_refuses_digit_only_category_names(seeded_url):
+    with psycopg.connect(seeded_url) as conn:
+        with pytest.raises(psycopg.errors.CheckViolation, match="categories_name_not_a_number"):
+            conn.execute("insert into categories (name) values ('9')")

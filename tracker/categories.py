@@ -41,7 +41,7 @@ def add_category(
     conn: psycopg.Connection, name: str, description: str | None = None, color: str | None = None
 ) -> Category:
     """Create a category; a name already taken (in any letter case) is refused."""
-    name = validate.parse_name(name, what="category name")
+    name = parse_category_name(name)
     color = validate.parse_color(color) if color is not None else None
     description = description.strip() or None if description is not None else None
     with conn.transaction(), conn.cursor(row_factory=class_row(Category)) as cursor:
@@ -83,19 +83,46 @@ def list_categories(conn: psycopg.Connection) -> list[CategoryUsage]:
         ).fetchall()
 
 
+def parse_category_name(value) -> str:
+    """A category name: not blank, and not all digits (digits always mean an id)."""
+    name = validate.parse_name(value, what="category name")
+    if name.isdigit():
+        raise InputError(
+            f'Error: category name "{name}" is all digits, which reads as a category id. '
+            "Use a name with at least one letter, like Rent2."
+        )
+    return name
+
+
+def category_id_reference(text: str) -> int | None:
+    """The id a reference names: "9" or "#9" are ids (names are never all digits)."""
+    text = text.strip()
+    digits = text[1:] if text.startswith("#") else text
+    return int(digits) if validate.looks_like_id(digits) else None
+
+
 def find_category(conn: psycopg.Connection, reference) -> Category:
-    """The category with this id or name (exact, else any letter case); unknown is an InputError."""
+    """The category with this id (9 or #9) or name (exact, else any letter case).
+
+    A reference of digits is only ever an id, never a name, so `category delete 9` can
+    only delete category 9. Unknown is an InputError.
+    """
     text = str(reference).strip()
     with conn.cursor(row_factory=class_row(Category)) as cursor:
-        found = None
-        if validate.looks_like_id(text):
+        category_id = category_id_reference(text)
+        if category_id is not None:
             found = cursor.execute(
-                f"select {_COLUMNS} from categories where id = %s", [int(text)]
+                f"select {_COLUMNS} from categories where id = %s", [category_id]
             ).fetchone()
-        if found is None:
-            found = cursor.execute(
-                f"select {_COLUMNS} from categories where name = %s", [text]
-            ).fetchone()
+            if found is None:
+                raise InputError(
+                    f"Error: category id {category_id} does not exist. "
+                    "Check `category list` (a category is named by its name or its id)."
+                )
+            return found
+        found = cursor.execute(
+            f"select {_COLUMNS} from categories where name = %s", [text]
+        ).fetchone()
         if found is None:
             matches = cursor.execute(
                 f"select {_COLUMNS} from categories where lower(name) = lower(%s)", [text]

@@ -24,6 +24,7 @@ import psycopg
 
 from . import validate
 from .errors import InputError, TrackerError
+from .categories import category_id_reference
 from .expenses import check_currency
 from .users import find_user
 
@@ -351,6 +352,7 @@ class _Categories:
     def __init__(self, conn: psycopg.Connection):
         rows = conn.execute("select id, name from categories").fetchall()
         self.exact = {name: category_id for category_id, name in rows}
+        self.ids = set(self.exact.values())
         self.folded: dict[str, int | None] = {}
         for category_id, name in rows:
             # Two names differing only in case make the folded lookup ambiguous.
@@ -359,10 +361,12 @@ class _Categories:
 
     def get(self, name: str) -> int | None:
         name = name.strip()
+        category_id = category_id_reference(name)
+        if category_id is not None:
+            # Digits (or #digits) are an id, never a name (V007 refuses digit-only names).
+            return category_id if category_id in self.ids else None
         if name in self.exact:
             return self.exact[name]
-        if validate.looks_like_id(name) and int(name) in self.exact.values():
-            return int(name)
         return self.folded.get(name.lower())
 
     def require(self, name, where: str) -> int:
