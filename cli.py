@@ -742,7 +742,7 @@ def alerts_ack(ctx, alert_id):
 
 
 @cli.command("import")
-@click.argument("csv_file", metavar="CSV", type=click.Path(dir_okay=False))
+@click.argument("csv_file", metavar="CSV", type=click.Path())
 @click.option("--user", required=True, help="Whose statement it is (e-mail or id).")
 @click.option("--mapping", required=True, metavar="MAP",
               help="field=Column pairs (date, amount, note, category) or a file of them.")
@@ -757,15 +757,19 @@ def alerts_ack(ctx, alert_id):
               help="Spending is negative in the file; positive rows (money in) are skipped.")
 @click.option("--currency", help="Currency of the amounts; must be the user's (no conversion).")
 @click.option("--encoding", default="utf-8-sig", show_default=True, help="The file's text encoding.")
+@click.option("--account", metavar="NAME",
+              help='The card or bank account the statement is from (default: "default"); '
+                   "the same purchase on two accounts is two expenses.")
 @click.pass_context
 def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, delimiter,
-                   rules_file, default_category, debits_negative, currency, encoding):
+                   rules_file, default_category, debits_negative, currency, encoding, account):
     """Import a bank statement CSV as expenses, all rows or none.
 
-    Re-importing the same file adds nothing (each row has a fingerprint). A bad row is
-    reported with its line number and nothing from the file is written. Categories come
-    from the mapped category column, else the first matching --rules pattern, else
-    --default-category.
+    Re-importing the same file adds nothing (each row has a fingerprint, per --account).
+    A bad row is reported with its line number and nothing from the file is written.
+    Categories come from the mapped category column, else the first matching --rules
+    pattern, else --default-category. Amounts are one signed column (amount=) or a debit
+    and a credit column (debit=,credit=). Budget alerts the import fires are printed.
 
     Example:
 
@@ -796,15 +800,19 @@ def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, del
                     conn, csv_file, user, column_mapping, date_format=date_format,
                     decimal_comma=decimal_comma, delimiter=separator, rules=rules,
                     default_category=default_category, currency=currency,
-                    debits_negative=debits_negative, encoding=encoding, on_progress=progress,
+                    debits_negative=debits_negative, encoding=encoding, account=account,
+                    on_progress=progress,
                 )
             finally:
                 if bar is not None:
                     bar.render_finish()
-    skipped = (f", skipped {result.skipped_credits} credit row(s)"
+    skipped = (f", skipped {_plural(result.skipped_credits, 'credit row')}"
                if result.skipped_credits else "")
-    click.echo(f"Imported {result.inserted} of {result.rows} row(s) from {result.path.name}; "
-               f"{result.duplicates} already imported{skipped}.")
+    source = result.path.name if account is None \
+        else f"{result.path.name} (account {result.account})"
+    click.echo(f"Imported {result.inserted:,} of {_plural(result.rows, 'row')} from {source}; "
+               f"{result.duplicates:,} already imported{skipped}.")
+    _echo_alerts(result.alerts)
 
 
 @cli.command("summary")

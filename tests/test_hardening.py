@@ -124,3 +124,200 @@ def test_database_refuses_digit_only_category_names(seeded_url):
     with psycopg.connect(seeded_url) as conn:
         with pytest.raises(psycopg.errors.CheckViolation, match="categories_name_not_a_number"):
             conn.execute("insert into categories (name) values ('9')")
+
+
+# --- 5, 6, 10. import: every malformed record is refused with its line --------------------
+
+IMPORT = ("--user", AMAN, "--mapping", "date=Date,amount=Amount,note=Note",
+          "--default-category", "Food")
+
+
+def import_text(run_cli, url, tmp_path, text, *extra, name="s.csv"):
+    return run_cli(url, "import", write(tmp_path, name, text), *IMPORT, *extra)
+
+
+def test_import_refuses_a_row_with_more_cells_than_the_header(run_cli, seeded_url, tmp_path):
+    text = "Date,Amount,Note\n2025-06-13,10.00,Lunch\n2025-06-14,1,234.00,Laptop\n"
+    before = snapshot(seeded_url)
+    assert_refused(import_text(run_cli, seeded_url, tmp_path, text),
+                   "s.csv line 3: 4 cells, the header has 3", 'Quote the value: "1,234.00"')
+    assert snapshot(seeded_url) == before
+
+
+def test_import_accepts_trailing_empty_cells_and_quoted_thousands(run_cli, seeded_url, tmp_path):
+    text = 'Date,Amount,Note\n2025-06-13,10.00,Lunch,,\n2025-06-14,"1,234.00",Laptop\n'
+    result = import_text(run_cli, seeded_url, tmp_path, text)
+    assert result.exit_code == 0, result.output
+    assert query(seeded_url, "select amount::text, note from expenses where import_account"
+                             " is not null order by date") == [("10.00", "Lunch"),
+                                                               ("1234.00", "Laptop")]
+
+
+@pytest.mark.parametrize("text, line", [
+    # the quote closes at the end of a later line: rows 3 and 4 would become one note
+    ('Date,Amount,Note\n2025-06-01,5.00,ok\n2025-06-02,10.00,"Lunch\n2025-06-03,20.00,Taxi\n'
+     '2025-06-04,30.00,Cafe"\n', 3),
+    # the quote never closes: the file ends inside it
+    ('Date,Amount,Note\n2025-06-02,10.00,"Lunch\n2025-06-03,20.00,Taxi\n2025-06-04,30.00,Cafe\n',
+     2),
+    # a quote closes and text follows before the separator
+    ('Date,Amount,Note\n2025-06-02,10.00,"Lunch\n2025-06-03,20.00,"Taxi"\n', 2),
+])
+def test_import_refuses_an_unclosed_quote_at_the_line_it_opened(run_cli, seeded_url, tmp_path,
+                                                                text, line):
+    before = snapshot(seeded_url)
+    result = import_text(run_cli, seeded_url, tmp_path, text)
+    assert_refused(result, f"s.csv line {line}: a quote")
+    assert snapshot(seeded_url) == before
+
+
+def test_import_keeps_a_real_multi_line_note(run_cli, seeded_url, tmp_path):
+    text = 'Date,Amount,Note\n2025-06-02,10.00,"Rent\nfor June, flat 4"\n2025-06-03,20.00,Taxi\n'
+    result = import_text(run_cli, seeded_url, tmp_path, text)
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 of 2 rows" in result.output
+    assert scalar(seeded_url, "select note from expenses where amount = 10.00"
+                              " and import_account is not null") == "Rent\nfor June, flat 4"
+
+
+def test_import_refuses_a_nul_byte_with_its_line(run_cli, seeded_url, tmp_path):
+    text = "Date,Amount,Note\n2025-06-02,10.00,Lunch\n2025-06-03,20.00,Ta\x00xi\n"
+    before = snapshot(seeded_url)
+    assert_refused(import_text(run_cli, seeded_url, tmp_path, text),
+                   "s.csv line 3: the note holds a NUL byte")
+    assert snapshot(seeded_url) == before
+
+
+@pytest.mark.parametrize("path, fragment", [
+    ("/dev/zero", "is not a regular file"),
+    ("/tmp", "is a folder"),
+    ("/nonexistent/statement.csv", "does not exist"),
+])
+def test_import_refuses_what_is_not_a_file(run_cli, seeded_url, path, fragment):
+    assert_refused(run_cli(seeded_url, "import", path, *IMPORT), fragment)
+
+
+# --- 9. the fingerprint is scoped to the account -------------------------------------------
+
+
+def test_import_same_purchase_on_two_accounts_is_two_expenses(run_cli, seeded_url, tmp_path):
+    text = "Date,Amount,Note\n2025-06-02,499.00,AMAZON\n"
+    first = import_text(run_cli, seeded_url, tmp_path, text, "--account", "hdfc-credit",
+                        name="hdfc.csv")
+    assert first.exit_code == 0, first.output
+    assert "from hdfc.csv (account hdfc-credit)" in first.output
+    second = import_text(run_cli, seeded_url, tmp_path, text, "--account", "icici-debit",
+                         name="icici.csv")
+    assert "Imported 1 of 1 row" in second.output, second.output
+    again = import_text(run_cli, seeded_url, tmp_path, text, "--account", "hdfc-credit",
+                        name="hdfc-again.csv")
+    assert "Imported 0 of 1 row" in again.output and "1 already imported" in again.output
+    assert query(seeded_url, "select import_account from expenses where note = 'AMAZON'"
+                             " order by import_account") == [("hdfc-credit",), ("icici-debit",)]
+
+
+def test_import_default_account_keeps_fingerprints_made_before_accounts(run_cli, seeded_url,
+                                                                        tmp_path):
+    # A row imported before V007: fingerprint of user|date|amount|note|occurrence.
+    with psycopg.connect(seeded_url) as conn:
+        conn.execute("""
+            insert into expenses (user_id, category_id, amount, date, note, import_fingerprint,
+                                  import_account)
+            select users.id, categories.id, 499.00, '2025-06-02', 'AMAZON',
+                   encode(sha256(convert_to(concat_ws('|', users.id, '2025-06-02'::date,
+                          499.00::numeric(12, 2), 'amazon', 1), 'UTF8')), 'hex'), 'default'
+            from users, categories
+            where users.email = %s and categories.name = 'Food'""", [AMAN])
+    result = import_text(run_cli, seeded_url, tmp_path,
+                         "Date,Amount,Note\n2025-06-02,499.00,AMAZON\n2025-06-03,1.00,new\n")
+    assert "Imported 1 of 2 rows from s.csv; 1 already imported." in result.output, result.output
+
+
+# --- 11. rules cannot stall an import; no transaction while the file is read ---------------
+
+
+def test_import_catastrophic_regex_rule_finishes(seeded_url, tmp_path):
+    import subprocess
+    import sys
+
+    rules = write(tmp_path, "rules.csv", "pattern,category\n/(a+)+$/,Transport\n")
+    note = "a" * 40 + "!"
+    path = write(tmp_path, "s.csv", f"Date,Amount,Note\n2025-06-02,10.00,{note}\n")
+    # Python's backtracking engine needs hours here; the bound only keeps a regression from
+    # hanging the suite.
+    done = subprocess.run(
+        [sys.executable, "cli.py", "--database-url", seeded_url, "import", path, *IMPORT,
+         "--rules", rules], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert scalar(seeded_url, "select categories.name from expenses inner join categories"
+                              " on categories.id = expenses.category_id where note = %s",
+                  [note]) == "Food"
+
+
+def test_import_rules_with_unsupported_syntax_are_refused(run_cli, seeded_url, tmp_path):
+    rules = write(tmp_path, "rules.csv", "pattern,category\n/(a)\\1/,Transport\n")
+    assert_refused(import_text(run_cli, seeded_url, tmp_path, "Date,Amount,Note\n",
+                               "--rules", rules),
+                   "rules file rules.csv line 2: /(a)\\1/ is not a valid regular expression")
+
+
+def test_import_holds_no_transaction_while_reading_the_file(seeded_url, tmp_path):
+    from tracker.importer import PROGRESS_EVERY_ROWS, import_statement, parse_mapping
+
+    rows = "".join(f"2025-06-{day % 28 + 1:02d},1.00,row {day}\n"
+                   for day in range(3 * PROGRESS_EVERY_ROWS))
+    path = write(tmp_path, "s.csv", "Date,Amount,Note\n" + rows)
+    seen = []
+
+    def on_progress(done, total):
+        seen.append(conn.info.transaction_status)
+        # Another session can take every table's strongest lock at once: nothing is held.
+        with psycopg.connect(seeded_url) as other:
+            other.execute("set lock_timeout = '2s'")
+            other.execute("lock table users, categories, expenses, budgets, alerts"
+                          " in access exclusive mode")
+
+    with psycopg.connect(seeded_url) as conn:
+        result = import_statement(conn, path, AMAN, parse_mapping("date=Date,amount=Amount,"
+                                  "note=Note"), default_category="Food", on_progress=on_progress)
+    assert result.inserted == 3 * PROGRESS_EVERY_ROWS
+    assert len(seen) >= 3
+    assert set(seen[:-1]) == {psycopg.pq.TransactionStatus.IDLE}
+
+
+# --- everyday: Indian grouping, debit/credit columns, alerts printed -----------------------
+
+
+def test_import_indian_grouping_and_debit_credit_columns(run_cli, seeded_url, tmp_path):
+    text = ("Date,Narration,Withdrawal,Deposit\n"
+            '2025-06-01,Laptop,"1,23,456.00",\n'
+            "2025-06-02,Salary,,\"12,00,000.00\"\n"
+            '2025-06-03,Phone,"12,345.50",\n')
+    path = write(tmp_path, "s.csv", text)
+    result = run_cli(seeded_url, "import", path, "--user", AMAN, "--mapping",
+                     "date=Date,debit=Withdrawal,credit=Deposit,note=Narration",
+                     "--default-category", "Shopping")
+    assert result.exit_code == 0, result.output
+    assert "Imported 2 of 2 rows from s.csv; 0 already imported, skipped 1 credit row." \
+        in result.output
+    assert query(seeded_url, "select note, amount::text from expenses"
+                             " where import_account is not null order by date") == [
+        ("Laptop", "123456.00"), ("Phone", "12345.50")]
+
+
+def test_import_refuses_a_row_with_both_debit_and_credit(run_cli, seeded_url, tmp_path):
+    path = write(tmp_path, "s.csv", "Date,Out,In\n2025-06-01,5.00,6.00\n")
+    assert_refused(run_cli(seeded_url, "import", path, "--user", AMAN, "--mapping",
+                           "date=Date,debit=Out,credit=In", "--default-category", "Food"),
+                   "s.csv line 2: both debit")
+
+
+def test_import_prints_the_alerts_it_fired(run_cli, seeded_url, tmp_path):
+    rows = "".join(f"2025-05-{day:02d},100.00,Metro\n" for day in range(1, 31))
+    result = run_cli(seeded_url, "import", write(tmp_path, "s.csv", "Date,Amount,Note\n" + rows),
+                     "--user", AMAN, "--mapping", "date=Date,amount=Amount,note=Note",
+                     "--default-category", "Transport")
+    assert result.exit_code == 0, result.output
+    alert_id = scalar(seeded_url, "select id from alerts")
+    assert (f"Alert {alert_id}: Budget exceeded for Transport for May 2025. "
+            "Spent: 3150.00 / 2000.00") in result.output

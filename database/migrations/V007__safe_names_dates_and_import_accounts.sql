@@ -2,7 +2,7 @@
 -- 1. one date range for everything, 1900-01-01 to 2100-12-31 (expenses, budgets): a typo such
 --    as year 0001 made dim_date millions of rows and the expense unfindable by month;
 -- 2. a category name is never all digits, so `category delete 9` can only mean id 9;
--- 3. imported expenses remember the account (card, bank statement) they came from, and the
+-- 3. imported expenses remember the account (card, bank account) they came from, and the
 --    import fingerprint includes it: the same purchase on two cards is two expenses.
 -- Rows that already break rule 1 or 2 are not changed or deleted here: the migration stops,
 -- names them and says how to fix them, and nothing is applied until they are fixed.
@@ -67,8 +67,17 @@ alter table categories
     add constraint categories_name_not_a_number
     check (btrim(name) !~ '^[0-9]+$');
 
--- The statement's account (`import --account`, default the file's name). Null for expenses
--- added by hand, and for rows imported before this migration, whose fingerprints were made
--- without an account (`import` still recognizes those, so re-imports stay idempotent).
+-- The statement's account (`import --account NAME`, default "default"). Null for expenses
+-- added by hand. Rows imported before this migration came from the default account: the
+-- default account's fingerprint is the one used before accounts existed, so re-importing
+-- those statements still adds nothing.
 alter table expenses
     add column import_account text;
+
+update expenses
+set import_account = 'default'
+where import_fingerprint is not null;
+
+alter table expenses
+    add constraint expenses_import_account_with_fingerprint
+    check ((import_fingerprint is null) = (import_account is null));
