@@ -4,6 +4,7 @@ Every command maps handled failures to one line on stderr: exit 1 for a failure,
 exit 2 for bad input. --debug (or TRACKER_DEBUG=1) shows the traceback instead.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -294,6 +295,10 @@ def _connection(ctx):
 def _plural(count: int, noun: str, plural: str | None = None) -> str:
     """ "1 model", "2 models", "0 files": the count with the noun in the right number."""
     return f"{count:,} {noun if count == 1 else (plural or noun + 's')}"
+
+
+def _noun(count: int, noun: str, plural: str | None = None) -> str:
+    return noun if count == 1 else (plural or noun + "s")
 
 
 def _money(value) -> str:
@@ -923,7 +928,7 @@ def run_command(ctx, select, vars_json):
     with connect(target.url) as conn:
         timings = run_models(conn, project, models, vars=model_vars, on_model=on_model)
     total = sum(seconds for _, seconds in timings)
-    click.echo(f"Built {len(timings)} models in {total:.2f} s.")
+    click.echo(f"Built {_plural(len(timings), 'model')} in {total:.2f} s.")
 
 
 @cli.command("compile")
@@ -951,7 +956,7 @@ def compile_command(select, vars_json, engine, out_dir):
     paths = compile_models(project, models, directory, engine=engine, vars=model_vars)
     for path in paths:
         click.echo(f"  {path}")
-    click.echo(f"Compiled {len(paths)} models for {engine} into {directory}.")
+    click.echo(f"Compiled {_plural(len(paths), 'model')} for {engine} into {directory}.")
 
 
 # --- export: CSV + Parquet files and manifest.json for Power BI ----------------------------
@@ -969,14 +974,20 @@ def compile_command(select, vars_json, engine, out_dir):
               help="Also export columns marked pii in the models (e.g. dim_user.email).")
 @click.option("--bom/--no-bom", default=True, show_default=True,
               help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=600, show_default=True,
+              metavar="SECONDS",
+              help="How long to wait for another export writing into the same folder.")
 @click.pass_context
-def export_command(ctx, out_dir, fmt, select, include_pii, bom):
+def export_command(ctx, out_dir, fmt, select, include_pii, bom, lock_timeout):
     """Write the analytics models as CSV and Parquet files plus manifest.json.
 
     Reads the relations that `run` built in schema analytics, all from one consistent
     snapshot, into DIR/csv/NAME.csv, DIR/parquet/NAME.parquet and DIR/manifest.json
     (rows, bytes, sha256, column types and money totals per file). The new files replace
     the previous export only when every file is written; on failure the old ones stay.
+    Only what an earlier export wrote is ever replaced (files listed in its manifest.json);
+    anything else in csv/ or parquet/ makes it refuse. A second export into the same folder
+    waits for the first (up to --lock-timeout); a killed export's staging folder is removed.
 
     Example:
 
@@ -997,11 +1008,35 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom):
         step = f"[{event.done}/{event.total}]".rjust(2 * len(str(event.total)) + 3)
         click.echo(f"  {step} {event.path:<34} {event.rows:>10,} rows {size:>9}", err=True)
 
-    click.echo(f"Exporting {len(models)} models from {target.masked_url} to {out}", err=True)
-    result = export_models(target.url, export_items(models), out, formats=formats,
-                           include_pii=include_pii, bom=bom, on_progress=on_progress)
-    click.echo(f"Wrote {len(result.files)} files and {result.out_dir / 'manifest.json'} "
-               f"in {result.seconds:.2f} s.")
+    def on_wait(directory):
+        click.echo(f"Another export is writing to {directory}; waiting for it "
+                   f"(up to {lock_timeout:g} s).", err=True)
+
+    click.echo(f"Exporting {_plural(len(models), 'model')} from {target.masked_url} to {out}",
+               err=True)
+    with _stopped_cleanly():
+        result = export_models(target.url, export_items(models), out, formats=formats,
+                               include_pii=include_pii, bom=bom, on_progress=on_progress,
+                               lock_timeout=lock_timeout, on_wait=on_wait)
+    click.echo(f"Wrote {_plural(len(result.files), 'file')} and "
+               f"{result.out_dir / 'manifest.json'} in {result.seconds:.2f} s.")
+
+
+@contextlib.contextmanager
+def _stopped_cleanly():
+    """SIGTERM and SIGHUP unwind like Ctrl-C, so the command cleans up (e.g. its staging
+    folder) before it exits with 128 + the signal number."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # --- check, test, verify: data tests on DuckDB and PostgreSQL, export verification -----------
@@ -1134,10 +1169,13 @@ def parity_command(ctx, select, queries_dir):
             click.echo(f"    {difference}")
     click.echo("")
     if failed:
-        click.echo(f"FAIL: {len(failed)} of {len(results)} models differ between PostgreSQL "
-                   f"and DuckDB on {target.masked_url}.")
+        click.echo(f"FAIL: {len(failed)} of {len(results)} {_noun(len(results), 'model')} "
+                   f"{'differs' if len(failed) == 1 else 'differ'} between PostgreSQL and DuckDB "
+                   f"on {target.masked_url}.")
         ctx.exit(1)
-    click.echo(f"PASS: {len(results)} models return the same rows on PostgreSQL and DuckDB.")
+    click.echo(f"PASS: {_plural(len(results), 'model')} "
+               f"{'returns' if len(results) == 1 else 'return'} the same rows on PostgreSQL "
+               "and DuckDB.")
 
 
 @cli.command("verify")
@@ -1184,10 +1222,12 @@ def verify_command(ctx, out_dir):
             click.echo(f"    {problem}")
     click.echo("")
     if failed:
-        click.echo(f"FAIL: {len(failed)} of {len(report.files)} files in {directory} do not "
+        click.echo(f"FAIL: {len(failed)} of {_plural(len(report.files), 'file')} in {directory} "
+                   f"{'does' if len(failed) == 1 else 'do'} not "
                    "match. Export again (`python cli.py export`) and verify.")
         ctx.exit(1)
-    click.echo(f"PASS: {len(report.files)} files in {directory} match PostgreSQL, DuckDB and "
+    click.echo(f"PASS: {_plural(len(report.files), 'file')} in {directory} "
+               f"{'matches' if len(report.files) == 1 else 'match'} PostgreSQL, DuckDB and "
                f"the manifest ({report.seconds:.2f} s).")
 
 

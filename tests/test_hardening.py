@@ -321,3 +321,132 @@ def test_import_prints_the_alerts_it_fired(run_cli, seeded_url, tmp_path):
     alert_id = scalar(seeded_url, "select id from alerts")
     assert (f"Alert {alert_id}: Budget exceeded for Transport for May 2025. "
             "Spent: 3150.00 / 2000.00") in result.output
+
+
+# --- 1, 13. export replaces only what an export wrote; waits for another export ----------
+
+
+@pytest.fixture
+def built(seeded_url, run_cli):
+    assert run_cli(seeded_url, "run").exit_code == 0
+    return seeded_url
+
+
+def last_error(result, fragment, code=2):
+    """The export's progress lines go to stderr first; its error is the last line."""
+    assert result.exit_code == code, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and fragment in last, last
+
+
+def files_under(directory):
+    return {str(path.relative_to(directory)): path.read_bytes()
+            for path in sorted(directory.rglob("*")) if path.is_file()}
+
+
+def test_export_never_deletes_a_folder_with_an_unrelated_manifest(built, run_cli, tmp_path):
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "tax-2024.csv").write_text("my own data\n")
+    (tmp_path / "manifest.json").write_text('{"name": "my project", "version": 3}\n')
+    before = files_under(tmp_path)
+    result = run_cli(built, "export", "--out", str(tmp_path), "--format", "csv")
+    last_error(result, f"{tmp_path / 'manifest.json'} was not written by `cli.py export`")
+    assert files_under(tmp_path) == before
+
+
+def test_export_never_deletes_a_file_dropped_into_its_folder(built, run_cli, tmp_path):
+    assert run_cli(built, "export", "--out", str(tmp_path), "--format", "csv",
+                   "--select", "dim_date").exit_code == 0
+    (tmp_path / "csv" / "notes.txt").write_text("mine\n")
+    before = files_under(tmp_path)
+    result = run_cli(built, "export", "--out", str(tmp_path), "--format", "csv")
+    last_error(result, f"{tmp_path / 'csv' / 'notes.txt'} was not written by `cli.py export`")
+    assert files_under(tmp_path) == before
+    (tmp_path / "csv" / "notes.txt").unlink()
+    result = run_cli(built, "export", "--out", str(tmp_path), "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert "Wrote 10 files" in result.output
+
+
+def test_export_of_one_model_says_1_file(built, run_cli, tmp_path):
+    result = run_cli(built, "export", "--out", str(tmp_path), "--format", "csv",
+                     "--select", "dim_date")
+    assert result.exit_code == 0, result.output
+    assert "Wrote 1 file and" in result.output and "Exporting 1 model from" in result.stderr
+    result = run_cli(built, "run", "--select", "dim_user")
+    assert "Built 1 model in" in result.output
+
+
+def _hold_lock(directory):
+    import fcntl
+    import os
+
+    fd = os.open(directory, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_export_waits_for_another_export_then_writes(built, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    fd = _hold_lock(tmp_path)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "cli.py", "--database-url", built, "export", "--out", str(tmp_path),
+             "--format", "csv", "--select", "dim_date"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        # Still waiting (not failed at once), and nothing written yet.
+        assert child.poll() is None, child.communicate()
+        assert not (tmp_path / "manifest.json").exists()
+    finally:
+        os.close(fd)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    assert "Another export is writing to" in err and "waiting for it" in err
+    assert (tmp_path / "csv" / "dim_date.csv").exists()
+
+
+def test_export_gives_up_after_the_lock_timeout(built, run_cli, tmp_path):
+    import os
+
+    fd = _hold_lock(tmp_path)
+    try:
+        result = run_cli(built, "export", "--out", str(tmp_path), "--lock-timeout", "0.5")
+    finally:
+        os.close(fd)
+    last_error(result, f"another export is still writing to {tmp_path} after waiting 0.5 s",
+               code=1)
+    assert files_under(tmp_path) == {}
+
+
+def test_export_killed_with_sigterm_leaves_no_staging_folder(built, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen(
+        [sys.executable, "cli.py", "--database-url", built, "export", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".export-staging-*/new/csv/*")) and child.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert child.poll() is None, "the export finished before it could be stopped"
+    child.send_signal(signal.SIGTERM)
+    child.communicate(timeout=60)
+    assert child.returncode == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_removes_a_killed_exports_staging_folder(built, run_cli, tmp_path):
+    stale = tmp_path / ".export-staging-0123456789ab" / "new" / "csv"
+    stale.mkdir(parents=True)
+    (stale / "fact_expenses.csv").write_bytes(b"x" * 100_000)
+    result = run_cli(built, "export", "--out", str(tmp_path), "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
