@@ -436,27 +436,75 @@ def category_list(ctx, fmt):
 @category_group.command("delete")
 @click.argument("category")
 @click.option("--move-to", metavar="CATEGORY",
-              help="Move the category's expenses here first (name or id).")
+              help="Move the category's expenses, budgets and alerts here first (name or id).")
+@click.option("--dry-run", is_flag=True, help="Say exactly what would happen; change nothing.")
 @click.pass_context
-def category_delete(ctx, category, move_to):
-    """Delete a category (by name or id).
+def category_delete(ctx, category, move_to, dry_run):
+    """Delete a category (by name or id, 9 or #9).
 
-    A category that expenses use is refused unless --move-to says where they go. Its
-    budgets are deleted with it.
+    Without --move-to it is refused while expenses or alerts use it, and its budgets are
+    deleted with it. With --move-to nothing is lost: its expenses move there; each budget
+    is added to the target's budget for the same month (or becomes the target's budget
+    where it had none); its alerts and budget transfers point at the target. The move
+    records no new alert; months where the target ends over budget are listed.
 
     Example:
 
     \b
-        python cli.py category delete Entertainment --move-to Shopping
+        python cli.py category delete Entertainment --move-to Shopping --dry-run
     """
     from tracker.categories import delete_category
 
     with _connection(ctx) as conn:
-        deleted = delete_category(conn, category, move_to)
-    moved = (f", moved {deleted.moved_expenses} expense(s) to {deleted.moved_to.name}"
-             if deleted.moved_to else "")
-    budgets = f", removed its {deleted.removed_budgets} budget(s)" if deleted.removed_budgets else ""
-    click.echo(f"Deleted category {deleted.category.name}{moved}{budgets}.")
+        deleted = delete_category(conn, category, move_to, dry_run=dry_run)
+    for line in _category_delete_lines(deleted):
+        click.echo(line)
+
+
+def _category_delete_lines(deleted) -> list[str]:
+    """What a category delete did, or with --dry-run would do, one effect per line."""
+    would = deleted.dry_run
+
+    def verb(past: str, present: str) -> str:
+        return present if would else past
+
+    name = deleted.category.name
+    head = (f"Would delete category {name} (dry run: nothing was changed)" if would
+            else f"Deleted category {name}")
+    target = deleted.moved_to
+    if target is None:
+        budgets = (f"; {verb('removed', 'remove')} its "
+                   f"{_plural(deleted.removed_budgets, 'budget')}"
+                   if deleted.removed_budgets else "")
+        return [f"{head}{budgets}."]
+    lines = [f"{head}:"]
+    lines.append(f"  {verb('moved', 'move')} {_plural(deleted.moved_expenses, 'expense')} "
+                 f"({_money(deleted.moved_amount)}) to {target.name}")
+    if deleted.renamed_budgets:
+        lines.append(f"  {verb('gave', 'give')} {_plural(deleted.renamed_budgets, 'budget')} to "
+                     f"{target.name} (months where it had none)")
+    if deleted.merged_budgets:
+        lines.append(f"  {verb('added', 'add')} {_plural(len(deleted.merged_budgets), 'budget')} "
+                     f"to {target.name}'s budget for the same month:")
+        for merged in deleted.merged_budgets:
+            lines.append(f"    {merged.user_email} {merged.month}: {_money(merged.before)} + "
+                         f"{_money(merged.moved_amount)} = {_money(merged.after)}")
+    if deleted.moved_alerts:
+        lines.append(f"  {verb('pointed', 'point')} {_plural(deleted.moved_alerts, 'alert')} at "
+                     f"{target.name} (their messages are kept as they were)")
+    if deleted.moved_transfers:
+        lines.append(f"  {verb('re-linked', 're-link')} "
+                     f"{_plural(deleted.moved_transfers, 'budget transfer')} to {target.name}'s "
+                     "budgets")
+    if deleted.unlinked_transfers:
+        lines.append(f"  {verb('kept', 'keep')} "
+                     f"{_plural(deleted.unlinked_transfers, 'transfer')} between {name} and "
+                     f"{target.name} in a merged month, with its {name} side unlinked")
+    lines.append(f"  {verb('recorded', 'record')} no new alert (a move spends nothing)")
+    for over in deleted.over_budget:
+        lines.append(f"  {target.name} {verb('is', 'will be')} over budget for {over.user_email} "
+                     f"in {over.month}: spent {_money(over.spent)} of {_money(over.budget)}")
+    return lines
 
 
 @cli.group("expense", cls=TrackerGroup)

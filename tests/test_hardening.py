@@ -450,3 +450,111 @@ def test_export_removes_a_killed_exports_staging_folder(built, run_cli, tmp_path
     result = run_cli(built, "export", "--out", str(tmp_path), "--format", "csv")
     assert result.exit_code == 0, result.output
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# --- 4. category delete --move-to keeps history ------------------------------------------
+
+
+def _history_for_move(run_cli, url):
+    """Entertainment with an alert in April, spending in May, a lone budget in June."""
+    steps = [
+        ("budget", "set", "--user", AMAN, "--category", "Entertainment", "--month", "2025-04",
+         "--amount", "150"),
+        ("expense", "add", "--user", AMAN, "--category", "Entertainment", "--amount", "160",
+         "--date", "2025-04-10"),
+        ("budget", "set", "--user", AMAN, "--category", "Shopping", "--month", "2025-04",
+         "--amount", "1000"),
+        ("expense", "add", "--user", AMAN, "--category", "Shopping", "--amount", "950",
+         "--date", "2025-04-12"),
+        ("budget", "transfer", "--user", AMAN, "--from", "Entertainment", "--to", "Shopping",
+         "--month", "2025-04", "--amount", "50"),
+        ("expense", "add", "--user", AMAN, "--category", "Entertainment", "--amount", "500",
+         "--date", "2025-05-03"),
+        ("budget", "set", "--user", AMAN, "--category", "Entertainment", "--month", "2025-06",
+         "--amount", "300"),
+        ("expense", "add", "--user", AMAN, "--category", "Entertainment", "--amount", "200",
+         "--date", "2025-06-02"),
+        ("expense", "add", "--user", AMAN, "--category", "Shopping", "--amount", "250",
+         "--date", "2025-06-03"),
+    ]
+    for step in steps:
+        result = run_cli(url, *step)
+        assert result.exit_code == 0, (step, result.output)
+
+
+def test_category_delete_move_to_keeps_budgets_alerts_and_fires_nothing(run_cli, seeded_url):
+    _history_for_move(run_cli, seeded_url)
+    # Entertainment April: 160 of 150 crossed: one alert (the transfer left it at 100).
+    alerts_before = query(seeded_url, "select id, message, fired_at from alerts order by id")
+    assert len(alerts_before) == 1
+    june_budget = scalar(seeded_url, "select budgets.id from budgets inner join categories"
+                                     " on categories.id = category_id where name ="
+                                     " 'Entertainment' and month = 6")
+    spent_before = scalar(seeded_url, "select sum(amount) from expenses")
+    before = snapshot(seeded_url)
+    planned = run_cli(seeded_url, "category", "delete", "Entertainment", "--move-to", "Shopping",
+                      "--dry-run")
+    assert planned.exit_code == 0, planned.output
+    assert snapshot(seeded_url) == before
+
+    result = run_cli(seeded_url, "category", "delete", "Entertainment", "--move-to", "Shopping")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "Deleted category Entertainment:",
+        "  moved 3 expenses (860.00) to Shopping",
+        "  gave 1 budget to Shopping (months where it had none)",
+        "  added 1 budget to Shopping's budget for the same month:",
+        "    aman@example.com 2025-04: 1,050.00 + 100.00 = 1,150.00",
+        "  pointed 1 alert at Shopping (their messages are kept as they were)",
+        "  kept 1 transfer between Entertainment and Shopping in a merged month, with its "
+        "Entertainment side unlinked",
+        "  recorded no new alert (a move spends nothing)",
+        "  Shopping is over budget for aman@example.com in 2025-06: spent 450.00 of 300.00",
+    ]
+    # The dry run said exactly the same, in the future tense.
+    assert planned.output.splitlines()[0] == \
+        "Would delete category Entertainment (dry run: nothing was changed):"
+    assert len(planned.output.splitlines()) == len(result.output.splitlines())
+    for said, done in zip(planned.output.splitlines()[1:], result.output.splitlines()[1:]):
+        assert said.split()[-3:] == done.split()[-3:], (said, done)
+
+    shopping = scalar(seeded_url, "select id from categories where name = 'Shopping'")
+    # No alert was added, none lost its category or budget, and the April one is Shopping's.
+    assert query(seeded_url, "select id, message, fired_at from alerts order by id") \
+        == alerts_before
+    assert query(seeded_url, "select alerts.category_id, budgets.year, budgets.month, budgets.amount"
+                             " from alerts inner join budgets on budgets.id = alerts.budget_id") \
+        == [(shopping, 2025, 4, 1150)]
+    assert query(seeded_url, "select year, month, amount::text from budgets where category_id"
+                             " = %s order by year, month", [shopping]) == [
+        (2025, 4, "1150.00"), (2025, 5, "5000.00"), (2025, 6, "300.00")]
+    assert scalar(seeded_url, "select category_id from budgets where id = %s",
+                  [june_budget]) == shopping
+    assert query(seeded_url, "select from_budget_id is null, to_budget_id is not null, amount"
+                             " from budget_transfers") == [(True, True, 50)]
+    assert scalar(seeded_url, "select sum(amount) from expenses") == spent_before
+    assert scalar(seeded_url, "select count(*) from categories where name = 'Entertainment'") == 0
+
+
+def test_category_delete_dry_run_writes_nothing(run_cli, seeded_url):
+    _history_for_move(run_cli, seeded_url)
+    before = snapshot(seeded_url)
+    result = run_cli(seeded_url, "category", "delete", "Entertainment", "--move-to", "Shopping",
+                     "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "  move 3 expenses (860.00) to Shopping" in result.output
+    assert "Shopping will be over budget for aman@example.com in 2025-06" in result.output
+    assert snapshot(seeded_url) == before
+
+
+def test_category_delete_without_move_keeps_alerts_by_refusing(run_cli, seeded_url):
+    _history_for_move(run_cli, seeded_url)
+    run_cli(seeded_url, "expense", "delete", str(scalar(
+        seeded_url, "select max(id) from expenses where date = '2025-06-02'")))
+    with psycopg.connect(seeded_url) as conn:
+        conn.execute("delete from expenses where category_id = (select id from categories"
+                     " where name = 'Entertainment')")
+    before = snapshot(seeded_url)
+    assert_refused(run_cli(seeded_url, "category", "delete", "Entertainment"),
+                   "has 1 budget alert(s) that would lose their category", "--move-to", code=1)
+    assert snapshot(seeded_url) == before
