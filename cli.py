@@ -919,23 +919,6 @@ def summary(ctx, user, month, fmt):
 # --- models: run, compile -----------------------------------------------------------------
 
 
-def _parse_vars(text: str | None) -> dict:
-    """--vars as a JSON object of scalars."""
-    import json
-
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"Error: --vars is not valid JSON ({exc.msg} at character {exc.pos}). "
-                         """Pass an object, for example --vars '{"near_threshold_pct": 75}'.""")
-    if not isinstance(value, dict):
-        raise InputError("""Error: --vars must be a JSON object. """
-                         """Pass an object, for example --vars '{"near_threshold_pct": 75}'.""")
-    return value
-
-
 _select_option = click.option(
     "--select", "-s", "select", metavar="SPEC",
     help="Only these models: NAME, +NAME (with its upstream), NAME+ (with its downstream); "
@@ -943,7 +926,8 @@ _select_option = click.option(
 )
 _vars_option = click.option(
     "--vars", "vars_json", metavar="JSON",
-    help="""Run-time values for the models' var() calls, as a JSON object.""",
+    help="Run-time values for the models' var() calls, as a JSON object; each must be "
+         "declared in queries/vars.json, with its type and range.",
 )
 
 
@@ -962,10 +946,11 @@ def run_command(ctx, select, vars_json):
         python cli.py run --select +budget_vs_actual
     """
     from tracker.db import connect
+    from tracker.model_vars import parse_vars
     from tracker.models import load_project, run_models
 
-    model_vars = _parse_vars(vars_json)
     project = load_project()
+    model_vars = parse_vars(vars_json, project.queries_dir)
     models = project.select(select)
     target = database(ctx)
 
@@ -995,10 +980,11 @@ def compile_command(select, vars_json, engine, out_dir):
 
         python cli.py compile --select +rolling_trend --engine duckdb
     """
+    from tracker.model_vars import parse_vars
     from tracker.models import compile_models, load_project
 
-    model_vars = _parse_vars(vars_json)
     project = load_project()
+    model_vars = parse_vars(vars_json, project.queries_dir)
     models = project.select(select)
     directory = out_dir or (config.TARGET_DIR / "compiled")
     paths = compile_models(project, models, directory, engine=engine, vars=model_vars)

@@ -558,3 +558,44 @@ def test_category_delete_without_move_keeps_alerts_by_refusing(run_cli, seeded_u
     assert_refused(run_cli(seeded_url, "category", "delete", "Entertainment"),
                    "has 1 budget alert(s) that would lose their category", "--move-to", code=1)
     assert snapshot(seeded_url) == before
+
+
+# --- 8. --vars: declared names, types and ranges ------------------------------------------
+
+
+@pytest.mark.parametrize("vars_json, fragment", [
+    ('{"near_threshold_pct": null}', '"near_threshold_pct" is null; it must be a number from 0 '
+                                     'to 100'),
+    ('{"near_threshold_pct": -5}', '"near_threshold_pct" is -5; it must be a number from 0 to 100'),
+    ('{"near_threshold_pct": 101}', '"near_threshold_pct" is 101'),
+    ('{"near_threshold_pct": "80"}', '"near_threshold_pct" is "80"; it must be a number'),
+    ('{"near_threshold_pct": true}', '"near_threshold_pct" is true'),
+    ('{"near_treshold_pct": 75}', '--vars names "near_treshold_pct", which no model declares'),
+])
+def test_run_refuses_unknown_or_invalid_vars(run_cli, seeded_url, vars_json, fragment):
+    assert run_cli(seeded_url, "run").exit_code == 0
+    before = query(seeded_url, "select budget_id, status from analytics.budget_vs_actual"
+                               " order by budget_id")
+    assert_refused(run_cli(seeded_url, "run", "--vars", vars_json), fragment)
+    assert_refused(run_cli(None, "compile", "--vars", vars_json), fragment)
+    assert query(seeded_url, "select budget_id, status from analytics.budget_vs_actual"
+                             " order by budget_id") == before
+
+
+def test_run_accepts_a_declared_var_in_range(run_cli, seeded_url):
+    # Aman's Shopping: 3200.00 of 5000.00 is 64 %: near from 60 %, under at the default 80 %.
+    assert run_cli(seeded_url, "run", "--vars", '{"near_threshold_pct": 60.5}').exit_code == 0
+    assert scalar(seeded_url, "select status from analytics.budget_vs_actual"
+                              " where category = 'Shopping'") == "near"
+
+
+def test_every_var_a_model_reads_is_declared():
+    import json
+    import re
+    from pathlib import Path
+
+    queries = Path(__file__).resolve().parent.parent / "queries"
+    declared = json.loads((queries / "vars.json").read_text(encoding="utf-8"))
+    used = {match for path in queries.rglob("*.sql")
+            for match in re.findall(r"var\(\s*['\"](\w+)['\"]", path.read_text(encoding="utf-8"))}
+    assert used and used <= set(declared)
