@@ -552,6 +552,9 @@ def _echo_alerts(alerts) -> None:
         click.echo(f"Alert {alert.id}: {alert.message}")
 
 
+TABLE_LIMIT = 50
+
+
 @expense_group.command("list")
 @click.option("--user", help="Only this user (e-mail or id).")
 @click.option("--category", help="Only this category (name or id).")
@@ -560,26 +563,47 @@ def _echo_alerts(alerts) -> None:
 @click.option("--to", "date_to", help="Up to and including this day, YYYY-MM-DD.")
 @click.option("--min", "min_amount", help="Amount at least this.")
 @click.option("--max", "max_amount", help="Amount at most this.")
+@click.option("--sort", type=click.Choice(["date", "amount"]), default="date", show_default=True,
+              help="date: newest first; amount: largest first.")
+@click.option("--limit", type=int, default=None,
+              help=f"At most this many expenses (default: {TABLE_LIMIT} for the table, "
+                   "all for csv and json).")
 @FORMAT_OPTION
 @click.pass_context
-def expense_list(ctx, user, category, month, date_from, date_to, min_amount, max_amount, fmt):
-    """List expenses, newest first; filters combine.
+def expense_list(ctx, user, category, month, date_from, date_to, min_amount, max_amount, sort,
+                 limit, fmt):
+    """List expenses, newest first (or largest with --sort amount); filters combine.
+
+    The table shows the first 50 unless --limit says otherwise; csv and json stream every
+    matching expense (straight from PostgreSQL, in constant memory).
 
     Example:
 
     \b
         python cli.py expense list --user aman@example.com --month 2025-05 --min 100 --format csv
     """
-    from tracker.expenses import list_expenses
+    from tracker.expenses import expense_filter, fetch_expenses, stream_expenses
 
     with _connection(ctx) as conn:
-        rows = list_expenses(conn, user=user, category=category, month=month,
-                             date_from=date_from, date_to=date_to,
-                             min_amount=min_amount, max_amount=max_amount)
-    _emit(fmt, ["id", "date", "user", "category", "amount", "currency", "note"],
-          [e.as_dict() for e in rows],
-          [(e.id, e.date, e.user_email, e.category, _money(e.amount), e.currency, e.note)
-           for e in rows])
+        chosen = expense_filter(conn, user=user, category=category, month=month,
+                                date_from=date_from, date_to=date_to, min_amount=min_amount,
+                                max_amount=max_amount, sort=sort)
+        if fmt != "table":
+            sys.stdout.flush()
+            out = sys.stdout.buffer
+            stream_expenses(conn, chosen, fmt, out.write, limit=limit)
+            out.flush()
+            return
+        shown = limit if limit is not None else TABLE_LIMIT
+        if shown < 1:
+            raise InputError(f"Error: --limit {shown} must be 1 or more. Give a positive number.")
+        rows = fetch_expenses(conn, chosen, shown + 1)
+    print_table(["id", "date", "user", "category", "amount", "currency", "note"],
+                [(e.id, e.date, e.user_email, e.category, _money(e.amount), e.currency, e.note)
+                 for e in rows[:shown]])
+    if len(rows) > shown:
+        click.echo(f"Showing the first {_plural(shown, 'expense')}; more match. Raise --limit, "
+                   "or use --format csv for all of them.")
 
 
 @expense_group.command("update")
