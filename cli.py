@@ -6,6 +6,7 @@ exit 2 for bad input. --debug (or TRACKER_DEBUG=1) shows the traceback instead.
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,16 +85,63 @@ def database(ctx: click.Context, *, start: bool = True):
     return db.resolve(ctx.find_root().params.get("database_url"), start=start)
 
 
+# A cell of a column other than the last is cut to this many characters ("…" at the end).
+MAX_CELL_WIDTH = 40
+_NUMBER_CELL = re.compile(r"^[-+]?[0-9][0-9,]*(\.[0-9]+)?%?$")
+
+
 def print_table(headers: list[str], rows: list[tuple]) -> None:
-    """Print rows as an aligned plain-text table."""
-    cells = [[("" if value is None else str(value)) for value in row] for row in rows]
-    widths = [len(header) for header in headers]
+    """Print rows as an aligned plain-text table, one line per row.
+
+    Line breaks inside a value show as ↵ and control characters as ?, so a multi-line note
+    never breaks the layout; long values in all but the last column are cut with …;
+    columns of numbers (amounts, counts, ids) are right-aligned.
+    """
+    last = len(headers) - 1
+    cells = [[_table_cell(value, limit=None if index == last else MAX_CELL_WIDTH)
+              for index, value in enumerate(row)] for row in rows]
+    widths = [_width(header) for header in headers]
     for row in cells:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, row)]
-    click.echo("  ".join(header.ljust(width) for header, width in zip(headers, widths)).rstrip())
+        widths = [max(width, _width(cell)) for width, cell in zip(widths, row)]
+    numeric = [bool(cells) and all(not row[index] or _NUMBER_CELL.match(row[index])
+                                   for row in cells)
+               and any(row[index] for row in cells) for index in range(len(headers))]
+
+    def line(values: list[str]) -> str:
+        padded = [_pad(value, width, right) for value, width, right in zip(values, widths, numeric)]
+        return "  ".join(padded).rstrip()
+
+    click.echo(line(list(headers)))
     click.echo("  ".join("-" * width for width in widths))
     for row in cells:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo(line(row))
+
+
+def _table_cell(value, limit: int | None) -> str:
+    import unicodedata
+
+    text = "" if value is None else str(value)
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", " \u21b5 ")
+    text = "".join(" " if char == "\t" else "?" if unicodedata.category(char) == "Cc" else char
+                   for char in text)
+    if limit is not None and _width(text) > limit:
+        while _width(text) > limit - 1:
+            text = text[:-1]
+        text += "\u2026"
+    return text
+
+
+def _width(text: str) -> int:
+    """Columns a terminal uses for text: wide (CJK, most emoji) 2, combining marks 0."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(char) else
+               2 if unicodedata.east_asian_width(char) in ("W", "F") else 1 for char in text)
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    space = " " * (width - _width(text))
+    return space + text if right else text + space
 
 
 @click.group(cls=TrackerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -332,7 +380,7 @@ FORMAT_OPTION = click.option(
 
 @cli.group("user", cls=TrackerGroup)
 def user_group():
-    """Add and list the people whose spending is tracked.
+    """Add, list, change and delete the people whose spending is tracked.
 
     Example:
 
@@ -381,9 +429,56 @@ def user_list(ctx, fmt):
           [(u.id, u.name, u.email, u.currency) for u in users])
 
 
+@user_group.command("update")
+@click.argument("user")
+@click.option("--name", help="New full name.")
+@click.option("--email", help="New e-mail address (unique).")
+@click.option("--currency", help="New currency; only while the user has no expenses or budgets.")
+@click.pass_context
+def user_update(ctx, user, name, email, currency):
+    """Change a user's name, e-mail or currency (by e-mail or id).
+
+    Amounts are never converted, so the currency can only change before the user has
+    any expenses or budgets.
+
+    Example:
+
+    \b
+        python cli.py user update asha@example.com --name "Asha R. Rao" --email asha.rao@example.com
+    """
+    from tracker.users import update_user
+
+    with _connection(ctx) as conn:
+        updated = update_user(conn, user, name=name, email=email, currency=currency)
+    click.echo(f"Updated user {updated.id}: {updated.name} <{updated.email}> ({updated.currency}).")
+
+
+@user_group.command("delete")
+@click.argument("user")
+@click.option("--yes", is_flag=True, help="Really delete the user and all their data.")
+@click.pass_context
+def user_delete(ctx, user, yes):
+    """Delete a user (by e-mail or id) together with all their data, for good.
+
+    Their expenses, budgets, alerts and budget transfers are deleted with them. Without
+    --yes nothing is deleted and the command says what would be (exit 2).
+
+    Example:
+
+    \b
+        python cli.py user delete asha@example.com --yes
+    """
+    from tracker.users import delete_user, describe_user_data
+
+    with _connection(ctx) as conn:
+        deleted = delete_user(conn, user, confirmed=yes)
+    click.echo(f"Deleted user {deleted.user.id}: {deleted.user.name} <{deleted.user.email}> "
+               f"with {describe_user_data(deleted)}.")
+
+
 @cli.group("category", cls=TrackerGroup)
 def category_group():
-    """Add, list and delete spending categories.
+    """Add, list, rename and delete spending categories.
 
     Example:
 
@@ -431,6 +526,28 @@ def category_list(ctx, fmt):
               "expenses": c.expense_count} for c in rows]
     _emit(fmt, ["id", "name", "description", "color", "expenses"], dicts,
           [tuple(d.values()) for d in dicts])
+
+
+@category_group.command("rename")
+@click.argument("category")
+@click.option("--to", "new_name", required=True, help="The new name (not all digits).")
+@click.pass_context
+def category_rename(ctx, category, new_name):
+    """Rename a category (by name or id); its expenses, budgets and alerts stay with it.
+
+    Alert messages keep the name they were written with.
+
+    Example:
+
+    \b
+        python cli.py category rename Travel --to "Travel & trips"
+    """
+    from tracker.categories import rename_category
+
+    with _connection(ctx) as conn:
+        renamed = rename_category(conn, category, new_name)
+    click.echo(f"Renamed category {renamed.category.id} from {renamed.before} to "
+               f"{renamed.category.name}.")
 
 
 @category_group.command("delete")
@@ -654,7 +771,7 @@ def expense_delete(ctx, expense_id):
 
 @cli.group("budget", cls=TrackerGroup)
 def budget_group():
-    """Set, list and transfer monthly budgets per category.
+    """Set, list, transfer and delete monthly budgets per category.
 
     Example:
 

@@ -3,6 +3,8 @@
 Each test failed on the code before its fix; the effect is checked with plain SQL.
 """
 
+import re
+
 import psycopg
 import pytest
 
@@ -682,3 +684,89 @@ def test_expense_list_memory_stays_flat_on_a_large_table(seeded_url):
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) < 200_000  # KiB: well under the 4.8 GB of the list-based version
     del resource
+
+
+# --- everyday: user delete / update, category rename -------------------------------------
+
+
+def test_user_delete_needs_yes_and_removes_all_their_data(run_cli, seeded_url):
+    run_cli(seeded_url, "budget", "set", "--user", AMAN, "--category", "Food", "--month",
+            "2025-05", "--amount", "100")  # fires an alert: Food is at 1,450.00
+    before = snapshot(seeded_url)
+    counts = query(seeded_url, """
+        select (select count(*) from expenses where user_id = users.id),
+               (select count(*) from budgets where user_id = users.id),
+               (select count(*) from alerts where user_id = users.id)
+        from users where email = %s""", [AMAN])[0]
+    assert counts == (4, 3, 1)
+    assert_refused(run_cli(seeded_url, "user", "delete", AMAN),
+                   "user delete removes aman@example.com and all their data (4 expenses, "
+                   "3 budgets, 1 alert and 0 budget transfers), for good", "--yes")
+    assert snapshot(seeded_url) == before
+    result = run_cli(seeded_url, "user", "delete", AMAN, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "with 4 expenses, 3 budgets, 1 alert and 0 budget transfers." in result.output
+    for table in ("expenses", "budgets", "alerts", "budget_transfers"):
+        assert scalar(seeded_url, f"select count(*) from {table} where user_id not in"
+                                  " (select id from users)") == 0
+    assert scalar(seeded_url, "select count(*) from users where email = %s", [AMAN]) == 0
+    # Priya's data is untouched.
+    assert scalar(seeded_url, "select count(*) from expenses") == 1
+
+
+def test_user_update_changes_name_and_email_and_guards_currency(run_cli, seeded_url):
+    result = run_cli(seeded_url, "user", "update", AMAN, "--name", "Aman K", "--email",
+                     "aman.k@example.com")
+    assert result.exit_code == 0, result.output
+    assert query(seeded_url, "select name, email from users where email = 'aman.k@example.com'") \
+        == [("Aman K", "aman.k@example.com")]
+    before = snapshot(seeded_url)
+    assert_refused(run_cli(seeded_url, "user", "update", "aman.k@example.com", "--currency", "EUR"),
+                   "already has amounts in INR")
+    assert_refused(run_cli(seeded_url, "user", "update", "aman.k@example.com", "--email",
+                           "priya@example.com"), 'e-mail "priya@example.com" is already taken')
+    assert snapshot(seeded_url) == before
+    assert run_cli(seeded_url, "user", "add", "--name", "N", "--email", "n@example.com") \
+        .exit_code == 0
+    assert run_cli(seeded_url, "user", "update", "n@example.com", "--currency", "EUR") \
+        .exit_code == 0
+    assert scalar(seeded_url, "select currency from users where email = 'n@example.com'") == "EUR"
+
+
+def test_category_rename_keeps_its_expenses(run_cli, seeded_url):
+    food = scalar(seeded_url, "select id from categories where name = 'Food'")
+    result = run_cli(seeded_url, "category", "rename", "food", "--to", "Food & drink")
+    assert result.exit_code == 0, result.output
+    assert f"Renamed category {food} from Food to Food & drink." in result.output
+    assert scalar(seeded_url, "select count(*) from expenses where category_id = %s", [food]) == 3
+    assert_refused(run_cli(seeded_url, "category", "rename", "Food & drink", "--to", "shopping"),
+                   'category "Shopping" already exists')
+    assert_refused(run_cli(seeded_url, "category", "rename", "Food & drink", "--to", "12"),
+                   "all digits")
+
+
+# --- everyday: tables stay tables ------------------------------------------------------------
+
+
+def test_table_layout_survives_multi_line_notes_and_long_names(run_cli, seeded_url):
+    long_name = "Household and family expenses of every kind, big and small"
+    assert run_cli(seeded_url, "category", "add", "--name", long_name).exit_code == 0
+    note = "Groceries\nfor the week\r\nand \x1b[31mred\x1b[0m"
+    result = run_cli(seeded_url, "expense", "add", "--user", AMAN, "--category", long_name,
+                     "--amount", "12345.60", "--date", "2025-05-30", "--note", note)
+    assert result.exit_code == 0, result.output
+    result = run_cli(seeded_url, "expense", "list", "--user", AMAN)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 2 + 5  # header, rule, one line per expense
+    assert "\x1b" not in result.output
+    header, rule = lines[0], lines[1]
+    amount_end = header.index("amount") + len("amount")
+    # Right-aligned amounts: every amount ends where the header "amount" ends.
+    for row in lines[2:]:
+        assert row[:amount_end].rstrip()[-1].isdigit(), row
+        assert re.match(r"^[0-9,]+\.[0-9]{2}$", row[:amount_end].split()[-1]), row
+    mine = next(row for row in lines[2:] if "Household" in row)
+    assert "Household and family expenses of every \u2026" in mine
+    assert "Groceries \u21b5 for the week \u21b5 and ?[31mred?[0m" in mine
+    assert max(len(row) for row in lines[:2]) >= len(rule)

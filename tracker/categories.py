@@ -452,6 +452,38 @@ def _move_and_delete(conn, category: Category, target: Category,
     return report
 
 
+@dataclass(frozen=True)
+class RenamedCategory:
+    before: str
+    category: Category
+
+
+def rename_category(conn: psycopg.Connection, reference, new_name) -> RenamedCategory:
+    """Give a category a new name (not all digits, not taken in any letter case).
+
+    Expenses, budgets and alerts keep pointing at it; alert messages keep the name they
+    were written with.
+    """
+    new_name = parse_category_name(new_name)
+    with conn.transaction(), conn.cursor(row_factory=class_row(Category)) as cursor:
+        category = find_category(conn, reference)
+        taken = conn.execute(
+            "select name from categories where lower(name) = lower(%s) and id <> %s",
+            [new_name, category.id],
+        ).fetchone()
+        if taken:
+            raise _name_taken(taken[0])
+        try:
+            with conn.transaction():
+                cursor.execute(
+                    f"update categories set name = %s where id = %s returning {_COLUMNS}",
+                    [new_name, category.id],
+                )
+        except psycopg.errors.UniqueViolation:
+            raise _name_taken(new_name) from None
+        return RenamedCategory(category.name, cursor.fetchone())
+
+
 def _name_taken(name: str) -> InputError:
     return InputError(
         f'Error: category "{name}" already exists. Choose another name, or see `category list`.'
