@@ -85,30 +85,27 @@ def database(ctx: click.Context, *, start: bool = True):
     return db.resolve(ctx.find_root().params.get("database_url"), start=start)
 
 
-# A cell of a column other than the last is cut to this many characters ("…" at the end).
-MAX_CELL_WIDTH = 40
-_NUMBER_CELL = re.compile(r"^[-+]?[0-9][0-9,]*(\.[0-9]+)?%?$")
+# Money as the tables show it (_money): right-aligned, so the decimal points line up.
+_AMOUNT_CELL = re.compile(r"^-?[0-9][0-9,]*\.[0-9]{2}$")
 
 
 def print_table(headers: list[str], rows: list[tuple]) -> None:
     """Print rows as an aligned plain-text table, one line per row.
 
     Line breaks inside a value show as ↵ and control characters as ?, so a multi-line note
-    never breaks the layout; long values in all but the last column are cut with …;
-    columns of numbers (amounts, counts, ids) are right-aligned.
+    (or an escape sequence in one) never breaks the layout; widths count wide characters
+    (CJK, most emoji) as two columns; amount columns are right-aligned.
     """
-    last = len(headers) - 1
-    cells = [[_table_cell(value, limit=None if index == last else MAX_CELL_WIDTH)
-              for index, value in enumerate(row)] for row in rows]
+    cells = [[_table_cell(value) for value in row] for row in rows]
     widths = [_width(header) for header in headers]
     for row in cells:
         widths = [max(width, _width(cell)) for width, cell in zip(widths, row)]
-    numeric = [bool(cells) and all(not row[index] or _NUMBER_CELL.match(row[index])
-                                   for row in cells)
-               and any(row[index] for row in cells) for index in range(len(headers))]
+    amounts = [any(row[index] for row in cells)
+               and all(not row[index] or _AMOUNT_CELL.match(row[index]) for row in cells)
+               for index in range(len(headers))]
 
     def line(values: list[str]) -> str:
-        padded = [_pad(value, width, right) for value, width, right in zip(values, widths, numeric)]
+        padded = [_pad(value, width, right) for value, width, right in zip(values, widths, amounts)]
         return "  ".join(padded).rstrip()
 
     click.echo(line(list(headers)))
@@ -117,18 +114,13 @@ def print_table(headers: list[str], rows: list[tuple]) -> None:
         click.echo(line(row))
 
 
-def _table_cell(value, limit: int | None) -> str:
+def _table_cell(value) -> str:
     import unicodedata
 
     text = "" if value is None else str(value)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", " \u21b5 ")
-    text = "".join(" " if char == "\t" else "?" if unicodedata.category(char) == "Cc" else char
+    return "".join(" " if char == "\t" else "?" if unicodedata.category(char) == "Cc" else char
                    for char in text)
-    if limit is not None and _width(text) > limit:
-        while _width(text) > limit - 1:
-            text = text[:-1]
-        text += "\u2026"
-    return text
 
 
 def _width(text: str) -> int:
@@ -968,7 +960,7 @@ def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, del
     Example:
 
     \b
-        python cli.py import statement.csv --user aman@example.com --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y --rules rules.csv --default-category Shopping
+        python cli.py import examples/statement.csv --user aman@example.com --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y --rules examples/rules.csv --default-category Shopping
     """
     from tracker import db
     from tracker.importer import import_statement, load_rules, parse_mapping

@@ -760,13 +760,47 @@ def test_table_layout_survives_multi_line_notes_and_long_names(run_cli, seeded_u
     lines = result.output.splitlines()
     assert len(lines) == 2 + 5  # header, rule, one line per expense
     assert "\x1b" not in result.output
-    header, rule = lines[0], lines[1]
-    amount_end = header.index("amount") + len("amount")
-    # Right-aligned amounts: every amount ends where the header "amount" ends.
+    header = lines[0]
+    # Columns line up: each starts where its header starts, and amounts are right-aligned,
+    # ending where the header "amount" ends.
+    category_at, amount_end = header.index("category"), header.index("amount") + len("amount")
+    currency_at = header.index("currency")
     for row in lines[2:]:
-        assert row[:amount_end].rstrip()[-1].isdigit(), row
-        assert re.match(r"^[0-9,]+\.[0-9]{2}$", row[:amount_end].split()[-1]), row
+        assert row[category_at - 2:category_at] == "  " and row[category_at] != " ", row
+        assert re.match(r"^ *[0-9,]+\.[0-9]{2}$", row[category_at:amount_end].split("  ")[-1]), row
+        assert row[amount_end:currency_at].strip() == "" and row[currency_at:].startswith("INR")
     mine = next(row for row in lines[2:] if "Household" in row)
-    assert "Household and family expenses of every \u2026" in mine
-    assert "Groceries \u21b5 for the week \u21b5 and ?[31mred?[0m" in mine
-    assert max(len(row) for row in lines[:2]) >= len(rule)
+    assert long_name in mine and "12,345.60 " in mine
+    assert mine.endswith("Groceries \u21b5 for the week \u21b5 and ?[31mred?[0m")
+
+
+def test_v007_stops_and_names_rows_outside_the_range_then_applies_once_fixed(
+        run_cli, fresh_database):
+    from tracker import config
+    from tracker.migrations import apply_migrations, discover_migrations
+
+    url = fresh_database()
+    earlier = [m for m in discover_migrations(config.MIGRATIONS_DIR) if m.version < 7]
+    with psycopg.connect(url, autocommit=True) as conn:
+        apply_migrations(conn, earlier)
+        conn.execute("insert into users (name, email) values ('A', 'a@example.com')")
+        conn.execute("insert into categories (name) values ('Food'), ('9')")
+        conn.execute("""insert into expenses (user_id, category_id, amount, date)
+                        select 1, id, 5, '0001-05-02' from categories where name = 'Food'""")
+    result = run_cli(url, "db-init", "--no-seed")
+    assert result.exit_code == 1
+    assert "V007__safe_names_dates_and_import_accounts.sql" in result.stderr
+    assert "(0001-05-02) have dates outside 1900-01-01..2100-12-31" in result.stderr
+    assert "Nothing from this file was applied" in result.stderr
+    assert scalar(url, "select max(version) from schema_migrations") == 6
+    assert scalar(url, "select date::text from expenses") == "0001-05-02"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("update expenses set date = '2001-05-02'")
+    result = run_cli(url, "db-init", "--no-seed")
+    assert result.exit_code == 1 and 'categories 2 ("9") have names that are all digits' \
+        in result.stderr
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("update categories set name = 'Nine' where name = '9'")
+    result = run_cli(url, "db-init", "--no-seed")
+    assert result.exit_code == 0, result.output
+    assert scalar(url, "select max(version) from schema_migrations") >= 7

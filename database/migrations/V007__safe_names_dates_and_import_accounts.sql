@@ -23,9 +23,8 @@ begin
         limit 10
     ) as outside;
     if bad_expenses is not null then
-        raise exception 'expenses % have dates outside 1900-01-01..2100-12-31', bad_expenses
-            using hint = 'Fix each with `python cli.py expense update ID --date YYYY-MM-DD`'
-                ' (or delete it), then run db-init again.';
+        raise exception 'expenses % have dates outside 1900-01-01..2100-12-31: fix each with'
+            ' `python cli.py expense update ID --date YYYY-MM-DD` (or delete it)', bad_expenses;
     end if;
 
     select string_agg(id::text || ' (' || year::text || ')', ', ' order by id)
@@ -38,8 +37,8 @@ begin
         limit 10
     ) as outside;
     if bad_budgets is not null then
-        raise exception 'budgets % are for years after 2100', bad_budgets
-            using hint = 'Delete each with `python cli.py budget delete`, then run db-init again.';
+        raise exception 'budgets % are for years after 2100: delete each in psql'
+            ' (delete from budgets where id = ...)', bad_budgets;
     end if;
 
     select string_agg(id::text || ' ("' || name || '")', ', ' order by id)
@@ -47,10 +46,9 @@ begin
     from categories
     where btrim(name) ~ '^[0-9]+$';
     if bad_categories is not null then
-        raise exception 'categories % have names that are all digits, which read as ids',
-            bad_categories
-            using hint = 'Rename each in psql (update categories set name = ... where id = ...),'
-                ' then run db-init again.';
+        raise exception 'categories % have names that are all digits, which read as ids:'
+            ' rename each in psql (update categories set name = ... where id = ...)',
+            bad_categories;
     end if;
 end;
 $$;
