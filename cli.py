@@ -1192,15 +1192,23 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom, lock_timeout):
 @contextlib.contextmanager
 def _stopped_cleanly():
     """SIGTERM and SIGHUP unwind like Ctrl-C, so the command cleans up (e.g. its staging
-    folder) before it exits with 128 + the signal number."""
+    folder, a query in progress is cancelled) and exits with 128 + the signal number."""
     import signal
 
+    received = []
+
     def stop(signum, frame):
-        raise SystemExit(128 + signum)
+        received.append(signum)
+        # KeyboardInterrupt, not SystemExit: psycopg cancels a running query cleanly on it.
+        raise KeyboardInterrupt
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
+    except KeyboardInterrupt:
+        if received:
+            raise SystemExit(128 + received[0]) from None
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

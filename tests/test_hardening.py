@@ -440,8 +440,8 @@ def test_export_killed_with_sigterm_leaves_no_staging_folder(built, tmp_path):
         time.sleep(0.01)
     assert child.poll() is None, "the export finished before it could be stopped"
     child.send_signal(signal.SIGTERM)
-    child.communicate(timeout=60)
-    assert child.returncode == 128 + signal.SIGTERM
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 128 + signal.SIGTERM, err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -558,7 +558,7 @@ def test_category_delete_without_move_keeps_alerts_by_refusing(run_cli, seeded_u
                      " where name = 'Entertainment')")
     before = snapshot(seeded_url)
     assert_refused(run_cli(seeded_url, "category", "delete", "Entertainment"),
-                   "has 1 budget alert(s) that would lose their category", "--move-to", code=1)
+                   "has 1 budget alert that would lose its category", "--move-to", code=1)
     assert snapshot(seeded_url) == before
 
 

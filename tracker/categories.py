@@ -234,7 +234,8 @@ def _delete_alone(conn, category: Category, dry_run: bool) -> DeletedCategory:
     if alerts:
         raise TrackerError(
             f'Error: cannot delete category: category "{category.name}" has {alerts} budget '
-            "alert(s) that would lose their category. Keep them with "
+            f"{'alert that would lose its' if alerts == 1 else 'alerts that would lose their'} "
+            f"category. Keep {'it' if alerts == 1 else 'them'} with "
             f"`category delete {category.name} --move-to OTHER`."
         )
     if budgets and not dry_run:
