@@ -4,7 +4,9 @@ Every command maps handled failures to one line on stderr: exit 1 for a failure,
 exit 2 for bad input. --debug (or TRACKER_DEBUG=1) shows the traceback instead.
 """
 
+import contextlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,16 +85,55 @@ def database(ctx: click.Context, *, start: bool = True):
     return db.resolve(ctx.find_root().params.get("database_url"), start=start)
 
 
+# Money as the tables show it (_money): right-aligned, so the decimal points line up.
+_AMOUNT_CELL = re.compile(r"^-?[0-9][0-9,]*\.[0-9]{2}$")
+
+
 def print_table(headers: list[str], rows: list[tuple]) -> None:
-    """Print rows as an aligned plain-text table."""
-    cells = [[("" if value is None else str(value)) for value in row] for row in rows]
-    widths = [len(header) for header in headers]
+    """Print rows as an aligned plain-text table, one line per row.
+
+    Line breaks inside a value show as ↵ and control characters as ?, so a multi-line note
+    (or an escape sequence in one) never breaks the layout; widths count wide characters
+    (CJK, most emoji) as two columns; amount columns are right-aligned.
+    """
+    cells = [[_table_cell(value) for value in row] for row in rows]
+    widths = [_width(header) for header in headers]
     for row in cells:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, row)]
-    click.echo("  ".join(header.ljust(width) for header, width in zip(headers, widths)).rstrip())
+        widths = [max(width, _width(cell)) for width, cell in zip(widths, row)]
+    amounts = [any(row[index] for row in cells)
+               and all(not row[index] or _AMOUNT_CELL.match(row[index]) for row in cells)
+               for index in range(len(headers))]
+
+    def line(values: list[str]) -> str:
+        padded = [_pad(value, width, right) for value, width, right in zip(values, widths, amounts)]
+        return "  ".join(padded).rstrip()
+
+    click.echo(line(list(headers)))
     click.echo("  ".join("-" * width for width in widths))
     for row in cells:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo(line(row))
+
+
+def _table_cell(value) -> str:
+    import unicodedata
+
+    text = "" if value is None else str(value)
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", " \u21b5 ")
+    return "".join(" " if char == "\t" else "?" if unicodedata.category(char) == "Cc" else char
+                   for char in text)
+
+
+def _width(text: str) -> int:
+    """Columns a terminal uses for text: wide (CJK, most emoji) 2, combining marks 0."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(char) else
+               2 if unicodedata.east_asian_width(char) in ("W", "F") else 1 for char in text)
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    space = " " * (width - _width(text))
+    return space + text if right else text + space
 
 
 @click.group(cls=TrackerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -291,6 +332,15 @@ def _connection(ctx):
     return db.connect(database(ctx).url, autocommit=True)
 
 
+def _plural(count: int, noun: str, plural: str | None = None) -> str:
+    """ "1 model", "2 models", "0 files": the count with the noun in the right number."""
+    return f"{count:,} {noun if count == 1 else (plural or noun + 's')}"
+
+
+def _noun(count: int, noun: str, plural: str | None = None) -> str:
+    return noun if count == 1 else (plural or noun + "s")
+
+
 def _money(value) -> str:
     return "" if value is None else f"{value:,.2f}"
 
@@ -322,7 +372,7 @@ FORMAT_OPTION = click.option(
 
 @cli.group("user", cls=TrackerGroup)
 def user_group():
-    """Add and list the people whose spending is tracked.
+    """Add, list, change and delete the people whose spending is tracked.
 
     Example:
 
@@ -371,9 +421,56 @@ def user_list(ctx, fmt):
           [(u.id, u.name, u.email, u.currency) for u in users])
 
 
+@user_group.command("update")
+@click.argument("user")
+@click.option("--name", help="New full name.")
+@click.option("--email", help="New e-mail address (unique).")
+@click.option("--currency", help="New currency; only while the user has no expenses or budgets.")
+@click.pass_context
+def user_update(ctx, user, name, email, currency):
+    """Change a user's name, e-mail or currency (by e-mail or id).
+
+    Amounts are never converted, so the currency can only change before the user has
+    any expenses or budgets.
+
+    Example:
+
+    \b
+        python cli.py user update asha@example.com --name "Asha R. Rao" --email asha.rao@example.com
+    """
+    from tracker.users import update_user
+
+    with _connection(ctx) as conn:
+        updated = update_user(conn, user, name=name, email=email, currency=currency)
+    click.echo(f"Updated user {updated.id}: {updated.name} <{updated.email}> ({updated.currency}).")
+
+
+@user_group.command("delete")
+@click.argument("user")
+@click.option("--yes", is_flag=True, help="Really delete the user and all their data.")
+@click.pass_context
+def user_delete(ctx, user, yes):
+    """Delete a user (by e-mail or id) together with all their data, for good.
+
+    Their expenses, budgets, alerts and budget transfers are deleted with them. Without
+    --yes nothing is deleted and the command says what would be (exit 2).
+
+    Example:
+
+    \b
+        python cli.py user delete asha@example.com --yes
+    """
+    from tracker.users import delete_user, describe_user_data
+
+    with _connection(ctx) as conn:
+        deleted = delete_user(conn, user, confirmed=yes)
+    click.echo(f"Deleted user {deleted.user.id}: {deleted.user.name} <{deleted.user.email}> "
+               f"with {describe_user_data(deleted)}.")
+
+
 @cli.group("category", cls=TrackerGroup)
 def category_group():
-    """Add, list and delete spending categories.
+    """Add, list, rename and delete spending categories.
 
     Example:
 
@@ -423,30 +520,100 @@ def category_list(ctx, fmt):
           [tuple(d.values()) for d in dicts])
 
 
-@category_group.command("delete")
+@category_group.command("rename")
 @click.argument("category")
-@click.option("--move-to", metavar="CATEGORY",
-              help="Move the category's expenses here first (name or id).")
+@click.option("--to", "new_name", required=True, help="The new name (not all digits).")
 @click.pass_context
-def category_delete(ctx, category, move_to):
-    """Delete a category (by name or id).
+def category_rename(ctx, category, new_name):
+    """Rename a category (by name or id); its expenses, budgets and alerts stay with it.
 
-    A category that expenses use is refused unless --move-to says where they go. Its
-    budgets are deleted with it.
+    Alert messages keep the name they were written with.
 
     Example:
 
     \b
-        python cli.py category delete Entertainment --move-to Shopping
+        python cli.py category rename Travel --to "Travel & trips"
+    """
+    from tracker.categories import rename_category
+
+    with _connection(ctx) as conn:
+        renamed = rename_category(conn, category, new_name)
+    click.echo(f"Renamed category {renamed.category.id} from {renamed.before} to "
+               f"{renamed.category.name}.")
+
+
+@category_group.command("delete")
+@click.argument("category")
+@click.option("--move-to", metavar="CATEGORY",
+              help="Move the category's expenses, budgets and alerts here first (name or id).")
+@click.option("--dry-run", is_flag=True, help="Say exactly what would happen; change nothing.")
+@click.pass_context
+def category_delete(ctx, category, move_to, dry_run):
+    """Delete a category (by name or id, 9 or #9).
+
+    Without --move-to it is refused while expenses or alerts use it, and its budgets are
+    deleted with it. With --move-to nothing is lost: its expenses move there; each budget
+    is added to the target's budget for the same month (or becomes the target's budget
+    where it had none); its alerts and budget transfers point at the target. The move
+    records no new alert; months where the target ends over budget are listed.
+
+    Example:
+
+    \b
+        python cli.py category delete Entertainment --move-to Shopping --dry-run
     """
     from tracker.categories import delete_category
 
     with _connection(ctx) as conn:
-        deleted = delete_category(conn, category, move_to)
-    moved = (f", moved {deleted.moved_expenses} expense(s) to {deleted.moved_to.name}"
-             if deleted.moved_to else "")
-    budgets = f", removed its {deleted.removed_budgets} budget(s)" if deleted.removed_budgets else ""
-    click.echo(f"Deleted category {deleted.category.name}{moved}{budgets}.")
+        deleted = delete_category(conn, category, move_to, dry_run=dry_run)
+    for line in _category_delete_lines(deleted):
+        click.echo(line)
+
+
+def _category_delete_lines(deleted) -> list[str]:
+    """What a category delete did, or with --dry-run would do, one effect per line."""
+    would = deleted.dry_run
+
+    def verb(past: str, present: str) -> str:
+        return present if would else past
+
+    name = deleted.category.name
+    head = (f"Would delete category {name} (dry run: nothing was changed)" if would
+            else f"Deleted category {name}")
+    target = deleted.moved_to
+    if target is None:
+        budgets = (f"; {verb('removed', 'remove')} its "
+                   f"{_plural(deleted.removed_budgets, 'budget')}"
+                   if deleted.removed_budgets else "")
+        return [f"{head}{budgets}."]
+    lines = [f"{head}:"]
+    lines.append(f"  {verb('moved', 'move')} {_plural(deleted.moved_expenses, 'expense')} "
+                 f"({_money(deleted.moved_amount)}) to {target.name}")
+    if deleted.renamed_budgets:
+        lines.append(f"  {verb('gave', 'give')} {_plural(deleted.renamed_budgets, 'budget')} to "
+                     f"{target.name} (months where it had none)")
+    if deleted.merged_budgets:
+        lines.append(f"  {verb('added', 'add')} {_plural(len(deleted.merged_budgets), 'budget')} "
+                     f"to {target.name}'s budget for the same month:")
+        for merged in deleted.merged_budgets:
+            lines.append(f"    {merged.user_email} {merged.month}: {_money(merged.before)} + "
+                         f"{_money(merged.moved_amount)} = {_money(merged.after)}")
+    if deleted.moved_alerts:
+        lines.append(f"  {verb('pointed', 'point')} {_plural(deleted.moved_alerts, 'alert')} at "
+                     f"{target.name} (their messages are kept as they were)")
+    if deleted.moved_transfers:
+        lines.append(f"  {verb('re-linked', 're-link')} "
+                     f"{_plural(deleted.moved_transfers, 'budget transfer')} to {target.name}'s "
+                     "budgets")
+    if deleted.unlinked_transfers:
+        lines.append(f"  {verb('kept', 'keep')} "
+                     f"{_plural(deleted.unlinked_transfers, 'transfer')} between {name} and "
+                     f"{target.name} in a merged month, with its {name} side unlinked")
+    lines.append(f"  {verb('recorded', 'record')} no new alert (a move spends nothing)")
+    for over in deleted.over_budget:
+        lines.append(f"  {target.name} {verb('is', 'will be')} over budget for {over.user_email} "
+                     f"in {over.month}: spent {_money(over.spent)} of {_money(over.budget)}")
+    return lines
 
 
 @cli.group("expense", cls=TrackerGroup)
@@ -494,6 +661,9 @@ def _echo_alerts(alerts) -> None:
         click.echo(f"Alert {alert.id}: {alert.message}")
 
 
+TABLE_LIMIT = 50
+
+
 @expense_group.command("list")
 @click.option("--user", help="Only this user (e-mail or id).")
 @click.option("--category", help="Only this category (name or id).")
@@ -502,26 +672,47 @@ def _echo_alerts(alerts) -> None:
 @click.option("--to", "date_to", help="Up to and including this day, YYYY-MM-DD.")
 @click.option("--min", "min_amount", help="Amount at least this.")
 @click.option("--max", "max_amount", help="Amount at most this.")
+@click.option("--sort", type=click.Choice(["date", "amount"]), default="date", show_default=True,
+              help="date: newest first; amount: largest first.")
+@click.option("--limit", type=int, default=None,
+              help=f"At most this many expenses (default: {TABLE_LIMIT} for the table, "
+                   "all for csv and json).")
 @FORMAT_OPTION
 @click.pass_context
-def expense_list(ctx, user, category, month, date_from, date_to, min_amount, max_amount, fmt):
-    """List expenses, newest first; filters combine.
+def expense_list(ctx, user, category, month, date_from, date_to, min_amount, max_amount, sort,
+                 limit, fmt):
+    """List expenses, newest first (or largest with --sort amount); filters combine.
+
+    The table shows the first 50 unless --limit says otherwise; csv and json stream every
+    matching expense (straight from PostgreSQL, in constant memory).
 
     Example:
 
     \b
         python cli.py expense list --user aman@example.com --month 2025-05 --min 100 --format csv
     """
-    from tracker.expenses import list_expenses
+    from tracker.expenses import expense_filter, fetch_expenses, stream_expenses
 
     with _connection(ctx) as conn:
-        rows = list_expenses(conn, user=user, category=category, month=month,
-                             date_from=date_from, date_to=date_to,
-                             min_amount=min_amount, max_amount=max_amount)
-    _emit(fmt, ["id", "date", "user", "category", "amount", "currency", "note"],
-          [e.as_dict() for e in rows],
-          [(e.id, e.date, e.user_email, e.category, _money(e.amount), e.currency, e.note)
-           for e in rows])
+        chosen = expense_filter(conn, user=user, category=category, month=month,
+                                date_from=date_from, date_to=date_to, min_amount=min_amount,
+                                max_amount=max_amount, sort=sort)
+        if fmt != "table":
+            sys.stdout.flush()
+            out = sys.stdout.buffer
+            stream_expenses(conn, chosen, fmt, out.write, limit=limit)
+            out.flush()
+            return
+        shown = limit if limit is not None else TABLE_LIMIT
+        if shown < 1:
+            raise InputError(f"Error: --limit {shown} must be 1 or more. Give a positive number.")
+        rows = fetch_expenses(conn, chosen, shown + 1)
+    print_table(["id", "date", "user", "category", "amount", "currency", "note"],
+                [(e.id, e.date, e.user_email, e.category, _money(e.amount), e.currency, e.note)
+                 for e in rows[:shown]])
+    if len(rows) > shown:
+        click.echo(f"Showing the first {_plural(shown, 'expense')}; more match. Raise --limit, "
+                   "or use --format csv for all of them.")
 
 
 @expense_group.command("update")
@@ -572,7 +763,7 @@ def expense_delete(ctx, expense_id):
 
 @cli.group("budget", cls=TrackerGroup)
 def budget_group():
-    """Set, list and transfer monthly budgets per category.
+    """Set, list, transfer and delete monthly budgets per category.
 
     Example:
 
@@ -663,6 +854,32 @@ def budget_transfer(ctx, user, from_category, to_category, month, amount):
     _echo_alerts(moved.alerts)
 
 
+@budget_group.command("delete")
+@click.option("--user", required=True, help="User e-mail or id.")
+@click.option("--category", required=True, help="Category name or #id.")
+@click.option("--month", required=True, help="Month, YYYY-MM.")
+@click.pass_context
+def budget_delete(ctx, user, category, month):
+    """Delete one monthly budget (to undo a mistaken `budget set`).
+
+    Its expenses stay. Alerts and transfers about it stay as history, no longer linked
+    to a budget.
+
+    Example:
+
+    \b
+        python cli.py budget delete --user aman@example.com --category Food --month 2025-05
+    """
+    from tracker.budgets import delete_budget
+
+    with _connection(ctx) as conn:
+        deleted = delete_budget(conn, user, category, month)
+    kept = [_plural(deleted.alerts_kept, "alert"), _plural(deleted.transfers_kept, "transfer")]
+    click.echo(f"Deleted the {deleted.category} budget for {deleted.month} of "
+               f"{deleted.user_email} ({deleted.amount}); kept {' and '.join(kept)} about it "
+               "as history.")
+
+
 @cli.group("alerts", cls=TrackerGroup, invoke_without_command=True)
 @click.option("--user", help="Only this user (e-mail or id).")
 @click.option("--unread", is_flag=True, help="Only alerts not acknowledged yet.")
@@ -711,7 +928,7 @@ def alerts_ack(ctx, alert_id):
 
 
 @cli.command("import")
-@click.argument("csv_file", metavar="CSV", type=click.Path(dir_okay=False))
+@click.argument("csv_file", metavar="CSV", type=click.Path())
 @click.option("--user", required=True, help="Whose statement it is (e-mail or id).")
 @click.option("--mapping", required=True, metavar="MAP",
               help="field=Column pairs (date, amount, note, category) or a file of them.")
@@ -726,20 +943,24 @@ def alerts_ack(ctx, alert_id):
               help="Spending is negative in the file; positive rows (money in) are skipped.")
 @click.option("--currency", help="Currency of the amounts; must be the user's (no conversion).")
 @click.option("--encoding", default="utf-8-sig", show_default=True, help="The file's text encoding.")
+@click.option("--account", metavar="NAME",
+              help='The card or bank account the statement is from (default: "default"); '
+                   "the same purchase on two accounts is two expenses.")
 @click.pass_context
 def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, delimiter,
-                   rules_file, default_category, debits_negative, currency, encoding):
+                   rules_file, default_category, debits_negative, currency, encoding, account):
     """Import a bank statement CSV as expenses, all rows or none.
 
-    Re-importing the same file adds nothing (each row has a fingerprint). A bad row is
-    reported with its line number and nothing from the file is written. Categories come
-    from the mapped category column, else the first matching --rules pattern, else
-    --default-category.
+    Re-importing the same file adds nothing (each row has a fingerprint, per --account).
+    A bad row is reported with its line number and nothing from the file is written.
+    Categories come from the mapped category column, else the first matching --rules
+    pattern, else --default-category. Amounts are one signed column (amount=) or a debit
+    and a credit column (debit=,credit=). Budget alerts the import fires are printed.
 
     Example:
 
     \b
-        python cli.py import statement.csv --user aman@example.com --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y --rules rules.csv --default-category Shopping
+        python cli.py import examples/statement.csv --user aman@example.com --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y --rules examples/rules.csv --default-category Shopping
     """
     from tracker import db
     from tracker.importer import import_statement, load_rules, parse_mapping
@@ -765,15 +986,19 @@ def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, del
                     conn, csv_file, user, column_mapping, date_format=date_format,
                     decimal_comma=decimal_comma, delimiter=separator, rules=rules,
                     default_category=default_category, currency=currency,
-                    debits_negative=debits_negative, encoding=encoding, on_progress=progress,
+                    debits_negative=debits_negative, encoding=encoding, account=account,
+                    on_progress=progress,
                 )
             finally:
                 if bar is not None:
                     bar.render_finish()
-    skipped = (f", skipped {result.skipped_credits} credit row(s)"
+    skipped = (f", skipped {_plural(result.skipped_credits, 'credit row')}"
                if result.skipped_credits else "")
-    click.echo(f"Imported {result.inserted} of {result.rows} row(s) from {result.path.name}; "
-               f"{result.duplicates} already imported{skipped}.")
+    source = result.path.name if account is None \
+        else f"{result.path.name} (account {result.account})"
+    click.echo(f"Imported {result.inserted:,} of {_plural(result.rows, 'row')} from {source}; "
+               f"{result.duplicates:,} already imported{skipped}.")
+    _echo_alerts(result.alerts)
 
 
 @cli.command("summary")
@@ -827,23 +1052,6 @@ def summary(ctx, user, month, fmt):
 # --- models: run, compile -----------------------------------------------------------------
 
 
-def _parse_vars(text: str | None) -> dict:
-    """--vars as a JSON object of scalars."""
-    import json
-
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"Error: --vars is not valid JSON ({exc.msg} at character {exc.pos}). "
-                         """Pass an object, for example --vars '{"near_threshold_pct": 75}'.""")
-    if not isinstance(value, dict):
-        raise InputError("""Error: --vars must be a JSON object. """
-                         """Pass an object, for example --vars '{"near_threshold_pct": 75}'.""")
-    return value
-
-
 _select_option = click.option(
     "--select", "-s", "select", metavar="SPEC",
     help="Only these models: NAME, +NAME (with its upstream), NAME+ (with its downstream); "
@@ -851,7 +1059,8 @@ _select_option = click.option(
 )
 _vars_option = click.option(
     "--vars", "vars_json", metavar="JSON",
-    help="""Run-time values for the models' var() calls, as a JSON object.""",
+    help="Run-time values for the models' var() calls, as a JSON object; each must be "
+         "declared in queries/vars.json, with its type and range.",
 )
 
 
@@ -890,10 +1099,11 @@ def run_command(ctx, select, vars_json, engine, master, lake_dir, out_dir):
         python cli.py run --engine spark --master 'local[2]'
     """
     from tracker.db import connect
+    from tracker.model_vars import parse_vars
     from tracker.models import load_project, run_models
 
-    model_vars = _parse_vars(vars_json)
     project = load_project()
+    model_vars = parse_vars(vars_json, project.queries_dir)
     if engine == "spark":
         _run_spark(project, select, model_vars, master, lake_dir, out_dir)
         return
@@ -907,7 +1117,7 @@ def run_command(ctx, select, vars_json, engine, master, lake_dir, out_dir):
     with connect(target.url) as conn:
         timings = run_models(conn, project, models, vars=model_vars, on_model=on_model)
     total = sum(seconds for _, seconds in timings)
-    click.echo(f"Built {len(timings)} models in {total:.2f} s.")
+    click.echo(f"Built {_plural(len(timings), 'model')} in {total:.2f} s.")
 
 
 @cli.command("compile")
@@ -926,16 +1136,17 @@ def compile_command(select, vars_json, engine, out_dir):
 
         python cli.py compile --select +rolling_trend --engine duckdb
     """
+    from tracker.model_vars import parse_vars
     from tracker.models import compile_models, load_project
 
-    model_vars = _parse_vars(vars_json)
     project = load_project()
+    model_vars = parse_vars(vars_json, project.queries_dir)
     models = project.select(select)
     directory = out_dir or (config.TARGET_DIR / "compiled")
     paths = compile_models(project, models, directory, engine=engine, vars=model_vars)
     for path in paths:
         click.echo(f"  {path}")
-    click.echo(f"Compiled {len(paths)} models for {engine} into {directory}.")
+    click.echo(f"Compiled {_plural(len(paths), 'model')} for {engine} into {directory}.")
 
 
 # --- export: CSV + Parquet files and manifest.json for Power BI ----------------------------
@@ -960,14 +1171,22 @@ def compile_command(select, vars_json, engine, out_dir):
               help="Write the partitioned Parquet lake instead (default DIR: exports/lake); "
                    "only the months that changed since the last lake export are rewritten.")
 @click.option("--full", is_flag=True, help="With --lake: rebuild every partition.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=600, show_default=True,
+              metavar="SECONDS",
+              help="How long to wait for another export writing into the same folder.")
 @click.pass_context
-def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi, lake_dir, full):
+def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi, lake_dir, full,
+                   lock_timeout):
     """Write the analytics models as CSV and Parquet files plus manifest.json.
 
     Reads the relations that `run` built in schema analytics, all from one consistent
     snapshot, into DIR/csv/NAME.csv, DIR/parquet/NAME.parquet and DIR/manifest.json
     (rows, bytes, sha256, column types and money totals per file). The new files replace
     the previous export only when every file is written; on failure the old ones stay.
+    Only what an earlier export wrote is ever replaced (files listed in its manifest.json);
+    anything else in csv/ or parquet/ makes it refuse. A second export into the same folder
+    waits for the first (up to --lock-timeout); a killed export's staging folder is removed.
+
     Then DIR/powerbi/: a Power BI project (TMDL model, PBIR report) that loads these
     files, unless --no-powerbi.
 
@@ -1003,11 +1222,19 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi, lake_di
         step = f"[{event.done}/{event.total}]".rjust(2 * len(str(event.total)) + 3)
         click.echo(f"  {step} {event.path:<34} {event.rows:>10,} rows {size:>9}", err=True)
 
-    click.echo(f"Exporting {len(models)} models from {target.masked_url} to {out}", err=True)
-    result = export_models(target.url, export_items(models), out, formats=formats,
-                           include_pii=include_pii, bom=bom, on_progress=on_progress)
-    click.echo(f"Wrote {len(result.files)} files and {result.out_dir / 'manifest.json'} "
-               f"in {result.seconds:.2f} s.")
+    def on_wait(directory):
+        click.echo(f"Another export is writing to {directory}; waiting for it "
+                   f"(up to {lock_timeout:g} s).", err=True)
+
+    click.echo(f"Exporting {_plural(len(models), 'model')} from {target.masked_url} to {out}",
+               err=True)
+    with _stopped_cleanly():
+        result = export_models(target.url, export_items(models), out, formats=formats,
+                               include_pii=include_pii, bom=bom, on_progress=on_progress,
+                               lock_timeout=lock_timeout, on_wait=on_wait)
+    click.echo(f"Wrote {_plural(len(result.files), 'file')} and "
+               f"{result.out_dir / 'manifest.json'} in {result.seconds:.2f} s.")
+
     # Issue 13: a Power BI project over exactly these files (no database needed).
     if powerbi:
         from tracker.powerbi import write_powerbi_project
@@ -1015,6 +1242,31 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi, lake_di
         project = write_powerbi_project(models, result.manifest, result.out_dir)
         click.echo(f"Wrote {project.pbip} ({project.tables} tables, {project.relationships} "
                    f"relationships, {project.measures} measures).")
+
+
+@contextlib.contextmanager
+def _stopped_cleanly():
+    """SIGTERM and SIGHUP unwind like Ctrl-C, so the command cleans up (e.g. its staging
+    folder, a query in progress is cancelled) and exits with 128 + the signal number."""
+    import signal
+
+    received = []
+
+    def stop(signum, frame):
+        received.append(signum)
+        # KeyboardInterrupt, not SystemExit: psycopg cancels a running query cleanly on it.
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    except KeyboardInterrupt:
+        if received:
+            raise SystemExit(128 + received[0]) from None
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # --- report: the HTML report (issue 13) ----------------------------------------------------
@@ -1268,11 +1520,13 @@ def parity_command(ctx, select, queries_dir, engine, master, lake_dir):
             click.echo(f"    {difference}")
     click.echo("")
     if failed:
-        click.echo(f"FAIL: {len(failed)} of {len(results)} models differ between PostgreSQL "
-                   f"and {engine_name} on {target.masked_url}.")
+        click.echo(f"FAIL: {len(failed)} of {len(results)} {_noun(len(results), 'model')} "
+                   f"{'differs' if len(failed) == 1 else 'differ'} between PostgreSQL and "
+                   f"{engine_name} on {target.masked_url}.")
         ctx.exit(1)
-    click.echo(f"PASS: {len(results)} models return the same rows on PostgreSQL and "
-               f"{engine_name}.")
+    click.echo(f"PASS: {_plural(len(results), 'model')} "
+               f"{'returns' if len(results) == 1 else 'return'} the same rows on PostgreSQL "
+               f"and {engine_name}.")
 
 
 @cli.command("verify")
@@ -1326,10 +1580,12 @@ def verify_command(ctx, out_dir, partitions):
             click.echo(f"    {problem}")
     click.echo("")
     if failed:
-        click.echo(f"FAIL: {len(failed)} of {len(report.files)} files in {directory} do not "
+        click.echo(f"FAIL: {len(failed)} of {_plural(len(report.files), 'file')} in {directory} "
+                   f"{'does' if len(failed) == 1 else 'do'} not "
                    "match. Export again (`python cli.py export`) and verify.")
         ctx.exit(1)
-    click.echo(f"PASS: {len(report.files)} files in {directory} match PostgreSQL, DuckDB and "
+    click.echo(f"PASS: {_plural(len(report.files), 'file')} in {directory} "
+               f"{'matches' if len(report.files) == 1 else 'match'} PostgreSQL, DuckDB and "
                f"the manifest ({report.seconds:.2f} s).")
 
 

@@ -74,8 +74,11 @@ def test_category_delete_move_to_moves_expenses_then_deletes(run_cli, seeded_url
         where category_id in (select id from categories where name in ('Food', 'Rent'))""")
     result = run_cli(seeded_url, "category", "delete", "Food", "--move-to", "Rent")
     assert result.exit_code == 0, result.output
-    assert "moved 3 expense(s) to Rent" in result.output
-    assert "removed its 2 budget(s)" in result.output
+    assert "moved 3 expenses (1,750.00) to Rent" in result.output
+    assert "gave 2 budgets to Rent (months where it had none)" in result.output
+    assert scalar(seeded_url, """
+        select count(*) from budgets
+        where category_id = (select id from categories where name = 'Rent')""") == 2
     assert scalar(seeded_url, "select count(*) from categories where name = 'Food'") == 0
     assert scalar(seeded_url, """
         select sum(amount) from expenses

@@ -391,7 +391,8 @@ def test_export_into_a_path_with_quotes_and_spaces(built_url, run_cli, tmp_path)
     assert "[2/2] parquet/monthly_totals.parquet" in result.stderr
 
 
-def test_export_refuses_a_second_export_into_the_same_folder(built_url, run_cli, tmp_path):
+def test_export_second_export_into_the_same_folder_gives_up_after_waiting(built_url, run_cli,
+                                                                         tmp_path):
     import fcntl
     import os
 
@@ -400,11 +401,11 @@ def test_export_refuses_a_second_export_into_the_same_folder(built_url, run_cli,
     fd = os.open(tmp_path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        result = export(run_cli, built_url, tmp_path)
+        result = export(run_cli, built_url, tmp_path, "--lock-timeout", "0.2")
     finally:
         os.close(fd)
     assert result.exit_code == 1
-    assert f"another export is writing to {tmp_path}" in result.stderr
+    assert f"another export is still writing to {tmp_path} after waiting 0.2 s" in result.stderr
     assert tree(tmp_path) == before
 
 

@@ -271,7 +271,7 @@ def test_generate_shows_progress_on_stderr(run_cli, db_url):
         (("--seed", "-3"), "--seed -3 is out of range"),
         (("--start-month", "2025-13"), '--start-month "2025-13" is not a month'),
         (("--start-month", "May 2025"), '--start-month "May 2025" is not a month'),
-        (("--start-month", "9999-12", "--months", "2"), "runs past year 9999"),
+        (("--start-month", "2100-12", "--months", "2"), "runs past year 2100"),
     ],
 )
 def test_generate_bad_options_exit_2_with_one_line(run_cli, db_url, args, message):

@@ -51,7 +51,7 @@ def test_import_loads_rows_with_rules_and_default_category(run_cli, seeded_url, 
     result = run_import(run_cli, seeded_url, path, "--date-format", "%d/%m/%Y",
                         "--rules", rules, "--default-category", "Entertainment")
     assert result.exit_code == 0, result.output
-    assert "Imported 6 of 6 row(s) from statement.csv; 0 already imported." in result.output
+    assert "Imported 6 of 6 rows from statement.csv; 0 already imported." in result.output
     assert imported(seeded_url) == [
         ("2025-05-03", "Food", Decimal("450.00"), "SWIGGY order 1234"),
         ("2025-05-04", "Transport", Decimal("1200.50"), "Uber trip"),
@@ -70,7 +70,7 @@ def test_import_same_file_twice_adds_nothing(run_cli, seeded_url, tmp_path):
     before = snapshot(seeded_url)
     again = run_import(run_cli, seeded_url, path, *args)
     assert again.exit_code == 0, again.output
-    assert "Imported 0 of 6 row(s) from statement.csv; 6 already imported." in again.output
+    assert "Imported 0 of 6 rows from statement.csv; 6 already imported." in again.output
     assert snapshot(seeded_url) == before
 
 
@@ -88,7 +88,7 @@ def test_import_overlapping_statement_adds_only_new_rows(run_cli, seeded_url, tm
 """
     result = run_import(run_cli, seeded_url, write(tmp_path, "may.csv", later), *args)
     assert result.exit_code == 0, result.output
-    assert "Imported 2 of 5 row(s) from may.csv; 3 already imported." in result.output
+    assert "Imported 2 of 5 rows from may.csv; 3 already imported." in result.output
     assert scalar(seeded_url, "select count(*) from expenses where lower(note) like 'coffee%%'") == 3
     assert scalar(seeded_url, "select count(*) from expenses where note = 'Cinema'") == 1
 
@@ -114,7 +114,7 @@ def test_import_bad_amount_names_line_and_writes_nothing(run_cli, seeded_url, tm
         ("03/05/2025,Exp,1e3", ["--date-format", "%d/%m/%Y"], 'line 3: amount "1e3" is not a number'),
         ("03/05/2025,Nan,NaN", ["--date-format", "%d/%m/%Y"], 'line 3: amount "NaN" is not a number'),
         ("03/05/2025,Huge,10000000000", ["--date-format", "%d/%m/%Y"], "line 3: amount \"10000000000\" is too large"),
-        ("03/05/2025,Short", ["--date-format", "%d/%m/%Y"], "line 3: 2 column(s), the header has 3"),
+        ("03/05/2025,Short", ["--date-format", "%d/%m/%Y"], "line 3: 2 cells, the header has 3"),
     ],
 )
 def test_import_refuses_bad_rows(run_cli, seeded_url, tmp_path, row, extra, fragment):
@@ -180,7 +180,7 @@ def test_import_debits_negative_skips_credits(run_cli, seeded_url, tmp_path):
                  "Date,Description,Amount\n2025-05-01,Salary,50000.00\n2025-05-02,Groceries,-812.40\n")
     result = run_import(run_cli, seeded_url, path, "--debits-negative", "--default-category", "Food")
     assert result.exit_code == 0, result.output
-    assert "Imported 1 of 1 row(s)" in result.output and "skipped 1 credit row(s)" in result.output
+    assert "Imported 1 of 1 row " in result.output and "skipped 1 credit row" in result.output
     assert [row[2] for row in imported(seeded_url)] == [Decimal("812.40")]
 
 

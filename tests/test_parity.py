@@ -64,7 +64,7 @@ def test_parity_reports_an_engine_difference_with_model_key_and_values(generated
         ).fetchone()
     assert (f"(user_id={user_id}, month={month}) total_spent: PostgreSQL '{total}', "
             f"DuckDB '{total.quantize(Decimal('1'), 'ROUND_HALF_UP')}.00'") in result.output
-    assert "FAIL: 1 of 1 models differ" in result.output
+    assert "FAIL: 1 of 1 model differs" in result.output
 
 
 def test_parity_type_difference_is_reported(generated_url, run_cli, tmp_path):

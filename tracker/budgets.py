@@ -110,6 +110,52 @@ def set_budget(conn: psycopg.Connection, user, category, month, amount) -> Budge
     )
 
 
+@dataclass(frozen=True)
+class DeletedBudget:
+    id: int
+    user_email: str
+    category: str
+    month: Month
+    amount: Decimal
+    alerts_kept: int  # alerts about it: kept as history, no longer linked to a budget
+    transfers_kept: int  # transfers in or out of it: kept, that side no longer linked
+
+
+def delete_budget(conn: psycopg.Connection, user, category, month) -> DeletedBudget:
+    """Delete one monthly budget; its alerts and transfers stay as history (unlinked)."""
+    month = validate.parse_month(month)
+    with conn.transaction():
+        found_user = find_user(conn, user)
+        found_category = find_category(conn, category)
+        row = conn.execute(
+            """
+            select id, amount
+            from budgets
+            where user_id = %s and category_id = %s and year = %s and month = %s
+            for update
+            """,
+            [found_user.id, found_category.id, month.year, month.month],
+        ).fetchone()
+        if row is None:
+            raise InputError(
+                f"Error: {found_user.email} has no {found_category.name} budget for {month}. "
+                "Check `budget list`."
+            )
+        alerts_kept, transfers_kept = conn.execute(
+            """
+            select
+                (select count(*) from alerts where budget_id = %(id)s),
+                (select count(*) from budget_transfers
+                 where %(id)s in (from_budget_id, to_budget_id))
+            """,
+            {"id": row[0]},
+        ).fetchone()
+        # on delete set null: the alerts and transfers stay, no longer linked to a budget.
+        conn.execute("delete from budgets where id = %s", [row[0]])
+    return DeletedBudget(row[0], found_user.email, found_category.name, month, row[1],
+                         alerts_kept, transfers_kept)
+
+
 # The budget_vs_actual mart's default near_threshold_pct: `budget list`, `summary` and the
 # mart must give every budget the same status.
 NEAR_THRESHOLD_PCT = 80

@@ -4,8 +4,9 @@ Every write is one statement, so the budget-alert trigger (V002) sees it once: a
 that pushes a category over its monthly budget records exactly one alert.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -127,6 +128,108 @@ def get_expense(conn: psycopg.Connection, expense_id) -> Expense:
     return found
 
 
+SORTS = ("date", "amount")
+# Newest first, or largest first; the id breaks ties so the order is total.
+_ORDER = {
+    "date": "expenses.date desc, expenses.id desc",
+    "amount": "expenses.amount desc, expenses.id desc",
+}
+# The filters reach the query as bound parameters: set_config() binds them into settings
+# local to the transaction, which the fixed query text reads. COPY cannot take parameters.
+_FILTERS = """
+    where true
+        and (nullif(current_setting('tracker.user_id'), '')::bigint is null
+            or expenses.user_id = nullif(current_setting('tracker.user_id'), '')::bigint)
+        and (nullif(current_setting('tracker.category_id'), '')::bigint is null
+            or expenses.category_id
+                = nullif(current_setting('tracker.category_id'), '')::bigint)
+        and (nullif(current_setting('tracker.date_from'), '')::date is null
+            or expenses.date >= nullif(current_setting('tracker.date_from'), '')::date)
+        and (nullif(current_setting('tracker.date_before'), '')::date is null
+            or expenses.date < nullif(current_setting('tracker.date_before'), '')::date)
+        and (nullif(current_setting('tracker.min_amount'), '')::numeric is null
+            or expenses.amount >= nullif(current_setting('tracker.min_amount'), '')::numeric)
+        and (nullif(current_setting('tracker.max_amount'), '')::numeric is null
+            or expenses.amount <= nullif(current_setting('tracker.max_amount'), '')::numeric)
+"""
+
+
+@dataclass(frozen=True)
+class ExpenseFilter:
+    """Checked filters of `expense list`; every one optional."""
+
+    user_id: int | None = None
+    category_id: int | None = None
+    date_from: date | None = None  # inclusive
+    date_before: date | None = None  # exclusive
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    sort: str = "date"
+
+
+def expense_filter(
+    conn: psycopg.Connection,
+    *,
+    user=None,
+    category=None,
+    month=None,
+    date_from=None,
+    date_to=None,
+    min_amount=None,
+    max_amount=None,
+    sort: str = "date",
+) -> ExpenseFilter:
+    """The filters as typed, parsed and checked (user and category looked up)."""
+    month = validate.parse_month(month) if month is not None else None
+    if date_from is not None:
+        date_from = validate.parse_date(date_from, what="--from date")
+    date_to = validate.parse_date(date_to, what="--to date") if date_to is not None else None
+    if min_amount is not None:
+        min_amount = validate.parse_amount(min_amount, what="--min amount", allow_zero=True)
+    if max_amount is not None:
+        max_amount = validate.parse_amount(max_amount, what="--max amount", allow_zero=True)
+    if sort not in SORTS:
+        raise InputError(f'Error: --sort "{sort}" is not one of {", ".join(SORTS)}. '
+                         "Use --sort date or --sort amount.")
+    if date_from and date_to and date_from > date_to:
+        raise InputError(
+            f"Error: --from {date_from} is after --to {date_to}. Swap them."
+        )
+    if min_amount is not None and max_amount is not None and min_amount > max_amount:
+        raise InputError(
+            f"Error: --min {min_amount} is above --max {max_amount}. Swap them."
+        )
+    starts = [day for day in (date_from, month.first_day if month else None) if day]
+    ends = [day + timedelta(days=1) for day in (date_to,) if day]
+    if month:
+        ends.append(month.next_first_day)
+    with conn.transaction():
+        user_id = find_user(conn, user).id if user is not None else None
+        category_id = find_category(conn, category).id if category is not None else None
+    return ExpenseFilter(user_id, category_id, max(starts) if starts else None,
+                         min(ends) if ends else None, min_amount, max_amount, sort)
+
+
+_LIMIT = " limit nullif(current_setting('tracker.limit'), '')::bigint"
+
+
+def _bind_filter(conn: psycopg.Connection, chosen: ExpenseFilter, limit: int | None) -> None:
+    """Set the filter's settings for the current transaction (every value bound)."""
+    values = {
+        "tracker.limit": limit,
+        "tracker.user_id": chosen.user_id,
+        "tracker.category_id": chosen.category_id,
+        "tracker.date_from": chosen.date_from,
+        "tracker.date_before": chosen.date_before,
+        "tracker.min_amount": chosen.min_amount,
+        "tracker.max_amount": chosen.max_amount,
+    }
+    for name, value in values.items():
+        conn.execute("select set_config(%s, %s, true)",
+                     [name, "" if value is None else str(value)])
+    conn.execute("set local datestyle = 'ISO, YMD'")
+
+
 def list_expenses(
     conn: psycopg.Connection,
     *,
@@ -137,54 +240,91 @@ def list_expenses(
     date_to=None,
     min_amount=None,
     max_amount=None,
+    sort: str = "date",
+    limit: int | None = None,
 ) -> list[Expense]:
-    """Expenses matching every given filter, newest first."""
-    month = validate.parse_month(month) if month is not None else None
-    if date_from is not None:
-        date_from = validate.parse_date(date_from, what="--from date")
-    date_to = validate.parse_date(date_to, what="--to date") if date_to is not None else None
-    if min_amount is not None:
-        min_amount = validate.parse_amount(min_amount, what="--min amount", allow_zero=True)
-    if max_amount is not None:
-        max_amount = validate.parse_amount(max_amount, what="--max amount", allow_zero=True)
-    if date_from and date_to and date_from > date_to:
-        raise InputError(
-            f"Error: --from {date_from} is after --to {date_to}. Swap them."
-        )
-    if min_amount is not None and max_amount is not None and min_amount > max_amount:
-        raise InputError(
-            f"Error: --min {min_amount} is above --max {max_amount}. Swap them."
-        )
+    """Expenses matching every given filter, newest (or largest) first, at most `limit`."""
+    chosen = expense_filter(conn, user=user, category=category, month=month,
+                            date_from=date_from, date_to=date_to, min_amount=min_amount,
+                            max_amount=max_amount, sort=sort)
+    return fetch_expenses(conn, chosen, limit)
+
+
+def fetch_expenses(conn: psycopg.Connection, chosen: ExpenseFilter,
+                   limit: int | None = None) -> list[Expense]:
+    """At most `limit` expenses matching the filter, in its order."""
+    if limit is not None and limit < 1:
+        raise InputError(f"Error: --limit {limit} must be 1 or more. Give a positive number.")
     with conn.transaction():
-        user_id = find_user(conn, user).id if user is not None else None
-        category_id = find_category(conn, category).id if category is not None else None
+        _bind_filter(conn, chosen, limit)
         with conn.cursor(row_factory=class_row(Expense)) as cursor:
             return cursor.execute(
-                _SELECT
-                + """
-                where true
-                    and (%(user_id)s::bigint is null or expenses.user_id = %(user_id)s)
-                    and (%(category_id)s::bigint is null
-                        or expenses.category_id = %(category_id)s)
-                    and (%(month_start)s::date is null or expenses.date >= %(month_start)s)
-                    and (%(month_end)s::date is null or expenses.date < %(month_end)s)
-                    and (%(date_from)s::date is null or expenses.date >= %(date_from)s)
-                    and (%(date_to)s::date is null or expenses.date <= %(date_to)s)
-                    and (%(min_amount)s::numeric is null or expenses.amount >= %(min_amount)s)
-                    and (%(max_amount)s::numeric is null or expenses.amount <= %(max_amount)s)
-                order by expenses.date desc, expenses.id desc
-                """,
-                {
-                    "user_id": user_id,
-                    "category_id": category_id,
-                    "month_start": month.first_day if month else None,
-                    "month_end": month.next_first_day if month else None,
-                    "date_from": date_from,
-                    "date_to": date_to,
-                    "min_amount": min_amount,
-                    "max_amount": max_amount,
-                },
+                _SELECT + _FILTERS + f" order by {_ORDER[chosen.sort]}" + _LIMIT
             ).fetchall()
+
+
+# One JSON object per expense, built by PostgreSQL; amounts as exact strings.
+_JSON_ROW = """
+    json_build_object(
+        'id', expenses.id,
+        'date', expenses.date::text,
+        'user', users.email,
+        'category', categories.name,
+        'amount', expenses.amount::text,
+        'currency', expenses.currency,
+        'note', expenses.note
+    )::text
+"""
+_CSV_COLUMNS = """
+    expenses.id,
+    expenses.date,
+    users.email as "user",
+    categories.name as category,
+    expenses.amount,
+    expenses.currency,
+    expenses.note
+"""
+_FROM = """
+    from expenses
+    inner join users
+        on users.id = expenses.user_id
+    inner join categories
+        on categories.id = expenses.category_id
+"""
+JSON_BATCH_ROWS = 2000
+
+
+def stream_expenses(conn: psycopg.Connection, chosen: ExpenseFilter, fmt: str,
+                    write: Callable[[bytes], object], limit: int | None = None) -> None:
+    """Write the matching expenses as CSV (header first) or as a JSON array, streamed.
+
+    CSV is PostgreSQL's own COPY output, passed through in blocks; JSON objects are built
+    by PostgreSQL and read through a server-side cursor in batches. Memory stays flat
+    however many rows match.
+    """
+    if limit is not None and limit < 1:
+        raise InputError(f"Error: --limit {limit} must be 1 or more. Give a positive number.")
+    order = f" order by {_ORDER[chosen.sort]}"
+    limited = _LIMIT
+    with conn.transaction():
+        _bind_filter(conn, chosen, limit)
+        if fmt == "csv":
+            statement = ("copy (select" + _CSV_COLUMNS + _FROM + _FILTERS + order + limited
+                         + ") to stdout (format csv, header)")
+            with conn.cursor() as cursor, cursor.copy(statement) as copy:
+                for block in copy:
+                    write(bytes(block))
+            return
+        with conn.cursor(name="expense_list") as cursor:
+            cursor.itersize = JSON_BATCH_ROWS
+            cursor.execute("select" + _JSON_ROW + _FROM + _FILTERS + order + limited)
+            first = True
+            write(b"[")
+            while rows := cursor.fetchmany(JSON_BATCH_ROWS):
+                text = ",\n  ".join(row[0] for row in rows)
+                write((("\n  " if first else ",\n  ") + text).encode("utf-8"))
+                first = False
+            write(b"\n]\n" if not first else b"]\n")
 
 
 _UNSET = object()

@@ -53,6 +53,10 @@ FORMATS = ("csv", "parquet")
 MANIFEST = "manifest.json"
 BOM = b"\xef\xbb\xbf"
 STAGING_PREFIX = ".export-staging-"
+# How long a second export into the same folder waits for the first one (--lock-timeout).
+LOCK_TIMEOUT_SECONDS = 600.0
+# What marks a manifest.json (and the files it lists) as written by this exporter.
+GENERATOR = "smart-spending-tracker export"
 COMMITTED_MARKER = "COMMITTED"
 CHUNK_BYTES = 1 << 20
 DONE = "tracker-export-file-written"
@@ -193,19 +197,23 @@ def export_models(
     bom: bool = True,
     on_progress: Callable[[FileWritten], None] | None = None,
     use_psql: bool | None = None,
+    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    on_wait: Callable[[Path], None] | None = None,
 ) -> ExportResult:
     """Write csv/, parquet/ and manifest.json for items into out_dir, replacing the old set.
 
     All or nothing: on any failure the previous export in out_dir stays byte-identical.
     use_psql: copy with the psql client (fast; the default when it can reach the database)
     or with psycopg (slower; the fallback when it cannot, e.g. SSL without a system psql).
+    Another export writing into out_dir is waited for, up to lock_timeout seconds. Staging
+    folders of exports that were killed are removed (or, if complete, swapped in) first.
     """
     started = time.perf_counter()
     formats = tuple(fmt for fmt in FORMATS if fmt in set(formats))
     if not formats:
         raise InputError("Error: no export format chosen. Use --format csv, parquet or both.")
     out_dir = _prepare_out_dir(Path(out_dir))
-    with _locked(out_dir):
+    with _locked(out_dir, lock_timeout, on_wait):
         _recover(out_dir)
         _check_replaceable(out_dir)
         staging = _make_staging(out_dir)
@@ -340,7 +348,7 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
             duck.close()
     shutil.rmtree(work, ignore_errors=True)
     manifest = {
-        "generator": "smart-spending-tracker export",
+        "generator": GENERATOR,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "database": config.mask_url(url),
         "git_commit": git_commit(),
@@ -702,22 +710,44 @@ def _prepare_out_dir(out_dir: Path) -> Path:
 
 
 class _locked:
-    """An exclusive lock on the output directory, so two exports never interleave."""
+    """An exclusive lock on the output directory, so two exports never interleave.
 
-    def __init__(self, out_dir: Path):
+    A second export waits for the first (polling, so it can give up): up to
+    `timeout` seconds, then it fails with one line. on_wait is told once when it starts
+    waiting.
+    """
+
+    POLL_SECONDS = 0.2
+
+    def __init__(self, out_dir: Path, timeout: float = LOCK_TIMEOUT_SECONDS,
+                 on_wait: Callable[[Path], None] | None = None):
         self.out_dir = out_dir
+        self.timeout = timeout
+        self.on_wait = on_wait
 
     def __enter__(self):
         self.fd = os.open(self.out_dir, os.O_RDONLY)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise TrackerError(
-                f"Error: another export is writing to {self.out_dir}. "
-                "Wait for it to finish, or choose another --out."
-            ) from None
-        return self
+        deadline = time.monotonic() + self.timeout
+        waited = False
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    raise TrackerError(
+                        f"Error: another export is still writing to {self.out_dir} after "
+                        f"waiting {self.timeout:g} s. Wait for it to finish (or raise "
+                        "--lock-timeout), or choose another --out."
+                    ) from None
+                if not waited and self.on_wait is not None:
+                    self.on_wait(self.out_dir)
+                waited = True
+                time.sleep(self.POLL_SECONDS)
+            except BaseException:
+                os.close(self.fd)
+                raise
 
     def __exit__(self, *exc_info):
         fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -732,16 +762,64 @@ def _make_staging(out_dir: Path) -> Path:
 
 
 def _check_replaceable(out_dir: Path) -> None:
-    """Refuse to replace csv/ or parquet/ folders that an export did not write."""
-    if (out_dir / MANIFEST).exists():
+    """Refuse to replace anything an earlier export of this tool did not write.
+
+    An export replaces manifest.json, csv/ and parquet/. That is only safe when
+    manifest.json is this exporter's (its "generator") and every file now in csv/ and
+    parquet/ is one it lists: a folder of the user's own files with an unrelated
+    manifest.json, or a file of theirs dropped into csv/, is never deleted.
+    """
+    manifest_path = out_dir / MANIFEST
+    if not manifest_path.exists():
+        foreign = [name for name in FORMATS if (out_dir / name).exists()]
+        if foreign:
+            raise InputError(
+                f"Error: {out_dir / foreign[0]} exists but {out_dir} has no {MANIFEST}, so it "
+                "was not written by `cli.py export` and would be replaced. Choose an empty or "
+                "export directory for --out, or move that folder away."
+            )
         return
-    foreign = [name for name in FORMATS if (out_dir / name).exists()]
-    if foreign:
+    listed = _exported_files(manifest_path)
+    if listed is None:
         raise InputError(
-            f"Error: {out_dir / foreign[0]} exists but {out_dir} has no {MANIFEST}, so it was "
-            "not written by `cli.py export` and would be replaced. Choose an empty or "
-            "export directory for --out, or move that folder away."
+            f"Error: {manifest_path} was not written by `cli.py export`, and an export would "
+            f"replace it (and {out_dir}'s csv/ and parquet/ folders). Choose an empty or "
+            "export directory for --out, or move those files away."
         )
+    for name in FORMATS:
+        folder = out_dir / name
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise InputError(
+                f"Error: {folder} is not a folder an export wrote, and an export would replace "
+                "it. Choose another --out, or move it away."
+            )
+        if not folder.exists():
+            continue
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(out_dir).as_posix()
+            if path.is_dir() and not path.is_symlink():
+                continue
+            if relative not in listed:
+                raise InputError(
+                    f"Error: {path} was not written by `cli.py export` (it is not in "
+                    f"{manifest_path}), and an export replaces {folder}. Move it away, or "
+                    "choose another --out."
+                )
+
+
+def _exported_files(manifest_path: Path) -> set[str] | None:
+    """The paths an export's manifest lists; None when it is not this exporter's manifest."""
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR:
+        return None
+    files = manifest.get("files")
+    if not isinstance(files, list):
+        return None
+    return {entry["path"] for entry in files
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str)}
 
 
 def _recover(out_dir: Path) -> None:

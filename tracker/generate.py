@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from . import validate
 from .db import connect
 from .errors import InputError, TrackerError
 
@@ -143,9 +144,10 @@ def parse_options(
             f'Error: --start-month "{text}" is not a month. Give it as YYYY-MM, e.g. 2024-11.'
         )
     start = dt.date(int(match.group(1)), int(match.group(2)), 1)
-    if (start.year * 12 + start.month - 1 + months - 1) // 12 > 9999:
+    if (start.year * 12 + start.month - 1 + months - 1) // 12 > validate.LAST_DAY.year:
         raise InputError(
-            f"Error: --start-month {text} with --months {months} runs past year 9999. "
+            f"Error: --start-month {text} with --months {months} runs past year "
+            f"{validate.LAST_DAY.year} (dates are kept from 1900 to 2100). "
             "Give fewer months or an earlier start."
         )
     return GenerateOptions(users, expenses, months, seed, start)

@@ -1,11 +1,18 @@
 """Bank statement import: a CSV export becomes expenses, once, all or nothing.
 
-Rows are parsed and validated in Python while they stream into a temporary table with
-COPY; one insert ... select then moves them into expenses. That single statement fires the
-budget-alert trigger once (one alert per crossing, however many rows), and its
-`on conflict (import_fingerprint) do nothing` skips rows imported before: the fingerprint is
-the sha256 of user, date, amount, normalized note and the row's occurrence number among
-identical rows of the file, so two real identical coffees on one day stay two expenses.
+Three steps, so no transaction is open while Python works on the file:
+1. a short read of the user and the categories;
+2. every row is parsed and validated (strict CSV quoting, cell counts, dates, amounts, rules
+   matched with RE2, which runs in linear time whatever the pattern) and written to a spool
+   file on disk in COPY format, so memory stays flat whatever the file size;
+3. one transaction COPYs the spool into a temporary table and one insert ... select moves
+   the rows into expenses. That single statement fires the budget-alert trigger once (one
+   alert per crossing, however many rows), and its `on conflict (import_fingerprint) do
+   nothing` skips rows imported before: the fingerprint is the sha256 of user, account
+   (`--account`, default "default"), date, amount, normalized note and the row's occurrence
+   number among identical rows of the file, so two real identical coffees on one day stay
+   two expenses, and the same purchase on two cards' statements (two --account names) stays
+   two, while overlapping statements of one account only add their new rows.
 Any bad row names its line and nothing from the file is written.
 """
 
@@ -14,6 +21,8 @@ import csv
 import functools
 import os
 import re
+import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,28 +30,43 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+import re2
 
 from . import validate
+from .alerts import Alert, alerts_fired_now
 from .errors import InputError, TrackerError
+from .categories import category_id_reference
 from .expenses import check_currency
 from .users import find_user
 
-MAPPING_FIELDS = ("date", "amount", "note", "category")
+# The account of statements imported without --account (and of every import made before
+# accounts existed, V007): its fingerprints leave the account out, as they always did.
+DEFAULT_ACCOUNT = "default"
+MAPPING_FIELDS = ("date", "amount", "debit", "credit", "note", "category")
 PROGRESS_EVERY_ROWS = 5000
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-# Thousands groups: 1,234,567.89, or 1.234.567,89 / 1 234 567,89 with --decimal-comma.
-_GROUPED_COMMAS = re.compile(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$")
+# Thousands groups: 1,234,567.89 or Indian 1,23,45,678.90, or 1.234.567,89 / 1 234 567,89
+# with --decimal-comma.
+_GROUPED_COMMAS = re.compile(
+    r"^[+-]?([0-9]{1,3}(,[0-9]{3})+|[0-9]{1,2}(,[0-9]{2})+,[0-9]{3})(\.[0-9]*)?$"
+)
 _GROUPED_DOTS = re.compile(r"^[+-]?[0-9]{1,3}([. ][0-9]{3})+(,[0-9]*)?$")
 
 
 @dataclass(frozen=True)
 class ColumnMapping:
-    """Which statement column holds each expense field (note and category are optional)."""
+    """Which statement column holds each expense field.
+
+    The amount is one signed column (`amount`) or two columns (`debit`, money out, and an
+    optional `credit`, money in, which is skipped). Note and category are optional.
+    """
 
     date: str
-    amount: str
+    amount: str | None = None
     note: str | None = None
     category: str | None = None
+    debit: str | None = None
+    credit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,21 +75,24 @@ class Rule:
 
     line: int
     pattern: str
-    regex: re.Pattern
+    regex: str  # the RE2 pattern: the /regex/ itself, or the escaped substring
     category: str
 
 
 @dataclass(frozen=True)
 class ImportResult:
     path: Path
+    account: str  # the fingerprint's source: --account, default DEFAULT_ACCOUNT
     rows: int  # expense rows in the file
     inserted: int
     duplicates: int  # already imported before: skipped
-    skipped_credits: int  # positive rows with --debits-negative (money in, not spending)
+    skipped_credits: int  # money in: positive rows with --debits-negative, credit-column rows
+    alerts: tuple[Alert, ...] = ()  # budget alerts the import fired
 
 
 def parse_mapping(value: str) -> ColumnMapping:
-    """`date=Date,amount=Amount[,note=...][,category=...]`, or a file with one pair per line."""
+    """`date=Date,amount=Amount[,note=...][,category=...]` (or debit=/credit= for the amount),
+    or a file with one pair per line."""
     text = str(value)
     source = "--mapping"
     if os.path.isfile(text):
@@ -87,22 +114,47 @@ def parse_mapping(value: str) -> ColumnMapping:
                 f"{', '.join(MAPPING_FIELDS)}, like date=Date,amount=Amount,note=Description."
             )
         fields[key] = column.strip()
-    missing = [key for key in ("date", "amount") if key not in fields]
+    if "amount" in fields and ("debit" in fields or "credit" in fields):
+        raise InputError(
+            f"Error: {source} gives both amount and debit/credit columns. Use amount=Column "
+            "for one signed column, or debit=Column[,credit=Column] for two."
+        )
+    if "credit" in fields and "debit" not in fields:
+        raise InputError(
+            f"Error: {source} gives a credit column but no debit column. Add debit=Column "
+            "(the money spent)."
+        )
+    missing = [key for key in ("date", "amount") if key not in fields
+               and not (key == "amount" and "debit" in fields)]
     if missing:
         raise InputError(
             f"Error: {source} does not say which column holds {' and '.join(missing)}. "
-            "Add it, like date=Date,amount=Amount."
+            "Add it, like date=Date,amount=Amount (or debit=Withdrawal,credit=Deposit)."
         )
     return ColumnMapping(**fields)
 
 
+def _re2_options(case_sensitive: bool):
+    options = re2.Options()
+    options.case_sensitive = case_sensitive
+    options.log_errors = False
+    # A pattern may not compile to more than 8 MB (RE2's default): a bounded cost there too.
+    options.max_mem = 8 << 20
+    return options
+
+
 def load_rules(path) -> list[Rule]:
-    """A CSV of `pattern,category` (header optional): substrings, or /regex/, any case."""
+    """A CSV of `pattern,category` (header optional): substrings, or /regex/, any case.
+
+    Regular expressions run on RE2, which matches in time linear in the note whatever the
+    pattern (no catastrophic backtracking); it has no look-around or back-references.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"Error: rules file {path} does not exist. Check the path.")
     rules = []
     where = f"rules file {path.name}"
+    options = _re2_options(case_sensitive=False)
     with open(path, newline="", encoding="utf-8-sig") as source:
         for line, row in _records(source, path, "utf-8-sig", where, "Save it as UTF-8"):
             if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
@@ -116,17 +168,44 @@ def load_rules(path) -> list[Rule]:
                 )
             pattern, category = row[0].strip(), row[1].strip()
             if len(pattern) > 2 and pattern.startswith("/") and pattern.endswith("/"):
+                regex = pattern[1:-1]
                 try:
-                    regex = re.compile(pattern[1:-1], re.IGNORECASE)
-                except re.error as exc:
+                    re2.compile(regex, options)
+                except re2.error as exc:
+                    reason = exc.args[0].decode() if exc.args and isinstance(
+                        exc.args[0], bytes) else str(exc)
                     raise InputError(
                         f"Error: rules file {path.name} line {line}: {pattern} is not a valid "
-                        f"regular expression ({exc}). Fix the pattern."
+                        f"regular expression ({reason}). Fix the pattern (RE2 syntax: no "
+                        "look-around or back-references)."
                     ) from None
             else:
-                regex = re.compile(re.escape(pattern), re.IGNORECASE)
+                regex = re2.escape(pattern)
             rules.append(Rule(line, pattern, regex, category))
     return rules
+
+
+class _RuleMatcher:
+    """The first rule whose pattern matches a note: all rules in one RE2 set, one pass per note.
+
+    RE2 matches in time linear in the note's length whatever the patterns, so a rule such
+    as /(a+)+$/ cannot stall an import.
+    """
+
+    def __init__(self, rules: list[Rule], category_ids: list[int]):
+        self.category_ids = category_ids
+        self.patterns = None
+        if rules:
+            self.patterns = re2.Set.SearchSet(_re2_options(case_sensitive=False))
+            for rule in rules:
+                self.patterns.Add(rule.regex)
+            self.patterns.Compile()
+
+    def category_for(self, note: str) -> int | None:
+        if self.patterns is None:
+            return None
+        matched = self.patterns.Match(note)
+        return self.category_ids[min(matched)] if matched else None
 
 
 def import_statement(
@@ -143,83 +222,157 @@ def import_statement(
     currency: str | None = None,  # must be the user's: a check, not a conversion
     debits_negative: bool = False,
     encoding: str = "utf-8-sig",
+    account: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
-    """Load one statement file as expenses of `user`, in one transaction."""
+    """Load one statement file as expenses of `user`: all rows in one transaction, or none.
+
+    The file is read and checked before that transaction opens, so no lock is held while
+    Python works on it.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"Error: statement file {path} does not exist. Check the path.")
+    _check_statement_file(path)
     if len(delimiter) != 1:
         raise InputError(
             f'Error: --delimiter "{delimiter}" must be one character. Use , or ; or a tab.'
         )
     _check_encoding(encoding)
     currency = validate.parse_currency(currency) if currency is not None else None
+    account = _parse_account(account)
     rules = rules or []
     total_bytes = path.stat().st_size
     with conn.transaction():
         found_user = find_user(conn, user)
         currency = check_currency(found_user, currency)
         categories = _Categories(conn)
-        default_id = categories.require(default_category, "--default-category") \
-            if default_category is not None else None
-        rule_ids = [categories.require(rule.category, f"rules file line {rule.line}")
-                    for rule in rules]
-        # A caller's earlier import in the same transaction leaves its table behind.
-        conn.execute("drop table if exists pg_temp.import_rows")
-        conn.execute(
-            """
-            create temporary table import_rows (
-                line_no integer not null,
-                date date not null,
-                amount numeric(12, 2) not null,
-                note text,
-                category_id bigint not null
-            ) on commit drop
-            """
-        )
-        parser = _RowParser(path.name, date_format, decimal_comma, debits_negative)
-        rows = credits = 0
-        other = "latin-1" if codecs.lookup(encoding).name == "cp1252" else "cp1252"
-        decode_hint = f"Pass --encoding {other} (or the file's encoding); nothing was imported"
-        with open(path, newline="", encoding=encoding) as source, conn.cursor() as cursor:
+    default_id = categories.require(default_category, "--default-category") \
+        if default_category is not None else None
+    matcher = _RuleMatcher(rules, [categories.require(rule.category,
+                                                      f"rules file line {rule.line}")
+                                   for rule in rules])
+    parser = _RowParser(path.name, date_format, decimal_comma, debits_negative, delimiter)
+    other = "latin-1" if codecs.lookup(encoding).name == "cp1252" else "cp1252"
+    decode_hint = f"Pass --encoding {other} (or the file's encoding); nothing was imported"
+    rows = credits = 0
+    with tempfile.TemporaryFile(prefix="tracker-import-") as spool:
+        with open(path, newline="", encoding=encoding) as source:
             records = _records(source, path, encoding, path.name, decode_hint,
-                               delimiter=delimiter)
+                               delimiter=delimiter, strict=True)
             _, header = next(records, (None, None))
             if header is None:
                 raise InputError(f"Error: statement file {path.name} is empty. Check the file.")
             columns = _column_positions(path.name, header, mapping)
-            with cursor.copy(
+            parser.expect(header, columns)
+            write = spool.write
+            for line, row in records:
+                if not any(cell.strip() for cell in row):
+                    continue
+                parsed = parser.parse(line, row, columns)
+                if parsed is None:
+                    credits += 1
+                    continue
+                day, amount, note, category_text = parsed
+                category_id = _choose_category(
+                    path.name, line, note, category_text, categories, matcher, default_id,
+                )
+                write(_copy_line(line, day, amount, note, category_id))
+                rows += 1
+                if on_progress and rows % PROGRESS_EVERY_ROWS == 0:
+                    on_progress(min(source.buffer.tell(), total_bytes), total_bytes)
+        spool.seek(0)
+        inserted, fired = _load(conn, spool, found_user.id, currency, account, path.name)
+    if on_progress:
+        on_progress(total_bytes, total_bytes)
+    return ImportResult(path, account, rows, inserted, rows - inserted, credits, fired)
+
+
+def _load(conn, spool, user_id: int, currency: str, account: str, filename: str):
+    """COPY the checked rows into a temporary table, then one insert ... select."""
+    try:
+        with conn.transaction():
+            # A caller's earlier import in the same session may leave its table behind.
+            conn.execute("drop table if exists pg_temp.import_rows")
+            conn.execute(
+                """
+                create temporary table import_rows (
+                    line_no integer not null,
+                    date date not null,
+                    amount numeric(12, 2) not null,
+                    note text,
+                    category_id bigint not null
+                ) on commit drop
+                """
+            )
+            with conn.cursor() as cursor, cursor.copy(
                 "copy import_rows (line_no, date, amount, note, category_id) from stdin"
             ) as copy:
-                for line, row in records:
-                    if not any(cell.strip() for cell in row):
-                        continue
-                    if len(row) < len(header):
-                        raise InputError(
-                            f"Error: {path.name} line {line}: {len(row)} column(s), the header "
-                            f"has {len(header)}. Check the line and --delimiter."
-                        )
-                    parsed = parser.parse(line, row, columns)
-                    if parsed is None:
-                        credits += 1
-                        continue
-                    day, amount, note, category_text = parsed
-                    category_id = _choose_category(
-                        path.name, line, note, category_text, categories, rules, rule_ids,
-                        default_id,
-                    )
-                    copy.write_row((line, day, amount, note, category_id))
-                    rows += 1
-                    if on_progress and rows % PROGRESS_EVERY_ROWS == 0:
-                        on_progress(min(source.buffer.tell(), total_bytes), total_bytes)
-        inserted = conn.execute(
-            _INSERT_SQL,
-            {"user_id": found_user.id, "currency": currency},
-        ).rowcount
-        if on_progress:
-            on_progress(total_bytes, total_bytes)
-    return ImportResult(path, rows, inserted, rows - inserted, credits)
+                while block := spool.read(COPY_BLOCK_BYTES):
+                    copy.write(block)
+            inserted = conn.execute(
+                _INSERT_SQL,
+                {"user_id": user_id, "currency": currency, "account": account,
+                 "default_account": DEFAULT_ACCOUNT},
+            ).rowcount
+            return inserted, alerts_fired_now(conn, user_id)
+    except psycopg.errors.ForeignKeyViolation:
+        # The file was checked against the categories read before; one went away since.
+        raise TrackerError(
+            f"Error: a category or the user was deleted while {filename} was being read. "
+            "Nothing was imported; run the import again."
+        ) from None
+
+
+COPY_BLOCK_BYTES = 1 << 20
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_line(line: int, day: date, amount: Decimal, note: str | None, category_id: int) -> bytes:
+    """One row in COPY text format."""
+    if note is None:
+        shown = "\\N"
+    elif "\\" in note or "\t" in note or "\n" in note or "\r" in note:
+        shown = note.translate(_COPY_ESCAPES)
+    else:
+        shown = note
+    return f"{line}\t{day.isoformat()}\t{amount}\t{shown}\t{category_id}\n".encode("utf-8")
+
+
+def _check_statement_file(path: Path) -> None:
+    """A regular file that exists: a device (/dev/zero), folder or pipe is refused (exit 2)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"Error: statement file {path} does not exist. Check the path.") \
+            from None
+    except OSError as exc:
+        raise InputError(
+            f"Error: cannot read statement file {path}: {exc.strerror or exc}. Check the path "
+            "and its permissions."
+        ) from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"Error: statement file {path} is a folder. Give a CSV file.")
+    if not stat.S_ISREG(mode):
+        raise InputError(
+            f"Error: statement file {path} is not a regular file (a device or a pipe). "
+            "Save the statement as a CSV file and import that."
+        )
+    if not os.access(path, os.R_OK):
+        raise InputError(
+            f"Error: cannot read statement file {path}: permission denied. Check its "
+            "permissions."
+        )
+
+
+def _parse_account(account: str | None) -> str:
+    if account is None:
+        return DEFAULT_ACCOUNT
+    text = account.strip()
+    if not text or "\x00" in text:
+        raise InputError(
+            "Error: --account is empty. Name the card or bank account the statement is from, "
+            "like --account hdfc-credit."
+        )
+    return text
 
 
 def _check_encoding(encoding: str) -> None:
@@ -256,6 +409,20 @@ def _records(source, path: Path, encoding: str, where: str, decode_hint: str,
         except StopIteration:
             return
         except csv.Error as exc:
+            reason = str(exc)
+            if reason == "unexpected end of data":
+                raise InputError(
+                    f"Error: {where} line {first}: a quote opened in this record is never "
+                    "closed (the file ends inside it). Close the quote on that line, or quote "
+                    "the whole field as \"...\"; nothing was imported."
+                ) from None
+            if "expected after" in reason:
+                raise InputError(
+                    f"Error: {where} line {first}: a quoted field in this record is followed "
+                    f"by more text before the next separator ({reason}). A quote inside a "
+                    "quoted field is written twice (\"\"), or the quote opened on that line "
+                    "is not closed where it should be; nothing was imported."
+                ) from None
             raise InputError(
                 f"Error: {where} line {first}: cannot read the CSV record ({exc}). Check the "
                 "quotes from that line on (an unclosed quote runs to the end of the file) and "
@@ -290,7 +457,9 @@ def _decode_error(path: Path, encoding: str, where: str, hint: str) -> InputErro
     return InputError(f"Error: {where} is not valid {shown} text. {hint}.")
 
 
-# One statement: the alert trigger fires once, and already imported rows are skipped.
+# One statement: the alert trigger fires once, and already imported rows are skipped. The
+# default account's fingerprint leaves the account out (as every import before V007 did);
+# another account enters it with its length, so no account name can imitate other fields.
 _INSERT_SQL = """
     with staged as (
         select
@@ -323,7 +492,17 @@ _INSERT_SQL = """
             note,
             encode(
                 sha256(convert_to(
-                    concat_ws('|', %(user_id)s::bigint, date, amount, normalized_note, occurrence),
+                    concat_ws(
+                        '|',
+                        %(user_id)s::bigint,
+                        case when %(account)s::text <> %(default_account)s::text
+                            then length(%(account)s::text) || ':' || %(account)s::text
+                        end,
+                        date,
+                        amount,
+                        normalized_note,
+                        occurrence
+                    ),
                     'UTF8'
                 )),
                 'hex'
@@ -331,7 +510,9 @@ _INSERT_SQL = """
         from numbered
     )
 
-    insert into expenses (user_id, category_id, amount, currency, date, note, import_fingerprint)
+    insert into expenses (
+        user_id, category_id, amount, currency, date, note, import_fingerprint, import_account
+    )
     select
         user_id,
         category_id,
@@ -339,7 +520,8 @@ _INSERT_SQL = """
         currency,
         date,
         note,
-        import_fingerprint
+        import_fingerprint,
+        %(account)s::text
     from final
     on conflict (import_fingerprint) do nothing
 """
@@ -351,6 +533,7 @@ class _Categories:
     def __init__(self, conn: psycopg.Connection):
         rows = conn.execute("select id, name from categories").fetchall()
         self.exact = {name: category_id for category_id, name in rows}
+        self.ids = set(self.exact.values())
         self.folded: dict[str, int | None] = {}
         for category_id, name in rows:
             # Two names differing only in case make the folded lookup ambiguous.
@@ -359,10 +542,12 @@ class _Categories:
 
     def get(self, name: str) -> int | None:
         name = name.strip()
+        category_id = category_id_reference(name)
+        if category_id is not None:
+            # Digits (or #digits) are an id, never a name (V007 refuses digit-only names).
+            return category_id if category_id in self.ids else None
         if name in self.exact:
             return self.exact[name]
-        if validate.looks_like_id(name) and int(name) in self.exact.values():
-            return int(name)
         return self.folded.get(name.lower())
 
     def require(self, name, where: str) -> int:
@@ -376,42 +561,100 @@ class _Categories:
 
 
 class _RowParser:
-    def __init__(self, filename: str, date_format: str, decimal_comma: bool, debits_negative: bool):
+    def __init__(self, filename: str, date_format: str, decimal_comma: bool,
+                 debits_negative: bool, delimiter: str = ","):
         self.filename = filename
         self.date_format = date_format
         self.decimal_comma = decimal_comma
         self.debits_negative = debits_negative
+        self.delimiter = delimiter
+        self.width = 0
+        self.columns: dict[str, int] = {}
+
+    def expect(self, header: list[str], columns: dict[str, int]) -> None:
+        """Remember the header's width: every record must have exactly as many cells."""
+        self.width = len(header)
+        self.columns = columns
 
     def parse(self, line: int, row: list[str], columns: dict[str, int]):
         """(date, amount, note, category text) for an expense row, None for a skipped credit."""
+        self._check_width(line, row)
         date_text = row[columns["date"]].strip()
         day = self._date(line, date_text)
-        amount = self._amount(line, row[columns["amount"]])
+        if "amount" in columns:
+            amount = self._amount(line, row[columns["amount"]])
+        else:
+            amount = self._debit_credit(line, row, columns)
+        note = row[columns["note"]] if "note" in columns else None
+        if note is not None:
+            if "\n" in note or "\r" in note:
+                self._check_swallowed_records(line, note)
+            if "\x00" in note:
+                raise InputError(
+                    f"Error: {self.filename} line {line}: the note holds a NUL byte (\\x00), "
+                    "which text cannot hold. Remove it from the line; nothing was imported."
+                )
+            note = note.strip() or None
         if amount is None:
             return None
-        note = row[columns["note"]].strip() or None if "note" in columns else None
         category = row[columns["category"]].strip() if "category" in columns else ""
         return day, amount, note, category
 
+    def _check_width(self, line: int, row: list[str]) -> None:
+        if len(row) == self.width:
+            return
+        if len(row) > self.width and not "".join(row[self.width:]).strip():
+            return  # trailing empty cells (a spreadsheet's extra commas) carry nothing
+        hint = ""
+        if len(row) > self.width:
+            hint = (" (an unquoted comma inside a value, as in 1,234.00? Quote the value: "
+                    '"1,234.00")')
+        raise InputError(
+            f"Error: {self.filename} line {line}: {len(row)} cells, the header has "
+            f"{self.width}{hint}. Fix the line or --delimiter; nothing was imported."
+        )
+
+    def _check_swallowed_records(self, line: int, text: str) -> None:
+        """Refuse a quoted note whose inner lines read as records: an unclosed quote.
+
+        A real multi-line note is fine; but a line inside it with the header's cells and a
+        date in the date column is a record the quote swallowed.
+        """
+        inner = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        for offset, piece in enumerate(inner[1:], start=1):
+            cells = next(csv.reader([piece], delimiter=self.delimiter), [])
+            if len(cells) < self.width:
+                continue
+            try:
+                _parse_date(cells[self.columns["date"]].strip(), self.date_format)
+            except ValueError:
+                continue
+            raise InputError(
+                f"Error: {self.filename} line {line}: a quote opened on this line runs on "
+                f"past line {line + offset}, which reads as a record of its own. Close the "
+                "quote on that line (or write a quote inside a field as \"\"); nothing was "
+                "imported."
+            )
+
     def _date(self, line: int, text: str) -> date:
         try:
-            return _parse_date(text, self.date_format)
+            day = _parse_date(text, self.date_format)
         except ValueError:
             raise InputError(
                 f'Error: {self.filename} line {line}: date "{text}" does not match '
                 f"--date-format {self.date_format} or is not a real day. Fix the line or "
                 "pass the file's --date-format (for example %d/%m/%Y); nothing was imported."
             ) from None
+        if not validate.FIRST_DAY <= day <= validate.LAST_DAY:
+            raise InputError(
+                f'Error: {self.filename} line {line}: date "{text}" is outside the years '
+                f"{validate.FIRST_DAY.year} to {validate.LAST_DAY.year} the tracker keeps. "
+                "Fix the year; nothing was imported."
+            )
+        return day
 
     def _amount(self, line: int, raw: str) -> Decimal | None:
-        text = raw.strip().replace("\u00a0", " ")
-        if self.decimal_comma:
-            if _GROUPED_DOTS.match(text):
-                text = text.replace(".", "").replace(" ", "")
-            if text.count(",") == 1:
-                text = text.replace(",", ".")
-        elif _GROUPED_COMMAS.match(text):
-            text = text.replace(",", "")
+        text = self._plain(raw)
         negative = text.startswith("-")
         if self.debits_negative:
             if not negative:
@@ -420,6 +663,38 @@ class _RowParser:
                 return None
             text = text[1:]
         return self._check(line, raw, text, allow_zero=False)
+
+    def _debit_credit(self, line: int, row: list[str], columns: dict[str, int]):
+        """Two columns: a debit is spending; a credit-only row is money in, skipped."""
+        debit = row[columns["debit"]].strip()
+        credit = row[columns["credit"]].strip() if "credit" in columns else ""
+        if debit and credit:
+            raise InputError(
+                f'Error: {self.filename} line {line}: both debit "{debit}" and credit '
+                f'"{credit}" are filled. Keep one of them; nothing was imported.'
+            )
+        if credit:
+            self._check(line, credit, self._plain(credit), allow_zero=True)
+            return None
+        if not debit:
+            raise InputError(
+                f"Error: {self.filename} line {line}: neither debit nor credit holds an "
+                "amount. Fill one of them or remove the line; nothing was imported."
+            )
+        return self._check(line, debit, self._plain(debit), allow_zero=False)
+
+    def _plain(self, raw: str) -> str:
+        """The amount without thousands separators: 1,234.50 and 1,23,456.00 (or with
+        --decimal-comma 1.234,50) become 1234.50 and 123456.00."""
+        text = raw.strip().replace("\u00a0", " ")
+        if self.decimal_comma:
+            if _GROUPED_DOTS.match(text):
+                text = text.replace(".", "").replace(" ", "")
+            if text.count(",") == 1:
+                text = text.replace(",", ".")
+        elif _GROUPED_COMMAS.match(text):
+            text = text.replace(",", "")
+        return text
 
     def _check(self, line: int, raw: str, text: str, *, allow_zero: bool) -> Decimal:
         try:
@@ -462,7 +737,7 @@ def _column_positions(filename: str, header: list[str], mapping: ColumnMapping) 
     return positions
 
 
-def _choose_category(filename, line, note, category_text, categories, rules, rule_ids, default_id):
+def _choose_category(filename, line, note, category_text, categories, matcher, default_id):
     if category_text:
         category_id = categories.get(category_text)
         if category_id is None:
@@ -472,9 +747,9 @@ def _choose_category(filename, line, note, category_text, categories, rules, rul
             )
         return category_id
     text = note or ""
-    for rule, category_id in zip(rules, rule_ids):
-        if rule.regex.search(text):
-            return category_id
+    category_id = matcher.category_for(text)
+    if category_id is not None:
+        return category_id
     if default_id is not None:
         return default_id
     raise InputError(

@@ -157,9 +157,11 @@ class PrivateServer:
 
     def _start(self) -> None:
         socket_dir = self.socket_dir
-        socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        socket_dir.chmod(0o700)
-        self._hand_to_server_user(socket_dir)
+        if socket_dir == self.root / "run":
+            socket_dir.mkdir(mode=0o700, exist_ok=True)
+        _make_private_dir(socket_dir)
+        if _server_user() is not None:
+            _open_parents(socket_dir)
         self.log_file.touch(mode=0o600)
         self.log_file.chmod(0o600)
         self._hand_to_server_user(self.log_file)
@@ -203,13 +205,73 @@ class PrivateServer:
         if as_user is None:
             return
         entry = pwd.getpwnam(as_user)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-        # The server user must be able to reach its folders through the project path: add
-        # search (x) permission only, never read, where a parent folder lacks it.
-        for parent in path.parents:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                parent.chmod(mode | 0o001)
+        # Never through a link: the path is ours, but what it names must be too.
+        os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+        _open_parents(path)
+
+
+def _open_parents(path: Path) -> None:
+    """As root: add search (x, never read) for others on each parent folder that lacks it.
+
+    The server user must reach its folders through the project path (a project under
+    /root, mode 0700, would otherwise be out of its reach). The README says so.
+    """
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+def _make_private_dir(path: Path) -> None:
+    """Make path a folder only the server's OS user can use (0700), safely.
+
+    The folder may be in a shared place such as /tmp, where any local user could have
+    planted a symbolic link or a folder of their own under the predictable name first. So
+    nothing here follows a link: the folder is opened with O_NOFOLLOW | O_DIRECTORY, and it
+    is changed (fchmod, fchown) only through that handle, after checking that it is a real
+    folder owned by us or by the server user. Anything else is refused.
+    """
+    as_user = _server_user()
+    owner = pwd.getpwnam(as_user) if as_user is not None else None
+    allowed = {os.geteuid()} | ({owner.pw_uid} if owner else set())
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise TrackerError(
+            f"Error: cannot create the server's socket folder {path}: {exc.strerror}. "
+            "Check that its parent folder exists and is writable."
+        ) from None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        raise TrackerError(
+            f"Error: the server's socket folder {path} is a symbolic link or not a folder, "
+            "which someone else may have put there. Remove it (check who made it) and run "
+            "the command again."
+        ) from None
+    try:
+        info = os.fstat(fd)
+        if info.st_uid not in allowed:
+            owner_name = _user_name(info.st_uid)
+            raise TrackerError(
+                f"Error: the server's socket folder {path} belongs to {owner_name}, not to "
+                "you, so the server cannot keep it private. Remove it (check who made it) "
+                "and run the command again."
+            )
+        if owner is not None:
+            os.fchown(fd, owner.pw_uid, owner.pw_gid)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _server_user() -> str | None:

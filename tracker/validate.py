@@ -20,6 +20,10 @@ _ID = re.compile(r"^[0-9]{1,18}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+# One date range for everything (V007 enforces it in the database too): a mistyped year
+# must be refused, not turned into a calendar of millions of days.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2100, 12, 31)
 
 
 @dataclass(frozen=True, order=True)
@@ -86,28 +90,44 @@ def parse_amount(value, *, what: str = "amount", allow_zero: bool = False) -> De
 def parse_date(value, *, what: str = "date") -> date:
     """An ISO date YYYY-MM-DD that exists in the calendar."""
     if isinstance(value, datetime):
-        return value.date()
+        return check_date_range(value.date(), what=what)
     if isinstance(value, date):
-        return value
+        return check_date_range(value, what=what)
     text = str(value).strip()
     if _DATE.match(text):
         try:
-            return date.fromisoformat(text)
+            day = date.fromisoformat(text)
         except ValueError:
             raise InputError(
                 f'Error: {what} "{value}" is not a real day. Give a date that exists, '
                 "like 2025-05-31."
             ) from None
+        return check_date_range(day, what=what, shown=value)
     raise InputError(f'Error: {what} "{value}" is not a date. Use YYYY-MM-DD, like 2025-05-31.')
 
 
+def check_date_range(day: date, *, what: str = "date", shown=None) -> date:
+    """The day itself when it lies in FIRST_DAY..LAST_DAY; else an InputError."""
+    if FIRST_DAY <= day <= LAST_DAY:
+        return day
+    raise InputError(
+        f'Error: {what} "{shown if shown is not None else day}" is outside the years '
+        f"{FIRST_DAY.year} to {LAST_DAY.year} the tracker keeps. Check the year."
+    )
+
+
 def parse_month(value, *, what: str = "month") -> Month:
-    """A month YYYY-MM."""
+    """A month YYYY-MM between 1900-01 and 2100-12."""
     if isinstance(value, Month):
         return value
     text = str(value).strip()
     match = _MONTH.match(text)
-    if match and 1 <= int(match.group(2)) <= 12 and int(match.group(1)) >= 1900:
+    if match and 1 <= int(match.group(2)) <= 12:
+        if not FIRST_DAY.year <= int(match.group(1)) <= LAST_DAY.year:
+            raise InputError(
+                f'Error: {what} "{value}" is outside the years {FIRST_DAY.year} to '
+                f"{LAST_DAY.year} the tracker keeps. Check the year."
+            )
         return Month(int(match.group(1)), int(match.group(2)))
     raise InputError(f'Error: {what} "{value}" is not a month. Use YYYY-MM, like 2025-05.')
 

@@ -37,7 +37,8 @@ create table main.expenses (
     date date not null,
     note varchar,
     created_at timestamptz not null default current_timestamp,
-    import_fingerprint varchar
+    import_fingerprint varchar,
+    import_account varchar
 );
 
 -- spent is an unconstrained numeric in PostgreSQL: a sum of numeric(12, 2) amounts.
