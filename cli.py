@@ -1260,7 +1260,9 @@ def _stopped_cleanly():
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
-    except KeyboardInterrupt:
+    except BaseException:
+        # Whatever the interrupted call raised on its way out (KeyboardInterrupt, or DuckDB's
+        # own error for an interrupted write), a received signal decides the exit code.
         if received:
             raise SystemExit(128 + received[0]) from None
         raise

@@ -302,7 +302,7 @@ def test_verify_proves_one_lake_partition_in_python_and_bash(lake_url, run_cli, 
     partition = "fact_expenses/year=2025/month=2025-01-01"
     result = run_cli(lake_url, "verify", "--dir", str(lake), "--partition", partition)
     assert result.exit_code == 0, result.output
-    assert "PASS: 1 files" in result.output
+    assert "PASS: 1 file" in result.output
     env = {**os.environ, "DATABASE_URL": lake_url}
     script = str(PROJECT_DIR / "scripts" / "verify.sh")
     done = subprocess.run(["bash", script, str(lake), partition], env=env,
