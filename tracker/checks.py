@@ -318,6 +318,7 @@ def run_check(project: Project, *, seeds_dir: Path | str = config.SEEDS_DIR,
         duck_module.create_base_tables(duck)
         duck_module.load_seeds(duck, seeds_dir)
         duck_module.fill_alerts(duck, project)
+        duck_module.fill_budget_spending(duck)
         duck.execute(f"create schema if not exists {SCHEMA}")
         failed: set[str] = set()
         for model in project.models.values():

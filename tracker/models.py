@@ -47,7 +47,7 @@ from .errors import InputError, TrackerError
 SCHEMA = "analytics"
 ENGINES = ("postgres", "duckdb")
 LAYERS = ("staging", "marts")
-SOURCE_TABLES = ("users", "categories", "budgets", "expenses", "alerts")
+SOURCE_TABLES = ("users", "categories", "budgets", "expenses", "alerts", "budget_spending")
 SOURCE_SCHEMAS = {"postgres": "public", "duckdb": "main"}
 CONFIG_KEYS = ("materialized", "description", "columns", "unique_key", "order_by", "export")
 COLUMN_KEYS = ("description", "tests", "pii")
