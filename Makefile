@@ -23,8 +23,8 @@ db-init: $(STAMP)  ## Migrate the database and load the sample seeds
 run: db-init  ## Build the models in queries/ as views and tables in schema analytics
 	$(PY) cli.py run
 
-export: run  ## Build the models and write CSV + Parquet exports to exports/
-	$(PY) cli.py export
+export: db-init  ## Build and test the models, then write CSV + Parquet exports to exports/
+	$(PY) cli.py build
 
 test: $(STAMP)  ## Run the whole test suite against real PostgreSQL
 	$(PY) -m pytest

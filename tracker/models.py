@@ -55,6 +55,8 @@ MATERIALIZATIONS = ("view", "table")
 NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Serializes concurrent `run`s on one database; a different id from the migration lock.
 RUN_LOCK_ID = 7_240_517_002
+# work_mem of a build or test transaction: a million expenses aggregate in memory.
+BUILD_WORK_MEM = "256MB"
 
 _MISSING = object()
 
@@ -249,31 +251,49 @@ def run_models(conn: psycopg.Connection, project: Project, models: Iterable[Mode
     (views of other models) is rebuilt too, so a partial run leaves the schema whole.
     On any failure the transaction rolls back and the previous build stays as it was.
     """
-    selected = [model.name for model in models]
     with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(%s)", [RUN_LOCK_ID])
-        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCHEMA)))
-        existing = {name: rel.kind for name, rel in analytics_relations(conn).items()}
-        names = _rebuild_set(conn, project, set(selected), existing)
-        rendered = {name: render(project[name], "postgres", vars) for name in names}
-        for name in sorted(names & set(existing)):
-            kind = _RELKIND_DROP[existing[name]]
-            conn.execute(
-                sql.SQL("drop {} if exists {} cascade").format(
-                    sql.SQL(kind), sql.Identifier(SCHEMA, name)
-                )
+        begin_build(conn)
+        return build_models(conn, project, models, vars, on_model)
+
+
+def begin_build(conn: psycopg.Connection) -> None:
+    """First statements of a build transaction: one snapshot for every model, enough memory.
+
+    REPEATABLE READ: every table model is computed from the same data, even while others
+    write. work_mem: the marts aggregate every expense; in memory, not in temporary files.
+    """
+    conn.execute("set transaction isolation level repeatable read")
+    conn.execute("select set_config('work_mem', %s, true)", [BUILD_WORK_MEM])
+
+
+def build_models(conn: psycopg.Connection, project: Project, models: Iterable[Model],
+                 vars: dict | None = None,
+                 on_model: Callable[[str, float], None] | None = None) -> list[tuple[str, float]]:
+    """run_models' work inside the caller's transaction (see begin_build)."""
+    selected = [model.name for model in models]
+    conn.execute("select pg_advisory_xact_lock(%s)", [RUN_LOCK_ID])
+    conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCHEMA)))
+    existing = {name: rel.kind for name, rel in analytics_relations(conn).items()}
+    names = _rebuild_set(conn, project, set(selected), existing)
+    rendered = {name: render(project[name], "postgres", vars) for name in names}
+    for name in sorted(names & set(existing)):
+        kind = _RELKIND_DROP[existing[name]]
+        conn.execute(
+            sql.SQL("drop {} if exists {} cascade").format(
+                sql.SQL(kind), sql.Identifier(SCHEMA, name)
             )
-        timings = []
-        for name in project.order:
-            if name not in names:
-                continue
-            model = project[name]
-            started = time.perf_counter()
-            _build_postgres(conn, model, rendered[name])
-            elapsed = time.perf_counter() - started
-            timings.append((name, elapsed))
-            if on_model:
-                on_model(name, elapsed)
+        )
+    timings = []
+    for name in project.order:
+        if name not in names:
+            continue
+        model = project[name]
+        started = time.perf_counter()
+        _build_postgres(conn, model, rendered[name])
+        elapsed = time.perf_counter() - started
+        timings.append((name, elapsed))
+        if on_model:
+            on_model(name, elapsed)
     return timings
 
 
