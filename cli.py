@@ -5,7 +5,6 @@ exit 2 for bad input. --debug (or TRACKER_DEBUG=1) shows the traceback instead.
 """
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,8 @@ def run_in_project_venv() -> None:
     venv = project / ".venv"
     if Path(sys.prefix).resolve() == venv.resolve():
         return
+    import subprocess
+
     python = venv / "bin" / "python"
     lock = project / "requirements.lock"
     stamp = venv / ".installed"

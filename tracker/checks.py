@@ -806,17 +806,18 @@ def _insert_rows(duck, schema: str, table: str, rows, label: str, test: UnitTest
 
 
 def _relation_columns(duck, schema: str, name: str) -> dict[str, str]:
+    # duckdb_columns() directly: information_schema.columns is a view over it, ~10x slower.
     if schema == "temp":
         rows = duck.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_catalog = 'temp' and table_name = ? order by ordinal_position",
+            "select column_name, data_type from duckdb_columns() "
+            "where database_name = 'temp' and table_name = ? order by column_index",
             [name],
         ).fetchall()
     else:
         rows = duck.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_catalog <> 'temp' and table_schema = ? and table_name = ? "
-            "order by ordinal_position",
+            "select column_name, data_type from duckdb_columns() "
+            "where database_name <> 'temp' and schema_name = ? and table_name = ? "
+            "order by column_index",
             [schema, name],
         ).fetchall()
     return dict(rows)

@@ -27,6 +27,8 @@ API (shared with the exporter and the checks):
     compile_models(project, models, out_dir, engine='postgres', vars=None) -> list of paths
 """
 
+from __future__ import annotations
+
 import difflib
 import graphlib
 import math
@@ -38,8 +40,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import jinja2
-import psycopg
-from psycopg import sql
 
 from . import config
 from .errors import InputError, TrackerError
@@ -125,6 +125,8 @@ class Project:
         self.order = order
         self.environment = environment
         self.macros = macros
+        # Compiled templates by path: a file is compiled once per process, not per render.
+        self.templates: dict[Path, jinja2.Template] = {}
 
     def __getitem__(self, name: str) -> Model:
         return self.models[name]
@@ -270,6 +272,8 @@ def build_models(conn: psycopg.Connection, project: Project, models: Iterable[Mo
                  vars: dict | None = None,
                  on_model: Callable[[str, float], None] | None = None) -> list[tuple[str, float]]:
     """run_models' work inside the caller's transaction (see begin_build)."""
+    from psycopg import sql
+
     selected = [model.name for model in models]
     conn.execute("select pg_advisory_xact_lock(%s)", [RUN_LOCK_ID])
     conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCHEMA)))
@@ -331,6 +335,8 @@ def sql_literal(value, engine: str = "postgres") -> str:
             "Pass a scalar JSON value for each var."
         )
     if engine == "postgres":
+        from psycopg import sql
+
         return sql.Literal(value).as_string(None).strip()
     if value is None:
         return "null"
@@ -490,6 +496,9 @@ def _render(project: Project, path: Path, name: str, engine: str, vars: dict,
         return ""
 
     def var(var_name: str, default=_MISSING) -> str:
+        if recorder is not None:
+            # Discovery keeps only refs and config; the text (and quoting) is thrown away.
+            return "null"
         if var_name in vars:
             return sql_literal(vars[var_name], engine)
         if default is not _MISSING:
@@ -510,7 +519,10 @@ def _render(project: Project, path: Path, name: str, engine: str, vars: dict,
         "this": f"{SCHEMA}.{name}",
     }
     try:
-        template = project.environment.from_string(path.read_text(encoding="utf-8"))
+        template = project.templates.get(path)
+        if template is None:
+            template = project.environment.from_string(path.read_text(encoding="utf-8"))
+            project.templates[path] = template
         if project.macros is not None:
             module = project.macros.make_module({"target": target, "var": var})
             macros = {key: getattr(module, key) for key in dir(module) if not key.startswith("_")}
@@ -627,6 +639,9 @@ def _rebuild_set(conn, project: Project, selected: set[str], existing: dict[str,
 
 
 def _build_postgres(conn, model: Model, rendered: str) -> None:
+    import psycopg
+    from psycopg import sql
+
     relation = sql.Identifier(SCHEMA, model.name)
     kind = sql.SQL(model.materialized)
     try:
