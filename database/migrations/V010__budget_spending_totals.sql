@@ -62,6 +62,7 @@ declare
     judged_spent numeric[];
     judged_deltas numeric[];
     judged_befores numeric[];
+    caller_nestloop text;
 begin
     if coalesce(cardinality(user_ids), 0) = 0 then
         return;
@@ -132,6 +133,13 @@ begin
         return;
     end if;
 
+    -- A bulk statement (a COPY touches ~100,000 keys) reads the budgets in one hash join
+    -- instead of one index probe per key; the caller's setting is put back right after.
+    if cardinality(judged_users) > 10000 then
+        caller_nestloop := current_setting('enable_nestloop');
+        perform set_config('enable_nestloop', 'off', true);
+    end if;
+
     -- A separate statement, hence a fresh snapshot taken after the row locks were granted: it
     -- sees every budget change committed by a writer that held one of these keys before us.
     insert into alerts (
@@ -176,6 +184,10 @@ begin
                 > case when budgets_before is null then budgets.amount else keys.budget_before end,
             false
         );
+
+    if caller_nestloop is not null then
+        perform set_config('enable_nestloop', caller_nestloop, true);
+    end if;
 end;
 $$;
 
