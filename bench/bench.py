@@ -94,7 +94,7 @@ class Figure:
         if self.max_ratio is not None:
             parts.append(f"ratio <= {self.max_ratio:.2f}")
         if self.max_seconds is not None:
-            parts.append(f"<= {self.max_seconds:.0f} s")
+            parts.append(f"<= {self.max_seconds:g} s")
         return ", ".join(parts) or "-"
 
     @property

@@ -125,8 +125,8 @@ class Project:
         self.order = order
         self.environment = environment
         self.macros = macros
-        # Compiled templates by path: a file is compiled once per process, not per render.
-        self.templates: dict[Path, jinja2.Template] = {}
+        # Compiled templates by source text: a file is compiled once, not on every render.
+        self.templates: dict[str, jinja2.Template] = {}
 
     def __getitem__(self, name: str) -> Model:
         return self.models[name]
@@ -519,10 +519,11 @@ def _render(project: Project, path: Path, name: str, engine: str, vars: dict,
         "this": f"{SCHEMA}.{name}",
     }
     try:
-        template = project.templates.get(path)
+        text = path.read_text(encoding="utf-8")
+        template = project.templates.get(text)
         if template is None:
-            template = project.environment.from_string(path.read_text(encoding="utf-8"))
-            project.templates[path] = template
+            template = project.environment.from_string(text)
+            project.templates[text] = template
         if project.macros is not None:
             module = project.macros.make_module({"target": target, "var": var})
             macros = {key: getattr(module, key) for key in dir(module) if not key.startswith("_")}
