@@ -329,3 +329,8 @@ select
     sum(amount) as spent
 from expenses
 group by 1, 2, 3;
+
+-- Merged after V008 (the REST API): budget_spending is a per-user table, so tracker_api (which
+-- V008's default privileges let touch it) sees only its user's totals, as V008 asks of every
+-- later per-user table. The triggers above run as their owner, whom the policy lets see all.
+select api_isolate_per_user('budget_spending', 'user_id');
