@@ -25,8 +25,8 @@ db-init: $(STAMP)  ## Migrate the database and load the sample seeds
 run: db-init  ## Build the models in queries/ as views and tables in schema analytics
 	$(PY) cli.py run
 
-export: run  ## Build the models; write CSV + Parquet, the Power BI project and report.html to exports/
-	$(PY) cli.py export --out $(EXPORT_DIR)
+export: db-init  ## Build and test the models; write CSV + Parquet, the Power BI project and report.html to exports/
+	$(PY) cli.py build --out $(EXPORT_DIR)
 	$(PY) cli.py report --out $(EXPORT_DIR)/report.html
 
 test: $(STAMP) browser  ## Run the whole test suite against real PostgreSQL

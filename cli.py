@@ -7,7 +7,6 @@ exit 2 for bad input. --debug (or TRACKER_DEBUG=1) shows the traceback instead.
 import contextlib
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,8 @@ def run_in_project_venv() -> None:
     venv = project / ".venv"
     if Path(sys.prefix).resolve() == venv.resolve():
         return
+    import subprocess
+
     python = venv / "bin" / "python"
     lock = project / "requirements.lock"
     stamp = venv / ".installed"
@@ -1360,6 +1361,90 @@ def _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select):
         f"unchanged, {result.changes_consumed} changed months read; "
         f"{result.lake_dir / 'manifest.json'} in {result.seconds:.2f} s."
     )
+
+
+# --- build: run + test + export in one process and one snapshot (issue 11) -----------------
+
+
+@cli.command("build")
+@_vars_option
+@click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=True, dir_okay=True),
+              default=None, help="Output directory (default: exports/).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "both"]), default="both",
+              show_default=True, help="Which files to write.")
+@click.option("--include-pii", is_flag=True,
+              help="Also export columns marked pii in the models (e.g. dim_user.email).")
+@click.option("--bom/--no-bom", default=True, show_default=True,
+              help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).")
+@click.option("--powerbi/--no-powerbi", default=True, show_default=True,
+              help="Also write DIR/powerbi/: a Power BI project (.pbip) over these files.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=600, show_default=True,
+              metavar="SECONDS",
+              help="How long to wait for another export writing into the same folder.")
+@click.option("--verbose", "-v", is_flag=True, help="List every test, not only failures.")
+@click.pass_context
+def build_command(ctx, vars_json, out_dir, fmt, include_pii, bom, powerbi, lock_timeout,
+                  verbose):
+    """Build every model, run all data and unit tests on it, then export it: the main job.
+
+    One transaction builds the models from one snapshot and runs the tests against them;
+    it is committed only when every test passes (otherwise the previous build and export
+    stay as they were, and the exit code is 1). Then the files are written from the
+    committed tables, as `export` writes them (same folder safety and --lock-timeout), and
+    DIR/powerbi/, the Power BI project over them, unless --no-powerbi.
+
+    Example:
+
+    \b
+        python cli.py build --out exports
+    """
+    from tracker.build import build_project
+    from tracker.model_vars import parse_vars
+    from tracker.models import load_project
+
+    project = load_project()
+    model_vars = parse_vars(vars_json, project.queries_dir)
+    target = database(ctx)
+    out = Path(out_dir) if out_dir else config.EXPORTS_DIR
+    formats = ("csv", "parquet") if fmt == "both" else (fmt,)
+
+    def on_model(name, seconds):
+        model = project[name]
+        click.echo(f"  {model.materialized:<5} analytics.{name:<28} {seconds * 1000:8.1f} ms")
+
+    def on_file(event):
+        size = f"{event.bytes / 1_000_000:.1f} MB" if event.bytes >= 100_000 else f"{event.bytes} B"
+        step = f"[{event.done}/{event.total}]".rjust(2 * len(str(event.total)) + 3)
+        click.echo(f"  {step} {event.path:<34} {event.rows:>10,} rows {size:>9}", err=True)
+
+    def on_wait(directory):
+        click.echo(f"Another export is writing to {directory}; waiting for it "
+                   f"(up to {lock_timeout:g} s).", err=True)
+
+    click.echo(f"Building {len(project.models)} models in {target.masked_url}")
+    with _stopped_cleanly():
+        report = build_project(target.url, project, out, vars=model_vars, formats=formats,
+                               include_pii=include_pii, bom=bom, on_model=on_model,
+                               on_file=on_file, lock_timeout=lock_timeout, on_wait=on_wait)
+    _print_check_report(report.tests, verbose)
+    if report.export is None:
+        click.echo("Tests failed: the build was rolled back and nothing was exported; the "
+                   "previous build and export are unchanged.")
+        ctx.exit(1)
+    click.echo(f"Wrote {len(report.export.files)} files and "
+               f"{report.export.out_dir / 'manifest.json'}; built, tested and exported in "
+               f"{report.seconds:.2f} s.")
+
+    # Issue 13: the Power BI project over exactly these files, as `export` writes it.
+    if powerbi:
+        from tracker.export import select_export_models
+        from tracker.powerbi import write_powerbi_project
+
+        project_files = write_powerbi_project(select_export_models(project),
+                                              report.export.manifest, report.export.out_dir)
+        click.echo(f"Wrote {project_files.pbip} ({project_files.tables} tables, "
+                   f"{project_files.relationships} relationships, {project_files.measures} "
+                   f"measures).")
 
 
 # --- check, test, verify: data tests on DuckDB and PostgreSQL, export verification -----------

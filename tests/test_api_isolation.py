@@ -14,7 +14,7 @@ from tracker.api.context import user_session
 from tracker.api.problems import ApiProblem
 
 PER_USER_TABLES = ("expenses", "budgets", "alerts", "budget_transfers", "api_tokens",
-                   "api_idempotency_keys")
+                   "api_idempotency_keys", "budget_spending")
 
 
 @pytest.fixture(scope="module")

@@ -271,7 +271,7 @@ def test_export_missing_relation_fails_and_keeps_previous_export(built_url, run_
     assert export(run_cli, built_url, tmp_path).exit_code == 0
     before = tree(tmp_path)
     with psycopg.connect(built_url, autocommit=True) as conn:
-        conn.execute("drop view analytics.rolling_trend")
+        conn.execute("drop table analytics.rolling_trend")
     result = export(run_cli, built_url, tmp_path)
     assert result.exit_code == 1
     assert "analytics.rolling_trend does not exist" in result.stderr
@@ -286,7 +286,7 @@ def test_export_failure_on_a_later_file_keeps_previous_export(built_url, run_cli
     relation, kept = (psycopg.sql.Identifier("analytics", name) for name in (last, f"{last}_ok"))
     with psycopg.connect(built_url, autocommit=True) as conn:
         # Same name and columns, but reading it raises once the query runs.
-        conn.execute(psycopg.sql.SQL("alter view {} rename to {}").format(
+        conn.execute(psycopg.sql.SQL("alter table {} rename to {}").format(
             relation, psycopg.sql.Identifier(f"{last}_ok")))
         conn.execute(psycopg.sql.SQL(
             "create view {} as select * from {} where 1 / (select count(*) - count(*) from {}) = 0"
@@ -335,7 +335,7 @@ def test_export_finishes_a_swap_that_a_crash_interrupted(built_url, run_cli, tmp
     shutil.copy(new / "manifest.json", staging / "new" / "manifest.json")
     (staging / "COMMITTED").write_bytes(b"")
     with psycopg.connect(built_url, autocommit=True) as conn:
-        conn.execute("drop view analytics.dim_user")
+        conn.execute("drop table analytics.dim_user")
     # This export fails (a relation is missing), but first completes the interrupted one.
     result = export(run_cli, built_url, out)
     assert result.exit_code == 1, result.output

@@ -422,8 +422,9 @@ def test_run_duckdb_returns_the_same_rows_as_postgresql(dataset, seeded_url, db_
         duck_types = [row[1] for row in duck.execute(f"describe analytics.{model}").fetchall()]
         assert duck_types == [DUCKDB_TYPE_NAMES.get(name, name) for name in pg_types], model
     comment = duck.execute(
-        "select comment from duckdb_views() where schema_name = 'analytics' "
-        "and view_name = 'budget_vs_actual'"
+        # The marts are tables (issue 11).
+        "select comment from duckdb_tables() where schema_name = 'analytics' "
+        "and table_name = 'budget_vs_actual'"
     ).fetchone()
     assert comment == (project["budget_vs_actual"].description,)
 

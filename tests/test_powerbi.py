@@ -346,9 +346,11 @@ def test_powerbi_project_follows_a_new_column_and_a_csv_export(seeded_url, run_c
     assert run_cli(seeded_url, "run").exit_code == 0
     # A mart that gains a column (as if its model file had one more): the project has it.
     with psycopg.connect(seeded_url, autocommit=True) as conn:
+        # The marts are tables (issue 11): replace the table, as `run` would.
+        conn.execute("drop table analytics.dim_category")
         conn.execute(
             """
-            create or replace view analytics.dim_category as
+            create table analytics.dim_category as
             select category_id, category, description, color, 10::bigint as sort_order
             from analytics.stg_categories
             """

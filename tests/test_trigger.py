@@ -277,13 +277,13 @@ def test_trigger_alert_rolls_back_with_its_transaction(db_url, conn, world):
     assert len(alerts(conn)) == 1
 
 
-def wait_for_advisory_waiters(conn, count, timeout=10.0):
-    """Block until `count` sessions of this database wait on an advisory lock."""
+def wait_for_lock_waiters(conn, count, timeout=10.0):
+    """Block until `count` sessions of this database wait on a lock (V010: a totals row)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         waiting = conn.execute(
             "select count(*) from pg_stat_activity where datname = current_database()"
-            " and wait_event_type = 'Lock' and wait_event = 'advisory'"
+            " and wait_event_type = 'Lock'"
         ).fetchone()[0]
         if waiting >= count:
             return
@@ -317,7 +317,7 @@ def test_trigger_concurrent_inserts_fire_exactly_once(db_url, conn, world, first
         leader, follower = (a, b) if first == "a" else (b, a)
         spend(leader, u, food, "501", "2025-05-01")
         thread, errors = run_in_thread(lambda: spend(follower, u, food, "501", "2025-05-02"))
-        wait_for_advisory_waiters(conn, 1)
+        wait_for_lock_waiters(conn, 1)
         assert alerts(conn) == []
         leader.commit()
         thread.join(10)
@@ -332,7 +332,7 @@ def test_trigger_concurrent_insert_and_rollback_fires_nothing(db_url, conn, worl
     with psycopg.connect(db_url) as a, psycopg.connect(db_url) as b:
         spend(a, u, food, "501")
         thread, errors = run_in_thread(lambda: spend(b, u, food, "501"))
-        wait_for_advisory_waiters(conn, 1)
+        wait_for_lock_waiters(conn, 1)
         a.rollback()
         thread.join(10)
         assert not thread.is_alive() and errors == []
@@ -352,7 +352,7 @@ def test_trigger_concurrent_budget_and_expense_fire_exactly_once(db_url, conn, w
         second = "budget" if first == "expense" else "expense"
         steps[first][1]()
         thread, errors = run_in_thread(steps[second][1])
-        wait_for_advisory_waiters(conn, 1)
+        wait_for_lock_waiters(conn, 1)
         steps[first][0].commit()
         thread.join(10)
         assert not thread.is_alive() and errors == []

@@ -8,8 +8,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import dotenv_values
-
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = PROJECT_DIR / "database" / "migrations"
 SEEDS_DIR = PROJECT_DIR / "database" / "seeds"
@@ -34,6 +32,8 @@ def choose_database(option_url: str | None = None) -> DatabaseChoice:
         return DatabaseChoice(option_url, "--database-url")
     if os.environ.get("DATABASE_URL"):
         return DatabaseChoice(os.environ["DATABASE_URL"], "DATABASE_URL")
+    from dotenv import dotenv_values  # only here: commands without a database start faster
+
     dotenv_url = dotenv_values(PROJECT_DIR / ".env").get("DATABASE_URL")
     if dotenv_url:
         return DatabaseChoice(dotenv_url, ".env")

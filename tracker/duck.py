@@ -12,7 +12,9 @@ from . import config
 from .errors import TrackerError
 
 BASE_TABLES_SQL = config.PROJECT_DIR / "database" / "duckdb" / "base_tables.sql"
-BASE_TABLES = ("users", "categories", "budgets", "expenses", "alerts")
+BASE_TABLES = ("users", "categories", "budgets", "expenses", "alerts", "budget_spending")
+# How copy_from_postgres orders each table (a table without an id by its primary key).
+TABLE_ORDER = {"budget_spending": ("user_id", "category_id", "month")}
 ALERT_MODEL = "checks/budget_alert_crossings.sql"  # under the project's queries folder
 
 # How every CSV is read: exactly PostgreSQL COPY's CSV dialect, with explicit column types.
@@ -102,7 +104,7 @@ def connect(path: str | Path | None = None):
 
 
 def create_base_tables(duck) -> None:
-    """Create the five base tables from database/duckdb/base_tables.sql."""
+    """Create the base tables from database/duckdb/base_tables.sql."""
     duck.execute(BASE_TABLES_SQL.read_text(encoding="utf-8"))
 
 
@@ -164,6 +166,23 @@ def fill_alerts(duck, project) -> int:
     return duck.execute("select count(*) from main.alerts").fetchone()[0]
 
 
+def fill_budget_spending(duck) -> int:
+    """Fill main.budget_spending with each key's sum of expenses, as V010's triggers keep it."""
+    duck.execute(
+        """
+        insert into main.budget_spending (user_id, category_id, month, spent)
+        select
+            user_id,
+            category_id,
+            cast(date_trunc('month', date) as date) as month,
+            sum(amount) as spent
+        from main.expenses
+        group by all
+        """
+    )
+    return duck.execute("select count(*) from main.budget_spending").fetchone()[0]
+
+
 def copy_from_postgres(url: str, duck, workdir: Path | str) -> dict[str, int]:
     """Copy the base tables from PostgreSQL into DuckDB through CSV files in workdir.
 
@@ -183,10 +202,11 @@ def copy_from_postgres(url: str, duck, workdir: Path | str) -> dict[str, int]:
             columns = table_columns(duck, table)
             path = workdir / f"{table}.csv"
             statement = sql.SQL(
-                "copy (select {} from {} order by id) to stdout with (format csv, header)"
+                "copy (select {} from {} order by {}) to stdout with (format csv, header)"
             ).format(
                 sql.SQL(", ").join(sql.Identifier(name) for name in columns),
                 sql.Identifier("public", table),
+                sql.SQL(", ").join(map(sql.Identifier, TABLE_ORDER.get(table, ("id",)))),
             )
             with open(path, "wb") as target, conn.cursor().copy(statement) as copy:
                 for chunk in copy:

@@ -249,10 +249,12 @@ def export_models(
 
 
 def export_query(conn: psycopg.Connection, item: ExportItem, columns: list[Column],
-                 where: sql.Composable | None = None) -> str:
+                 where: sql.Composable | None = None, source: str | None = None) -> str:
     """The SELECT a file is copied from: its columns, in the model's deterministic order.
 
     where: an optional condition (the lake exports one fact's changed months).
+    source: a statement to read instead of the relation analytics.<model> (the lake reads
+    the model's own SQL over the base tables, models.inline_sql, so it is always current).
     """
     select_list = []
     for column in columns:
@@ -265,7 +267,8 @@ def export_query(conn: psycopg.Connection, item: ExportItem, columns: list[Colum
     order_by = list(item.order_by) or [column.name for column in columns]
     query = sql.SQL("select {} from {}{} order by {}").format(
         sql.SQL(", ").join(select_list),
-        sql.Identifier(SCHEMA, item.name),
+        (sql.SQL("({}) as {}").format(sql.SQL(source), sql.Identifier(item.name))
+         if source is not None else sql.Identifier(SCHEMA, item.name)),
         sql.SQL(" where {}").format(where) if where is not None else sql.SQL(""),
         sql.SQL(", ").join(sql.Identifier(name) for name in order_by),
     )

@@ -597,10 +597,8 @@ def _detach_expense_indexes(conn: psycopg.Connection) -> list[sql.Composable]:
     """Drop the expenses foreign keys, unique constraints and secondary indexes.
 
     Returns the statements that create them again, from the catalog's own definitions.
-
-    The index whose leading columns are (user_id, category_id) stays: the alert trigger
-    looks up each key's spending through it, and without it every chunk's trigger would
-    scan the whole table once per key.
+    All of them go: the alert trigger reads each key's total from budget_spending (V010),
+    never the expenses themselves.
     """
     restore: list[sql.Composable] = []
     constraints = conn.execute(
@@ -634,14 +632,6 @@ def _detach_expense_indexes(conn: psycopg.Connection) -> list[sql.Composable]:
                 from pg_constraint
                 where pg_constraint.conindid = pg_index.indexrelid
             )
-            and array(
-                select pg_attribute.attname::text
-                from unnest(pg_index.indkey[0:1]) with ordinality as keys (attnum, position)
-                inner join pg_attribute
-                    on pg_attribute.attrelid = pg_index.indrelid
-                    and pg_attribute.attnum = keys.attnum
-                order by keys.position
-            ) <> array['user_id', 'category_id']
         order by index_class.relname
         """
     ).fetchall()

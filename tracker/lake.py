@@ -76,6 +76,7 @@ from .export import (
     git_commit,
     plan_export,
 )
+from .models import inline_sql
 
 FACTS = ("fact_expenses", "fact_budgets", "alerts")
 DIMENSIONS = ("dim_user", "dim_category", "dim_date")
@@ -151,9 +152,10 @@ def export_lake(
         staging.mkdir()
         try:
             lake_id = (previous or {}).get("lake_id") or uuid.uuid4().hex
+            sources = {name: inline_sql(project, name) for name in LAKE_MODELS}
             plan = _write_staging(
                 url, items, staging, previous, reason, lake_id, include_pii, on_progress,
-                _can_use_psql(url) if use_psql is None else use_psql,
+                _can_use_psql(url) if use_psql is None else use_psql, sources,
             )
             manifest = _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id)
             journal = {
@@ -237,8 +239,13 @@ def recover_lake(lake_dir: Path) -> bool:
 
 
 def _write_staging(url, items, staging, previous, reason, lake_id, include_pii, on_progress,
-                   use_psql):
-    """Copy what changed into staging; the moves, removals and snapshot of this export."""
+                   use_psql, sources):
+    """Copy what changed into staging; the moves, removals and snapshot of this export.
+
+    Each model is read from its own SQL over the base tables (sources), not from the table
+    `run` built, so the lake holds the snapshot's rows even when `run` has not been run since
+    the last write: the change log and the files always describe the same rows.
+    """
     work = staging / "work"
     work.mkdir()
     old_files = {entry["path"]: entry for entry in (previous or {}).get("files", [])}
@@ -313,7 +320,7 @@ def _write_staging(url, items, staging, previous, reason, lake_id, include_pii, 
                         where = sql.SQL("{} = any({})").format(
                             sql.Identifier(PARTITION_COLUMN), sql.Literal(sorted(wanted))
                         )
-                    query = export_query(conn, item, columns, where)
+                    query = export_query(conn, item, columns, where, sources[item.name])
                     jobs.append((item, query, work / f"{item.name}.csv"))
                     job_plans.append((item, columns, wanted))
 

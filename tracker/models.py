@@ -27,6 +27,8 @@ API (shared with the exporter and the checks):
     compile_models(project, models, out_dir, engine='postgres', vars=None) -> list of paths
 """
 
+from __future__ import annotations
+
 import difflib
 import graphlib
 import math
@@ -38,8 +40,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import jinja2
-import psycopg
-from psycopg import sql
 
 from . import config
 from .errors import InputError, TrackerError
@@ -47,7 +47,7 @@ from .errors import InputError, TrackerError
 SCHEMA = "analytics"
 ENGINES = ("postgres", "duckdb", "spark")
 LAYERS = ("staging", "marts")
-SOURCE_TABLES = ("users", "categories", "budgets", "expenses", "alerts")
+SOURCE_TABLES = ("users", "categories", "budgets", "expenses", "alerts", "budget_spending")
 SOURCE_SCHEMAS = {"postgres": "public", "duckdb": "main", "spark": "lake"}
 CONFIG_KEYS = ("materialized", "description", "columns", "unique_key", "order_by", "export")
 COLUMN_KEYS = ("description", "tests", "pii")
@@ -55,6 +55,8 @@ MATERIALIZATIONS = ("view", "table")
 NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Serializes concurrent `run`s on one database; a different id from the migration lock.
 RUN_LOCK_ID = 7_240_517_002
+# work_mem of a build or test transaction: a million expenses aggregate in memory.
+BUILD_WORK_MEM = "256MB"
 
 _MISSING = object()
 
@@ -123,6 +125,8 @@ class Project:
         self.order = order
         self.environment = environment
         self.macros = macros
+        # Compiled templates by source text: a file is compiled once, not on every render.
+        self.templates: dict[str, jinja2.Template] = {}
 
     def __getitem__(self, name: str) -> Model:
         return self.models[name]
@@ -215,6 +219,30 @@ def render(model: Model, engine: str = "postgres", vars: dict | None = None) -> 
     return _render(model.project, model.path, model.name, engine, vars or {}, recorder=None)
 
 
+def inline_sql(project: Project, name: str, engine: str = "postgres",
+                vars: dict | None = None) -> str:
+    """One statement computing model `name` straight from the base tables.
+
+    The model and every model it reads from are rendered and inlined as CTEs (each ref()
+    pointed at its CTE), so the result is current whatever `run` last built: the marts are
+    tables, and a reader that must see the newest rows (the lake, the API) uses this.
+    """
+    needed = project.upstream(name) | {name}
+    pattern = re.compile(rf"\b{re.escape(SCHEMA)}\.([a-z_][a-z0-9_]*)\b")
+    parts = []
+    for model_name in project.order:
+        if model_name not in needed:
+            continue
+        rendered = pattern.sub(
+            lambda match: (
+                f'"model__{match.group(1)}"' if match.group(1) in needed else match.group(0)
+            ),
+            render(project[model_name], engine, vars),
+        )
+        parts.append(f'"model__{model_name}" as (\n{rendered}\n)')
+    return "with " + ",\n".join(parts) + f'\nselect * from "model__{name}"'
+
+
 def render_file(project: Project, path: Path | str, engine: str = "postgres",
                 vars: dict | None = None) -> str:
     """Any template (e.g. a data test in queries/tests/) rendered with the project's macros and
@@ -249,31 +277,51 @@ def run_models(conn: psycopg.Connection, project: Project, models: Iterable[Mode
     (views of other models) is rebuilt too, so a partial run leaves the schema whole.
     On any failure the transaction rolls back and the previous build stays as it was.
     """
-    selected = [model.name for model in models]
     with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(%s)", [RUN_LOCK_ID])
-        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCHEMA)))
-        existing = {name: rel.kind for name, rel in analytics_relations(conn).items()}
-        names = _rebuild_set(conn, project, set(selected), existing)
-        rendered = {name: render(project[name], "postgres", vars) for name in names}
-        for name in sorted(names & set(existing)):
-            kind = _RELKIND_DROP[existing[name]]
-            conn.execute(
-                sql.SQL("drop {} if exists {} cascade").format(
-                    sql.SQL(kind), sql.Identifier(SCHEMA, name)
-                )
+        begin_build(conn)
+        return build_models(conn, project, models, vars, on_model)
+
+
+def begin_build(conn: psycopg.Connection) -> None:
+    """First statements of a build transaction: one snapshot for every model, enough memory.
+
+    REPEATABLE READ: every table model is computed from the same data, even while others
+    write. work_mem: the marts aggregate every expense; in memory, not in temporary files.
+    """
+    conn.execute("set transaction isolation level repeatable read")
+    conn.execute("select set_config('work_mem', %s, true)", [BUILD_WORK_MEM])
+
+
+def build_models(conn: psycopg.Connection, project: Project, models: Iterable[Model],
+                 vars: dict | None = None,
+                 on_model: Callable[[str, float], None] | None = None) -> list[tuple[str, float]]:
+    """run_models' work inside the caller's transaction (see begin_build)."""
+    from psycopg import sql
+
+    selected = [model.name for model in models]
+    conn.execute("select pg_advisory_xact_lock(%s)", [RUN_LOCK_ID])
+    conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCHEMA)))
+    existing = {name: rel.kind for name, rel in analytics_relations(conn).items()}
+    names = _rebuild_set(conn, project, set(selected), existing)
+    rendered = {name: render(project[name], "postgres", vars) for name in names}
+    for name in sorted(names & set(existing)):
+        kind = _RELKIND_DROP[existing[name]]
+        conn.execute(
+            sql.SQL("drop {} if exists {} cascade").format(
+                sql.SQL(kind), sql.Identifier(SCHEMA, name)
             )
-        timings = []
-        for name in project.order:
-            if name not in names:
-                continue
-            model = project[name]
-            started = time.perf_counter()
-            _build_postgres(conn, model, rendered[name])
-            elapsed = time.perf_counter() - started
-            timings.append((name, elapsed))
-            if on_model:
-                on_model(name, elapsed)
+        )
+    timings = []
+    for name in project.order:
+        if name not in names:
+            continue
+        model = project[name]
+        started = time.perf_counter()
+        _build_postgres(conn, model, rendered[name])
+        elapsed = time.perf_counter() - started
+        timings.append((name, elapsed))
+        if on_model:
+            on_model(name, elapsed)
     return timings
 
 
@@ -311,6 +359,8 @@ def sql_literal(value, engine: str = "postgres") -> str:
             "Pass a scalar JSON value for each var."
         )
     if engine == "postgres":
+        from psycopg import sql
+
         return sql.Literal(value).as_string(None).strip()
     if value is None:
         return "null"
@@ -473,6 +523,9 @@ def _render(project: Project, path: Path, name: str, engine: str, vars: dict,
         return ""
 
     def var(var_name: str, default=_MISSING) -> str:
+        if recorder is not None:
+            # Discovery keeps only refs and config; the text (and quoting) is thrown away.
+            return "null"
         if var_name in vars:
             return sql_literal(vars[var_name], engine)
         if default is not _MISSING:
@@ -493,7 +546,11 @@ def _render(project: Project, path: Path, name: str, engine: str, vars: dict,
         "this": f"{SCHEMA}.{name}",
     }
     try:
-        template = project.environment.from_string(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        template = project.templates.get(text)
+        if template is None:
+            template = project.environment.from_string(text)
+            project.templates[text] = template
         if project.macros is not None:
             module = project.macros.make_module({"target": target, "var": var})
             macros = {key: getattr(module, key) for key in dir(module) if not key.startswith("_")}
@@ -610,6 +667,9 @@ def _rebuild_set(conn, project: Project, selected: set[str], existing: dict[str,
 
 
 def _build_postgres(conn, model: Model, rendered: str) -> None:
+    import psycopg
+    from psycopg import sql
+
     relation = sql.Identifier(SCHEMA, model.name)
     kind = sql.SQL(model.materialized)
     try:

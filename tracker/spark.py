@@ -111,6 +111,17 @@ LAKE_SOURCES = {
             acknowledged_at
         from lake_files.alerts
     """,
+    # Not in the lake: V010's per-key totals are derived state, so they are derived here
+    # exactly as its triggers keep them (the sum of each key's expenses).
+    "budget_spending": """
+        select
+            user_id,
+            category_id,
+            cast(date_trunc('month', date) as date) as month,
+            cast(sum(amount) as decimal(38,2)) as spent
+        from lake_files.fact_expenses
+        group by user_id, category_id, cast(date_trunc('month', date) as date)
+    """,
 }
 # Model columns that come from base-table columns the lake does not carry.
 LAKE_MISSING_COLUMNS = {
@@ -405,6 +416,7 @@ def run_check_spark(project: Project, *, master: str = DEFAULT_MASTER, seeds_dir
             duck_module.create_base_tables(duck)
             duck_module.load_seeds(duck, seeds_dir or config.SEEDS_DIR)
             duck_module.fill_alerts(duck, project)
+            duck_module.fill_budget_spending(duck)
             for table in duck_module.BASE_TABLES:
                 target = _duck_text(str(workdir / f"{table}.parquet"))
                 duck.execute(f"copy main.{table} to {target} (format parquet)")

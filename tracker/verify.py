@@ -178,9 +178,21 @@ def _lake_postgres_stats(url: str, entries: list[dict]) -> dict[str, tuple | str
 
     from .db import connect
 
+    from .models import inline_sql, load_project
+
     by_model: dict[str, list[dict]] = {}
     for entry in entries:
         by_model.setdefault(entry.get("model", ""), []).append(entry)
+    project = load_project()
+
+    def relation(model: str) -> sql.Composable:
+        # The lake is written from each model's own SQL over the base tables (the marts are
+        # tables `run` may not have rebuilt since), so it is recounted from the same SQL.
+        if model not in project.models:
+            return sql.Identifier(SCHEMA, model)
+        statement = inline_sql(project, model).replace("%", "%%")
+        return sql.SQL("({}) as {}").format(sql.SQL(statement), sql.Identifier(model))
+
     stats: dict[str, tuple | str] = {}
     with connect(url) as conn:
         conn.read_only = True
@@ -202,12 +214,12 @@ def _lake_postgres_stats(url: str, entries: list[dict]) -> dict[str, tuple | str
                     query = sql.SQL(
                         "select cast(month as text), {} from {} "
                         "where month = any(cast({} as date[])) group by month"
-                    ).format(sql.SQL(", ").join(aggregates), sql.Identifier(SCHEMA, model),
+                    ).format(sql.SQL(", ").join(aggregates), relation(model),
                              sql.Placeholder())
                     params = [months]
                 else:
                     query = sql.SQL("select null, {} from {}").format(
-                        sql.SQL(", ").join(aggregates), sql.Identifier(SCHEMA, model)
+                        sql.SQL(", ").join(aggregates), relation(model)
                     )
                     params = []
                 try:

@@ -1,4 +1,4 @@
--- The five base tables for fast local checks in DuckDB: columns, order, types and defaults
+-- The base tables for fast local checks in DuckDB: columns, order, types and defaults
 -- of database/migrations (the source of truth; tests/test_check.py compares the two).
 -- No triggers or checks: alerts come from queries/checks/budget_alert_crossings.sql.
 
@@ -54,4 +54,12 @@ create table main.alerts (
     budget_amount decimal(12, 2) not null,
     fired_at timestamptz not null default current_timestamp,
     acknowledged_at timestamptz
+);
+
+-- V010's per-key spending totals; DuckDB has no trigger, so `check` fills it from expenses.
+create table main.budget_spending (
+    user_id bigint not null,
+    category_id bigint not null,
+    month date not null,
+    spent decimal(38, 2) not null
 );

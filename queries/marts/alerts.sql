@@ -1,7 +1,7 @@
 -- Power BI fact table of budget alerts: one row per alert the database trigger fired.
 -- Consumers: Power BI (alerts).
 {{ config(
-    materialized='view',
+    materialized='table',
     description='Budget alerts: each time spending in a category and month went above its budget.',
     columns={
         'alert_id': {'description': 'The alert.', 'tests': ['not_null']},

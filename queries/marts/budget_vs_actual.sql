@@ -1,7 +1,7 @@
 -- Each monthly budget against what was spent in its category and month: one row per budget.
 -- Consumers: Power BI (budget_vs_actual), psql users.
 {{ config(
-    materialized='view',
+    materialized='table',
     description='Every budget with the spending of its user, category and month, what remains, and a status.',
     columns={
         'budget_id': {'description': 'The budget.', 'tests': ['not_null']},

@@ -1,7 +1,7 @@
 -- Power BI category dimension: one row per category.
 -- Consumers: Power BI (dim_category).
 {{ config(
-    materialized='view',
+    materialized='table',
     description='Spending categories with their display colour.',
     columns={
         'category_id': {'description': 'The category.', 'tests': ['not_null']},

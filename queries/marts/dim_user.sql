@@ -1,7 +1,7 @@
 -- Power BI user dimension: one row per user.
 -- Consumers: Power BI (dim_user; the exporter drops the pii email unless --include-pii).
 {{ config(
-    materialized='view',
+    materialized='table',
     description='Users, the people whose spending the facts record.',
     columns={
         'user_id': {'description': 'The user.', 'tests': ['not_null']},

@@ -1,7 +1,7 @@
 -- Power BI fact table of monthly budgets: one row per budget (user, category, month).
 -- Consumers: Power BI (fact_budgets), joined to dim_user, dim_category and dim_date.
 {{ config(
-    materialized='view',
+    materialized='table',
     description='Every monthly budget, keyed to dim_user, dim_category and dim_date (month).',
     columns={
         'budget_id': {'description': 'The budget.', 'tests': ['not_null']},

@@ -1,7 +1,7 @@
 -- Power BI fact table of expenses: one row per expense.
 -- Consumers: Power BI (fact_expenses), joined to dim_user, dim_category and dim_date.
 {{ config(
-    materialized='view',
+    materialized='table',
     description='Every expense, keyed to dim_user, dim_category and dim_date.',
     columns={
         'expense_id': {'description': 'The expense.', 'tests': ['not_null']},

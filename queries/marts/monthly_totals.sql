@@ -1,7 +1,7 @@
 -- Monthly spending per user: one row per user and month with at least one expense.
 -- Consumers: Power BI (monthly_totals), psql users, rolling_trend.
 {{ config(
-    materialized='view',
+    materialized='table',
     description='Total spent and number of expenses per user and calendar month.',
     columns={
         'user_id': {'description': 'The user.', 'tests': ['not_null', {'relationships': {'to': 'dim_user', 'field': 'user_id'}}]},

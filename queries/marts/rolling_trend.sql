@@ -2,7 +2,7 @@
 -- month from the user's first expense month to their last, empty months included as 0.
 -- Consumers: Power BI (rolling_trend), psql users.
 {{ config(
-    materialized='view',
+    materialized='table',
     description='Monthly spending per user over every calendar month of their range, with 3-month rolling total and average.',
     columns={
         'user_id': {'description': 'The user.', 'tests': ['not_null', {'relationships': {'to': 'dim_user', 'field': 'user_id'}}]},

@@ -1,7 +1,7 @@
 -- Categories ranked by spending within each user's month: one row per user, month and category.
 -- Consumers: Power BI (top_categories), psql users.
 {{ config(
-    materialized='view',
+    materialized='table',
     description='Spending per user, month and category, ranked from the largest total.',
     columns={
         'user_id': {'description': 'The user.', 'tests': ['not_null', {'relationships': {'to': 'dim_user', 'field': 'user_id'}}]},

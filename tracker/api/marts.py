@@ -7,7 +7,6 @@ analytics schema built by `run` is never read by the API (its views run with the
 rights, which row-level security does not bind), and tracker_api has no access to it.
 """
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -24,27 +23,10 @@ MARTS = ("monthly_totals", "top_categories", "budget_vs_actual", "rolling_trend"
 def mart_sql(name: str) -> str:
     """One statement computing mart `name` from the base tables."""
     project = models.load_project()
-    needed = project.upstream(name) | {name}
-    parts = []
-    for model_name in project.order:
-        if model_name not in needed:
-            continue
-        rendered = models.render(project[model_name], "postgres")
-        # ref() renders as analytics.<model>; point it at the CTE of the same model instead.
-        rendered = re.sub(
-            rf"\b{re.escape(models.SCHEMA)}\.([a-z_][a-z0-9_]*)\b",
-            lambda match: (
-                f'"model__{match.group(1)}"' if match.group(1) in needed else match.group(0)
-            ),
-            rendered,
-        )
-        parts.append(f'"model__{model_name}" as (\n{rendered}\n)')
+    statement = models.inline_sql(project, name, "postgres")
     order = project[name].order_by
     order_sql = ", ".join(sql.Identifier(column).as_string() for column in order)
-    return (
-        "with " + ",\n".join(parts) + f'\nselect * from "model__{name}"'
-        + (f" order by {order_sql}" if order else "")
-    )
+    return statement + (f" order by {order_sql}" if order else "")
 
 
 def read_mart(conn: psycopg.Connection, name: str) -> list[dict]:
