@@ -43,7 +43,7 @@ if __name__ == "__main__":
 
 import click  # noqa: E402 - after the venv bootstrap, which needs only the standard library
 
-from tracker import config  # noqa: E402
+from tracker.plumbing import config  # noqa: E402
 from tracker.errors import InputError, TrackerError  # noqa: E402
 
 
@@ -81,7 +81,7 @@ def _one_line(text: str) -> str:
 
 def database(ctx: click.Context, *, start: bool = True):
     """The database chosen by --database-url, DATABASE_URL, .env or the private server."""
-    from tracker import db
+    from tracker.plumbing import db
 
     return db.resolve(ctx.find_root().params.get("database_url"), start=start)
 
@@ -168,7 +168,7 @@ def db_init(ctx, seed):
 
         python cli.py db-init --no-seed
     """
-    from tracker.bootstrap import initialize_database
+    from tracker.plumbing.bootstrap import initialize_database
 
     target = database(ctx)
     click.echo(f"Database: {target.masked_url} ({target.source})")
@@ -208,7 +208,7 @@ def db_status(ctx):
 
         python cli.py db status
     """
-    from tracker.bootstrap import database_status
+    from tracker.plumbing.bootstrap import database_status
 
     status = database_status(database(ctx, start=False))
     click.echo(f"Database:   {status.database.masked_url}")
@@ -235,7 +235,7 @@ def db_stop():
 
         python cli.py db stop
     """
-    from tracker.db import private_server
+    from tracker.plumbing.db import private_server
 
     if private_server().stop():
         click.echo("Stopped the private PostgreSQL server.")
@@ -253,7 +253,7 @@ def psql(ctx, psql_args):
 
         python cli.py psql -c "select * from analytics.monthly_totals"
     """
-    from tracker.psql import psql_command
+    from tracker.plumbing.psql import psql_command
 
     command, env = psql_command(database(ctx).url)
     sys.stdout.flush()
@@ -288,7 +288,7 @@ def generate(ctx, users, expenses, months, seed, start_month):
     """
     import contextlib
 
-    from tracker.generate import generate_data, parse_options
+    from tracker.everyday.generate import generate_data, parse_options
 
     options = parse_options(
         users=users, expenses=expenses, months=months, seed=seed, start_month=start_month
@@ -328,7 +328,7 @@ def generate(ctx, users, expenses, months, seed, start_month):
 
 def _connection(ctx):
     """An autocommit connection: each library call runs in its own transaction."""
-    from tracker import db
+    from tracker.plumbing import db
 
     return db.connect(database(ctx).url, autocommit=True)
 
@@ -395,7 +395,7 @@ def user_add(ctx, name, email, currency):
     \b
         python cli.py user add --name "Asha Rao" --email asha@example.com --currency INR
     """
-    from tracker.users import add_user
+    from tracker.everyday.users import add_user
 
     with _connection(ctx) as conn:
         user = add_user(conn, name, email, currency)
@@ -413,7 +413,7 @@ def user_list(ctx, fmt):
     \b
         python cli.py user list --format json
     """
-    from tracker.users import list_users
+    from tracker.everyday.users import list_users
 
     with _connection(ctx) as conn:
         users = list_users(conn)
@@ -439,7 +439,7 @@ def user_update(ctx, user, name, email, currency):
     \b
         python cli.py user update asha@example.com --name "Asha R. Rao" --email asha.rao@example.com
     """
-    from tracker.users import update_user
+    from tracker.everyday.users import update_user
 
     with _connection(ctx) as conn:
         updated = update_user(conn, user, name=name, email=email, currency=currency)
@@ -461,7 +461,7 @@ def user_delete(ctx, user, yes):
     \b
         python cli.py user delete asha@example.com --yes
     """
-    from tracker.users import delete_user, describe_user_data
+    from tracker.everyday.users import delete_user, describe_user_data
 
     with _connection(ctx) as conn:
         deleted = delete_user(conn, user, confirmed=yes)
@@ -493,7 +493,7 @@ def category_add(ctx, name, description, color):
     \b
         python cli.py category add --name Travel --description "Trains, flights" --color "#1E88E5"
     """
-    from tracker.categories import add_category
+    from tracker.everyday.categories import add_category
 
     with _connection(ctx) as conn:
         category = add_category(conn, name, description, color)
@@ -511,7 +511,7 @@ def category_list(ctx, fmt):
     \b
         python cli.py category list
     """
-    from tracker.categories import list_categories
+    from tracker.everyday.categories import list_categories
 
     with _connection(ctx) as conn:
         rows = list_categories(conn)
@@ -535,7 +535,7 @@ def category_rename(ctx, category, new_name):
     \b
         python cli.py category rename Travel --to "Travel & trips"
     """
-    from tracker.categories import rename_category
+    from tracker.everyday.categories import rename_category
 
     with _connection(ctx) as conn:
         renamed = rename_category(conn, category, new_name)
@@ -563,7 +563,7 @@ def category_delete(ctx, category, move_to, dry_run):
     \b
         python cli.py category delete Entertainment --move-to Shopping --dry-run
     """
-    from tracker.categories import delete_category
+    from tracker.everyday.categories import delete_category
 
     with _connection(ctx) as conn:
         deleted = delete_category(conn, category, move_to, dry_run=dry_run)
@@ -647,7 +647,7 @@ def expense_add(ctx, user, category, amount, day, note, currency):
     \b
         python cli.py expense add --user aman@example.com --category Food --amount 250.50 --date 2025-05-20 --note "Lunch"
     """
-    from tracker.expenses import add_expense
+    from tracker.everyday.expenses import add_expense
 
     with _connection(ctx) as conn:
         expense = add_expense(conn, user, category, amount, day, note, currency)
@@ -692,7 +692,7 @@ def expense_list(ctx, user, category, month, date_from, date_to, min_amount, max
     \b
         python cli.py expense list --user aman@example.com --month 2025-05 --min 100 --format csv
     """
-    from tracker.expenses import expense_filter, fetch_expenses, stream_expenses
+    from tracker.everyday.expenses import expense_filter, fetch_expenses, stream_expenses
 
     with _connection(ctx) as conn:
         chosen = expense_filter(conn, user=user, category=category, month=month,
@@ -731,7 +731,7 @@ def expense_update(ctx, expense_id, note, amount, category, day):
     \b
         python cli.py expense update 3 --amount 180 --note "Taxi to airport"
     """
-    from tracker.expenses import update_expense
+    from tracker.everyday.expenses import update_expense
 
     changes = {"amount": amount, "category": category, "day": day}
     if note is not None:
@@ -754,7 +754,7 @@ def expense_delete(ctx, expense_id):
     \b
         python cli.py expense delete 3
     """
-    from tracker.expenses import delete_expense
+    from tracker.everyday.expenses import delete_expense
 
     with _connection(ctx) as conn:
         expense = delete_expense(conn, expense_id)
@@ -789,7 +789,7 @@ def budget_set(ctx, user, category, month, amount):
     \b
         python cli.py budget set --user aman@example.com --category Food --month 2025-05 --amount 9000
     """
-    from tracker.budgets import set_budget
+    from tracker.everyday.budgets import set_budget
 
     with _connection(ctx) as conn:
         budget = set_budget(conn, user, category, month, amount)
@@ -815,7 +815,7 @@ def budget_list(ctx, user, month, fmt):
     \b
         python cli.py budget list --user aman@example.com --month 2025-05
     """
-    from tracker.budgets import list_budgets
+    from tracker.everyday.budgets import list_budgets
 
     with _connection(ctx) as conn:
         rows = list_budgets(conn, user, month)
@@ -843,7 +843,7 @@ def budget_transfer(ctx, user, from_category, to_category, month, amount):
     \b
         python cli.py budget transfer --user aman@example.com --from Shopping --to Food --month 2025-05 --amount 1000
     """
-    from tracker.budgets import transfer_budget
+    from tracker.everyday.budgets import transfer_budget
 
     with _connection(ctx) as conn:
         moved = transfer_budget(conn, user, from_category, to_category, month, amount)
@@ -871,7 +871,7 @@ def budget_delete(ctx, user, category, month):
     \b
         python cli.py budget delete --user aman@example.com --category Food --month 2025-05
     """
-    from tracker.budgets import delete_budget
+    from tracker.everyday.budgets import delete_budget
 
     with _connection(ctx) as conn:
         deleted = delete_budget(conn, user, category, month)
@@ -896,7 +896,7 @@ def alerts_group(ctx, user, unread, fmt):
     """
     if ctx.invoked_subcommand is not None:
         return
-    from tracker.alerts import list_alerts
+    from tracker.everyday.alerts import list_alerts
 
     with _connection(ctx) as conn:
         rows = list_alerts(conn, user, unread=unread)
@@ -917,7 +917,7 @@ def alerts_ack(ctx, alert_id):
     \b
         python cli.py alerts ack 1
     """
-    from tracker.alerts import acknowledge_alert
+    from tracker.everyday.alerts import acknowledge_alert
 
     with _connection(ctx) as conn:
         ack = acknowledge_alert(conn, alert_id)
@@ -963,8 +963,8 @@ def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, del
     \b
         python cli.py import examples/statement.csv --user aman@example.com --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y --rules examples/rules.csv --default-category Shopping
     """
-    from tracker import db
-    from tracker.importer import import_statement, load_rules, parse_mapping
+    from tracker.plumbing import db
+    from tracker.everyday.importer import import_statement, load_rules, parse_mapping
 
     column_mapping = parse_mapping(mapping)
     rules = load_rules(rules_file) if rules_file else []
@@ -1018,7 +1018,7 @@ def summary(ctx, user, month, fmt):
     """
     import json
 
-    from tracker.summary import summarize_month
+    from tracker.everyday.summary import summarize_month
 
     with _connection(ctx) as conn:
         report = summarize_month(conn, user, month)
@@ -1099,9 +1099,9 @@ def run_command(ctx, select, vars_json, engine, master, lake_dir, out_dir):
         python cli.py run --select +budget_vs_actual
         python cli.py run --engine spark --master 'local[2]'
     """
-    from tracker.db import connect
-    from tracker.model_vars import parse_vars
-    from tracker.models import load_project, run_models
+    from tracker.plumbing.db import connect
+    from tracker.pipeline.model_vars import parse_vars
+    from tracker.pipeline.models import load_project, run_models
 
     project = load_project()
     model_vars = parse_vars(vars_json, project.queries_dir)
@@ -1137,8 +1137,8 @@ def compile_command(select, vars_json, engine, out_dir):
 
         python cli.py compile --select +rolling_trend --engine duckdb
     """
-    from tracker.model_vars import parse_vars
-    from tracker.models import compile_models, load_project
+    from tracker.pipeline.model_vars import parse_vars
+    from tracker.pipeline.models import compile_models, load_project
 
     project = load_project()
     model_vars = parse_vars(vars_json, project.queries_dir)
@@ -1210,8 +1210,8 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi, lake_di
     if full:
         raise InputError("Error: --full applies only to --lake. Add --lake [DIR] or drop --full.")
 
-    from tracker.export import export_items, export_models, select_export_models
-    from tracker.models import load_project
+    from tracker.pipeline.export import export_items, export_models, select_export_models
+    from tracker.pipeline.models import load_project
 
     models = select_export_models(load_project(), " ".join(select) or None)
     target = database(ctx)
@@ -1238,7 +1238,7 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi, lake_di
 
     # Issue 13: a Power BI project over exactly these files (no database needed).
     if powerbi:
-        from tracker.powerbi import write_powerbi_project
+        from tracker.reports.powerbi import write_powerbi_project
 
         project = write_powerbi_project(models, result.manifest, result.out_dir)
         click.echo(f"Wrote {project.pbip} ({project.tables} tables, {project.relationships} "
@@ -1294,7 +1294,7 @@ def report_command(ctx, user, month, out_path):
     """
     from pathlib import Path
 
-    from tracker.report import write_report
+    from tracker.reports.report import write_report
 
     out = Path(out_path) if out_path else config.EXPORTS_DIR / "report.html"
     written = write_report(database(ctx).url, out, user=user, month=month)
@@ -1315,7 +1315,7 @@ def _run_spark(project, select, model_vars, master, lake_dir, out_dir):
     """run --engine spark: the marts over the lake, written as Parquet."""
     from pathlib import Path
 
-    from tracker.spark import run_spark
+    from tracker.pipeline.spark import run_spark
 
     out = Path(out_dir) if out_dir else config.EXPORTS_DIR / "spark"
     lake = _lake_path(lake_dir)
@@ -1335,8 +1335,8 @@ def _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select):
     """export --lake: the partitioned Parquet lake, incremental unless --full."""
     from pathlib import Path
 
-    from tracker.lake import export_lake
-    from tracker.models import load_project
+    from tracker.pipeline.lake import export_lake
+    from tracker.pipeline.models import load_project
 
     if out_dir or select or fmt != "both":
         raise InputError("Error: --out, --select and --format do not apply to --lake, which "
@@ -1398,9 +1398,9 @@ def build_command(ctx, vars_json, out_dir, fmt, include_pii, bom, powerbi, lock_
     \b
         python cli.py build --out exports
     """
-    from tracker.build import build_project
-    from tracker.model_vars import parse_vars
-    from tracker.models import load_project
+    from tracker.pipeline.build import build_project
+    from tracker.pipeline.model_vars import parse_vars
+    from tracker.pipeline.models import load_project
 
     project = load_project()
     model_vars = parse_vars(vars_json, project.queries_dir)
@@ -1437,8 +1437,8 @@ def build_command(ctx, vars_json, out_dir, fmt, include_pii, bom, powerbi, lock_
 
     # Issue 13: the Power BI project over exactly these files, as `export` writes it.
     if powerbi:
-        from tracker.export import select_export_models
-        from tracker.powerbi import write_powerbi_project
+        from tracker.pipeline.export import select_export_models
+        from tracker.reports.powerbi import write_powerbi_project
 
         project_files = write_powerbi_project(select_export_models(project),
                                               report.export.manifest, report.export.out_dir)
@@ -1507,11 +1507,11 @@ def check_command(ctx, select, queries_dir, verbose, engine, master):
         python cli.py check --verbose
         python cli.py check --engine spark --master 'local[2]'
     """
-    from tracker.checks import run_check
-    from tracker.models import load_project
+    from tracker.pipeline.checks import run_check
+    from tracker.pipeline.models import load_project
 
     if engine == "spark":
-        from tracker.spark import run_check_spark
+        from tracker.pipeline.spark import run_check_spark
 
         report = run_check_spark(load_project(queries_dir), master=master, select=select)
     else:
@@ -1538,9 +1538,9 @@ def test_command(ctx, select, queries_dir, verbose):
 
         python cli.py run && python cli.py test --select budget_vs_actual
     """
-    from tracker.checks import run_postgres_tests
-    from tracker.db import connect
-    from tracker.models import load_project
+    from tracker.pipeline.checks import run_postgres_tests
+    from tracker.plumbing.db import connect
+    from tracker.pipeline.models import load_project
 
     project = load_project(queries_dir)
     with connect(database(ctx).url) as conn:
@@ -1576,8 +1576,8 @@ def parity_command(ctx, select, queries_dir, engine, master, lake_dir):
     """
     import tempfile
 
-    from tracker.checks import compare_engines
-    from tracker.models import load_project
+    from tracker.pipeline.checks import compare_engines
+    from tracker.pipeline.models import load_project
 
     project = load_project(queries_dir)
     target = database(ctx)
@@ -1585,8 +1585,8 @@ def parity_command(ctx, select, queries_dir, engine, master, lake_dir):
     engine_name = "Spark" if engine == "spark" else "DuckDB"
     with tempfile.TemporaryDirectory(prefix="tracker_parity_") as workdir:
         if engine == "spark":
-            from tracker.lake import export_lake
-            from tracker.spark import compare_spark
+            from tracker.pipeline.lake import export_lake
+            from tracker.pipeline.spark import compare_spark
 
             lake = _lake_path(lake_dir)
             export_lake(target.url, project, lake)
@@ -1642,7 +1642,7 @@ def verify_command(ctx, out_dir, partitions):
     """
     from pathlib import Path
 
-    from tracker.verify import verify_export
+    from tracker.pipeline.verify import verify_export
 
     directory = Path(out_dir) if out_dir else config.EXPORTS_DIR
     report = verify_export(database(ctx).url, directory, only=partitions)
@@ -1730,7 +1730,7 @@ def token_create(ctx, user, name):
     \b
         TOKEN=$(python cli.py token create --user aman@example.com --name phone | tail -n 1)
     """
-    from tracker.tokens import create_token
+    from tracker.everyday.tokens import create_token
 
     with _connection(ctx) as conn:
         created = create_token(conn, user, name)
@@ -1751,7 +1751,7 @@ def token_list(ctx, user, fmt):
     \b
         python cli.py token list --user aman@example.com
     """
-    from tracker.tokens import list_tokens
+    from tracker.everyday.tokens import list_tokens
 
     def when(value):
         return f"{value:%Y-%m-%d %H:%M}" if value else ""
@@ -1775,7 +1775,7 @@ def token_revoke(ctx, token_id):
     \b
         python cli.py token revoke 3
     """
-    from tracker.tokens import revoke_token
+    from tracker.everyday.tokens import revoke_token
 
     with _connection(ctx) as conn:
         token, already = revoke_token(conn, token_id)

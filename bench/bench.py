@@ -50,10 +50,10 @@ import click  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from tracker import db as tracker_db  # noqa: E402
-from tracker.bootstrap import initialize_database  # noqa: E402
+from tracker.plumbing import db as tracker_db  # noqa: E402
+from tracker.plumbing.bootstrap import initialize_database  # noqa: E402
 from tracker.errors import TrackerError  # noqa: E402
-from tracker.generate import GenerateResult, generate_data, parse_options  # noqa: E402
+from tracker.everyday.generate import GenerateResult, generate_data, parse_options  # noqa: E402
 
 FULL_SCALE = 1_000_000
 COPY_CHUNK_BYTES = 1 << 20

@@ -21,8 +21,8 @@ import time
 import psycopg
 
 from bench import PROJECT_DIR, Figure, section
-from tracker.tokens import create_token
-from tracker.users import add_user
+from tracker.everyday.tokens import create_token
+from tracker.everyday.users import add_user
 
 CLIENTS = 16
 WARM_UP_SECONDS = 1.0

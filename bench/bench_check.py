@@ -12,9 +12,9 @@ import sys
 import time
 
 from bench import PROJECT_DIR, Figure, section
-from tracker import duck as tracker_duck
-from tracker.checks import generic_tests
-from tracker.models import load_project, render
+from tracker.pipeline import duck as tracker_duck
+from tracker.pipeline.checks import generic_tests
+from tracker.pipeline.models import load_project, render
 
 CHECK_SECONDS = 0.5
 HELP_SECONDS = 0.3

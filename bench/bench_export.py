@@ -11,8 +11,8 @@ import subprocess
 import time
 
 from bench import Figure, section
-from tracker import db as tracker_db
-from tracker.export import (
+from tracker.plumbing import db as tracker_db
+from tracker.pipeline.export import (
     SESSION_SETTINGS,
     export_items,
     export_models,
@@ -20,8 +20,8 @@ from tracker.export import (
     plan_export,
     select_export_models,
 )
-from tracker.models import load_project, run_models
-from tracker.psql import psql_command
+from tracker.pipeline.models import load_project, run_models
+from tracker.plumbing.psql import psql_command
 
 CSV_RATIO = 1.05
 FULL_RATIO = 1.5

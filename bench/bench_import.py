@@ -17,7 +17,7 @@ import sys
 import time
 
 from bench import PROJECT_DIR, Figure, _checkpoint, section
-from tracker import db as tracker_db
+from tracker.plumbing import db as tracker_db
 
 IMPORT_RATIO = 2.0
 MEMORY_RATIO = 1.25

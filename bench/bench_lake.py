@@ -21,17 +21,17 @@ from pathlib import Path
 import duckdb
 
 from bench import Figure, section
-from tracker import db as tracker_db
-from tracker.export import export_items, export_models, select_export_models
-from tracker.lake import export_lake
-from tracker.models import SCHEMA, load_project, run_models, run_models_duckdb
+from tracker.plumbing import db as tracker_db
+from tracker.pipeline.export import export_items, export_models, select_export_models
+from tracker.pipeline.lake import export_lake
+from tracker.pipeline.models import SCHEMA, load_project, run_models, run_models_duckdb
 
 FULL_RATIO = 1.5
 INCREMENTAL_SHARE = 0.05
 NEW_EXPENSES = 1000
 SPARK_MASTER = "local[2]"
 
-# The base tables as DuckDB views over a lake (the same mapping tracker/spark.py gives Spark).
+# The base tables as DuckDB views over a lake (the same mapping tracker/pipeline/spark.py gives Spark).
 DUCKDB_SOURCES = {
     "users": "select user_id as id, name, cast(null as varchar) as email, currency, created_at "
              "from read_parquet('{lake}/dim_user.parquet')",
@@ -182,7 +182,7 @@ def _duckdb_models(project, lake: Path) -> float:
 
 def _spark_models(ctx, project, lake: Path) -> float:
     """Every model on Spark over the lake, each written as Parquet (session start excluded)."""
-    from tracker.spark import build_models, register_lake, spark_session, write_models
+    from tracker.pipeline.spark import build_models, register_lake, spark_session, write_models
 
     spark = spark_session(SPARK_MASTER, shuffle_partitions=4, workdir=ctx.workdir)
     started = time.perf_counter()

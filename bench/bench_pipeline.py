@@ -20,12 +20,12 @@ import time
 from psycopg import sql
 
 from bench import EXPENSE_COLUMNS, PROJECT_DIR, Figure, _checkpoint, section
-from tracker import db as tracker_db
-from tracker.build import build_project
-from tracker.export import SESSION_SETTINGS, export_items, select_export_models
-from tracker.generate import generate_data, parse_options
-from tracker.models import load_project, render, run_models
-from tracker.psql import psql_command
+from tracker.plumbing import db as tracker_db
+from tracker.pipeline.build import build_project
+from tracker.pipeline.export import SESSION_SETTINGS, export_items, select_export_models
+from tracker.everyday.generate import generate_data, parse_options
+from tracker.pipeline.models import load_project, render, run_models
+from tracker.plumbing.psql import psql_command
 
 PIPELINE_RATIO = 1.5
 PIPELINE_SECONDS = 20.0

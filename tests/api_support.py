@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from tracker.tokens import create_token
-from tracker.users import add_user
+from tracker.everyday.tokens import create_token
+from tracker.everyday.users import add_user
 
 PROJECT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 60

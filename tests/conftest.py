@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from psycopg import sql
 
-from tracker import db as tracker_db
-from tracker.bootstrap import initialize_database
+from tracker.plumbing import db as tracker_db
+from tracker.plumbing.bootstrap import initialize_database
 
 # Unique per pytest process, so concurrent runs (and xdist workers) never share a template.
 WORKER = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"

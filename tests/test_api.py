@@ -13,7 +13,7 @@ import pytest
 
 from api_support import assert_problem, new_user, sql_rows, sql_value, start_server
 from conftest import _create_database, _drop_database, WORKER
-from tracker import db as tracker_db
+from tracker.plumbing import db as tracker_db
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from api_support import assert_problem, new_user, sql_rows, sql_value, start_server
-from tracker import db as tracker_db
+from tracker.plumbing import db as tracker_db
 from tracker.api.context import user_session
 from tracker.api.problems import ApiProblem
 

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from everyday_support import assert_refused, query, scalar, snapshot
-from tracker import db
-from tracker.budgets import transfer_budget
+from tracker.plumbing import db
+from tracker.everyday.budgets import transfer_budget
 from tracker.errors import TrackerError
 
 AMAN = "aman@example.com"

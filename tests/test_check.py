@@ -8,9 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tracker import config
-from tracker import duck as tracker_duck
-from tracker.models import load_project
+from tracker.plumbing import config
+from tracker.pipeline import duck as tracker_duck
+from tracker.pipeline.models import load_project
 
 # PostgreSQL's format_type() -> the type DuckDB reports for the same column.
 PG_TO_DUCKDB = {

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tracker import config
+from tracker.plumbing import config
 
 
 @pytest.fixture

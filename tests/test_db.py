@@ -5,9 +5,9 @@ import threading
 import psycopg
 import pytest
 
-from tracker.bootstrap import initialize_database
+from tracker.plumbing.bootstrap import initialize_database
 from tracker.errors import TrackerError
-from tracker.migrations import MigrationFailed
+from tracker.plumbing.migrations import MigrationFailed
 
 MIGRATIONS = {
     "V001__first.sql": "-- one\ncreate table first_table (id int primary key);\n",
@@ -105,7 +105,7 @@ def test_failed_migration_through_cli_exits_1_with_one_line(
 ):
     url = fresh_database()
     directory = write_migrations(tmp_path / "m", {"V001__bad.sql": "create tabel oops (id int);\n"})
-    monkeypatch.setattr("tracker.config.MIGRATIONS_DIR", directory)
+    monkeypatch.setattr("tracker.plumbing.config.MIGRATIONS_DIR", directory)
     result = run_cli(url, "db-init", "--no-seed")
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
@@ -156,7 +156,7 @@ def test_db_init_unreachable_server_masks_password(run_cli):
 
 def test_db_init_wrong_password_masks_password(run_cli):
     # The private server trusts only the postgres superuser, so other roles need a password.
-    from tracker.db import private_server
+    from tracker.plumbing.db import private_server
 
     server = private_server()
     server.ensure_running()
@@ -188,8 +188,8 @@ def test_db_stop_then_status_then_any_command_restarts_the_private_server(
     run_cli, monkeypatch, tmp_path
 ):
     # A private server of this test's own, so stopping it never disturbs other test runs.
-    from tracker import config
-    from tracker.db import private_server
+    from tracker.plumbing import config
+    from tracker.plumbing.db import private_server
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setattr(config, "PRIVATE_SERVER_DIR", tmp_path / "pgdata")

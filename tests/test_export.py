@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tracker.export import export_items, export_models, select_export_models
-from tracker.models import load_project
+from tracker.pipeline.export import export_items, export_models, select_export_models
+from tracker.pipeline.models import load_project
 
 TRICKY_NOTE = 'Dinner, "the good place"\nsecond line\r\nthird 🎉 — naïve ₹'
 BOM = b"\xef\xbb\xbf"

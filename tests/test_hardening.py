@@ -264,7 +264,7 @@ def test_import_rules_with_unsupported_syntax_are_refused(run_cli, seeded_url, t
 
 
 def test_import_holds_no_transaction_while_reading_the_file(seeded_url, tmp_path):
-    from tracker.importer import PROGRESS_EVERY_ROWS, import_statement, parse_mapping
+    from tracker.everyday.importer import PROGRESS_EVERY_ROWS, import_statement, parse_mapping
 
     rows = "".join(f"2025-06-{day % 28 + 1:02d},1.00,row {day}\n"
                    for day in range(3 * PROGRESS_EVERY_ROWS))
@@ -776,8 +776,8 @@ def test_table_layout_survives_multi_line_notes_and_long_names(run_cli, seeded_u
 
 def test_v007_stops_and_names_rows_outside_the_range_then_applies_once_fixed(
         run_cli, fresh_database):
-    from tracker import config
-    from tracker.migrations import apply_migrations, discover_migrations
+    from tracker.plumbing import config
+    from tracker.plumbing.migrations import apply_migrations, discover_migrations
 
     url = fresh_database()
     earlier = [m for m in discover_migrations(config.MIGRATIONS_DIR) if m.version < 7]

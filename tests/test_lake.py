@@ -13,7 +13,7 @@ import duckdb
 import psycopg
 import pytest
 
-from tracker.config import PROJECT_DIR
+from tracker.plumbing.config import PROJECT_DIR
 
 FACT_KEYS = {"fact_expenses": "expense_id", "fact_budgets": "budget_id", "alerts": "alert_id"}
 DIMENSION_KEYS = {"dim_user": "user_id", "dim_category": "category_id", "dim_date": "date"}
@@ -269,7 +269,7 @@ def test_export_lake_killed_half_way_then_run_again_gives_the_same_lake(db_url, 
 def test_export_lake_rolls_a_committed_journal_forward(lake_url, run_cli, tmp_path,
                                                         monkeypatch):
     """A crash after the journal (the commit point): the next export finishes the moves."""
-    from tracker.lake import JOURNAL, recover_lake
+    from tracker.pipeline.lake import JOURNAL, recover_lake
 
     lake = tmp_path / "lake"
     assert run_cli(lake_url, "export", "--lake", str(lake)).exit_code == 0
@@ -277,9 +277,9 @@ def test_export_lake_rolls_a_committed_journal_forward(lake_url, run_cli, tmp_pa
         conn.execute("delete from expenses where date between '2025-01-01' and '2025-01-31' "
                      "and id % 2 = 0")
     # A real export, stopped right after its journal: its moves are all still to do.
-    import tracker.lake as lake_module
-    from tracker.lake import export_lake
-    from tracker.models import load_project
+    import tracker.pipeline.lake as lake_module
+    from tracker.pipeline.lake import export_lake
+    from tracker.pipeline.models import load_project
 
     calls = []
 

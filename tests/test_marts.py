@@ -15,7 +15,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from tracker.models import load_project, render_file, run_models_duckdb
+from tracker.pipeline.models import load_project, render_file, run_models_duckdb
 
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")

@@ -7,9 +7,9 @@ import duckdb
 import psycopg
 import pytest
 
-from tracker import config
+from tracker.plumbing import config
 from tracker.errors import InputError, TrackerError
-from tracker.models import load_project, render, render_file, run_models, run_models_duckdb
+from tracker.pipeline.models import load_project, render, render_file, run_models, run_models_duckdb
 
 QUERIES = config.QUERIES_DIR
 ALL_MODELS = sorted(path.stem for layer in ("staging", "marts") for path in (QUERIES / layer).glob("*.sql"))

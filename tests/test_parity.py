@@ -7,9 +7,9 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from tracker import config
-from tracker import duck as tracker_duck
-from tracker.models import load_project, render_file
+from tracker.plumbing import config
+from tracker.pipeline import duck as tracker_duck
+from tracker.pipeline.models import load_project, render_file
 
 GENERATE = ("generate", "--users", "30", "--expenses", "3000", "--months", "14", "--seed", "7")
 ALERT_MODEL = config.QUERIES_DIR / "checks" / "budget_alert_crossings.sql"

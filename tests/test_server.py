@@ -7,7 +7,7 @@ import subprocess
 import psycopg
 import pytest
 
-from tracker.server import PrivateServer, binary
+from tracker.plumbing.server import PrivateServer, binary
 
 
 @pytest.fixture

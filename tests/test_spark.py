@@ -13,14 +13,14 @@ import duckdb
 import psycopg
 import pytest
 
-from tracker.config import QUERIES_DIR
+from tracker.plumbing.config import QUERIES_DIR
 
 EDGE_USER = "edge@example.com"
 
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    from tracker.spark import spark_session, stop_spark
+    from tracker.pipeline.spark import spark_session, stop_spark
 
     session = spark_session("local[2]", shuffle_partitions=2,
                             workdir=tmp_path_factory.mktemp("spark"))
@@ -72,7 +72,7 @@ def test_spark_marts_equal_postgres_on_sample_generated_and_edge_data(spark, see
     result = run_cli(seeded_url, "parity", "--engine", "spark", "--master", "local[2]",
                      "--lake", str(lake))
     assert result.exit_code == 0, result.output
-    from tracker.models import load_project
+    from tracker.pipeline.models import load_project
 
     models = len(load_project().models)
     assert f"PASS: {models} models return the same rows on PostgreSQL and Spark." in result.output

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tracker import config
-from tracker.bootstrap import initialize_database
+from tracker.plumbing import config
+from tracker.plumbing.bootstrap import initialize_database
 
 
 def recorded(conn) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tracker import config
+from tracker.plumbing import config
 
 SCRIPT = config.PROJECT_DIR / "scripts" / "verify.sh"
 # Notes that fool naive CSV handling: commas, quotes, newlines (LF and CRLF), empty text.

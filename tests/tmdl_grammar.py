@@ -1,6 +1,6 @@
 """A strict reader of the TMDL subset a semantic model needs, written for the tests only.
 
-Independent of tracker/powerbi.py (it shares no code with the generator): it follows
+Independent of tracker/reports/powerbi.py (it shares no code with the generator): it follows
 Microsoft's TMDL description (learn.microsoft.com, "TMDL overview"): objects are declared
 as `<type> <name>` (single-quoted when the name has other characters than letters, digits
 and _; a quote is doubled), one tab per level; a property is `name: value` or a bare

@@ -1,7 +1,7 @@
 """The FastAPI application: lifespan-managed connection pool, routes, offline docs, problems.
 
 Why a synchronous pool and endpoints run in a thread pool instead of async psycopg: the
-tracker's operations (tracker/expenses.py, budgets.py, alerts.py, summary.py, ...) are
+tracker's operations (tracker/everyday/expenses.py, budgets.py, alerts.py, summary.py, ...) are
 synchronous psycopg functions with their validation and transactions inside; running them
 unchanged in FastAPI's worker threads reuses every rule and statement of the CLI, where an
 async API would need a second copy of each. psycopg releases the GIL while it waits on the
@@ -18,10 +18,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
 
-from .. import db
-from . import routes_budgets, routes_expenses, routes_more, routes_seed
-from .problems import PROBLEM_MEDIA_TYPE, ApiProblem, error_responses, install_handlers
-from .schemas import Health
+from tracker.plumbing import db
+from tracker.api import routes_budgets, routes_expenses, routes_more, routes_seed
+from tracker.api.problems import PROBLEM_MEDIA_TYPE, ApiProblem, error_responses, install_handlers
+from tracker.api.schemas import Health
 
 DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 DOCS_STATIC_URL = "/docs-assets"

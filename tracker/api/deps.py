@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .context import unauthorized, user_session
+from tracker.api.context import unauthorized, user_session
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `python cli.py token create`.")
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 import psycopg
 from psycopg import sql
 
-from .. import models
+from tracker.pipeline import models
 
 MARTS = ("monthly_totals", "top_categories", "budget_vs_actual", "rolling_trend")
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from ..errors import InputError, TrackerError
+from tracker.errors import InputError, TrackerError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("tracker.api")

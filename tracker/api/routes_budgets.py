@@ -4,11 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from ..budgets import list_budgets, set_budget, transfer_budget
-from ..errors import InputError, TrackerError
-from . import fields
-from .deps import Token, session
-from .problems import (
+from tracker.everyday.budgets import list_budgets, set_budget, transfer_budget
+from tracker.errors import InputError, TrackerError
+from tracker.api import fields
+from tracker.api.deps import Token, session
+from tracker.api.problems import (
     COMMON_ERRORS,
     ApiProblem,
     clean_message,
@@ -16,7 +16,7 @@ from .problems import (
     field_problem,
     not_found,
 )
-from .schemas import AlertOut, BudgetIn, BudgetOut, BudgetSet, TransferIn, TransferOut
+from tracker.api.schemas import AlertOut, BudgetIn, BudgetOut, BudgetSet, TransferIn, TransferOut
 
 router = APIRouter(prefix="/api/v1", tags=["budgets"], responses=COMMON_ERRORS)
 

@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from .. import expense_pages
-from ..errors import InputError
-from ..expenses import add_expense, delete_expense, get_expense, update_expense
-from . import fields
-from .deps import Token, session
-from .problems import (
+from tracker.everyday import expense_pages
+from tracker.errors import InputError
+from tracker.everyday.expenses import add_expense, delete_expense, get_expense, update_expense
+from tracker.api import fields
+from tracker.api.deps import Token, session
+from tracker.api.problems import (
     COMMON_ERRORS,
     ApiProblem,
     clean_message,
@@ -20,7 +20,7 @@ from .problems import (
     field_problem,
     not_found,
 )
-from .schemas import ExpenseChanged, ExpenseIn, ExpenseOut, ExpensePage, ExpensePatch
+from tracker.api.schemas import ExpenseChanged, ExpenseIn, ExpenseOut, ExpensePage, ExpensePatch
 
 router = APIRouter(prefix="/api/v1/expenses", tags=["expenses"],
                    responses=COMMON_ERRORS)

@@ -4,15 +4,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
-from ..alerts import acknowledge_alert, list_alerts
-from ..categories import find_category, list_categories
-from ..errors import InputError
-from ..summary import summarize_month
-from ..users import find_user
-from . import fields, marts
-from .deps import Token, session
-from .problems import COMMON_ERRORS, error_responses, not_found
-from .schemas import (
+from tracker.everyday.alerts import acknowledge_alert, list_alerts
+from tracker.everyday.categories import find_category, list_categories
+from tracker.errors import InputError
+from tracker.everyday.summary import summarize_month
+from tracker.everyday.users import find_user
+from tracker.api import fields, marts
+from tracker.api.deps import Token, session
+from tracker.api.problems import COMMON_ERRORS, error_responses, not_found
+from tracker.api.schemas import (
     AcknowledgementOut,
     AlertOut,
     CategoryOut,

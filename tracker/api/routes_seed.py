@@ -4,12 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from . import fields
-from .deps import Token, session
-from .problems import COMMON_ERRORS, ApiProblem, error_responses
-from .routes_expenses import create_for
-from .routes_more import MonthQuery, month_summary, summary_lines
-from .schemas import AlertOut, SeedCreated, SeedExpenseIn, SeedSummaryOut
+from tracker.api import fields
+from tracker.api.deps import Token, session
+from tracker.api.problems import COMMON_ERRORS, ApiProblem, error_responses
+from tracker.api.routes_expenses import create_for
+from tracker.api.routes_more import MonthQuery, month_summary, summary_lines
+from tracker.api.schemas import AlertOut, SeedCreated, SeedExpenseIn, SeedSummaryOut
 
 router = APIRouter(prefix="/api", tags=["seed-compatible"],
                    responses=COMMON_ERRORS)

@@ -5,10 +5,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..alerts import Alert
-from ..budgets import BudgetStatus
-from ..expenses import Expense
-from .fields import CategoryRef, MoneyIn, MoneyOut, money_text
+from tracker.everyday.alerts import Alert
+from tracker.everyday.budgets import BudgetStatus
+from tracker.everyday.expenses import Expense
+from tracker.api.fields import CategoryRef, MoneyIn, MoneyOut, money_text
 
 
 class Strict(BaseModel):

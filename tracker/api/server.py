@@ -4,10 +4,12 @@ import signal
 
 import uvicorn
 
-from .. import config, db
-from ..errors import TrackerError
-from .app import DEFAULT_POOL_SIZE, create_app
-from .context import API_ROLE
+from tracker.plumbing import config
+
+from tracker.plumbing import db
+from tracker.errors import TrackerError
+from tracker.api.app import DEFAULT_POOL_SIZE, create_app
+from tracker.api.context import API_ROLE
 
 
 def _stopped(signum, frame) -> None:

@@ -1,0 +1,553 @@
+"""The lake: the facts as hive-partitioned Parquet, rewritten incrementally, plus the dimensions.
+
+Layout of a lake directory (what DuckDB, Spark and Power BI read):
+
+    fact_expenses/year=2025/month=2025-05-01/part-00000.parquet   one file per month
+    fact_budgets/year=.../month=.../part-00000.parquet
+    alerts/year=.../month=.../part-00000.parquet
+    dim_user.parquet, dim_category.parquet, dim_date.parquet      single files
+    manifest.json     per file: rows, bytes, sha256, columns and money sums (and its partition)
+
+The partition key is `month=<first day>`, not `month=5`: every fact has a DATE column called
+month, and a hive reader (DuckDB, Spark) replaces a file's column with the directory's value
+of the same name, so `month=5` would turn the DATE into the integer 5 (tested on both).
+With the first day, the directory's value and the column agree and stay a DATE; `year` is
+an extra column readers get for partition pruning. The files themselves hold exactly the
+model's columns, with the types of the plain export (DECIMAL, DATE, BIGINT, TIMESTAMPTZ):
+the type mapping, the snapshot and the copy are tracker/pipeline/export.py's.
+
+Incremental: the database records which months a statement touched (V009, table
+lake_changes, filled by statement-level triggers, with the writer's transaction id). Each
+lake has an id (in its manifest) and the database keeps the snapshot of its last export
+(lake_exports). An export opens one repeatable-read snapshot, reads there the change rows
+whose transaction the lake's previous snapshot did not see, copies only those months of
+those facts, and once the new files are in place records its own snapshot for the lake.
+A writer that commits after the snapshot is invisible to it, and its change row is
+invisible to the recorded snapshot too: it is in the next export, never lost, whatever
+order ids were handed out in. Change rows every known lake has seen are deleted.
+
+Crash safety: new files are written into a hidden staging folder inside the lake (readers
+skip names starting with "."), fsynced, then a journal listing every move and removal is
+written durably (the commit point); each file is then moved over the old one with rename(),
+so a reader sees every partition whole, old or new; the manifest is replaced last, and the
+journal removed. An export killed before the journal leaves the lake untouched (and its
+change rows unconsumed); one killed after it is rolled forward by the next export before
+anything else, so the manifest always ends up describing exactly the files that are there.
+
+Nothing here prints or reads the environment: progress goes through a callback.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import duckdb
+import psycopg
+from psycopg import sql
+
+from tracker.plumbing import config
+from tracker.plumbing.db import connect
+from tracker.errors import InputError, TrackerError
+from tracker.pipeline.export import (
+    CSV_READER,
+    FileWritten,
+    _begin_snapshot,
+    _can_use_psql,
+    _copy_with_psql,
+    _copy_with_psycopg,
+    _duck_identifier,
+    _fsync_directory,
+    _locked,
+    _prepare_out_dir,
+    _sha256,
+    _size_decimals,
+    _stats,
+    _write_durably,
+    export_items,
+    export_query,
+    git_commit,
+    plan_export,
+)
+from tracker.pipeline.models import inline_sql
+
+FACTS = ("fact_expenses", "fact_budgets", "alerts")
+DIMENSIONS = ("dim_user", "dim_category", "dim_date")
+LAKE_MODELS = FACTS + DIMENSIONS
+PARTITION_COLUMN = "month"
+MANIFEST = "manifest.json"
+JOURNAL = ".lake-journal.json"
+STAGING_PREFIX = ".lake-staging-"
+LAYOUT = 1
+PART_FILE = "part-00000.parquet"
+GENERATOR = "smart-spending-tracker export --lake"
+
+
+@dataclass
+class LakeResult:
+    """What a lake export did: full or incremental, which files it wrote and removed."""
+
+    lake_dir: Path
+    manifest: dict
+    full: bool
+    written: list[str]
+    removed: list[str]
+    unchanged_dimensions: list[str]
+    changes_consumed: int
+    seconds: float
+
+
+def partition_path(model: str, month: date) -> str:
+    """The lake path of one fact's month: fact/year=YYYY/month=YYYY-MM-01/part-00000.parquet."""
+    return f"{model}/year={month.year}/month={month.isoformat()}/{PART_FILE}"
+
+
+def is_lake_manifest(manifest: dict) -> bool:
+    """True for a manifest written by export --lake (the plain export's has no layout)."""
+    return manifest.get("generator") == GENERATOR
+
+
+def export_lake(
+    url: str,
+    project,
+    lake_dir: Path | str,
+    *,
+    full: bool = False,
+    include_pii: bool = False,
+    on_progress: Callable[[FileWritten], None] | None = None,
+    use_psql: bool | None = None,
+) -> LakeResult:
+    """Write (or bring up to date) the lake in lake_dir; only changed partitions unless full."""
+    started = time.perf_counter()
+    missing = [name for name in LAKE_MODELS if name not in project.models]
+    if missing:
+        raise TrackerError(
+            f'Error: the lake needs model "{missing[0]}", which queries/ does not have. '
+            "Restore it from git."
+        )
+    models = [project[name] for name in LAKE_MODELS]
+    items = export_items(models)
+    fingerprint = _models_fingerprint(project, models)
+    lake_dir = _prepare_out_dir(Path(lake_dir))
+    with _locked(lake_dir):
+        recover_lake(lake_dir)
+        previous = _previous_manifest(lake_dir)
+        reason = None
+        if full:
+            reason = "--full"
+        elif previous is None:
+            reason = "no lake yet"
+        elif previous.get("layout") != LAYOUT or previous.get("models_sha256") != fingerprint:
+            reason = "the models changed"
+        elif bool(previous.get("include_pii")) != include_pii:
+            reason = "--include-pii changed"
+        staging = lake_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+        staging.mkdir()
+        try:
+            lake_id = (previous or {}).get("lake_id") or uuid.uuid4().hex
+            sources = {name: inline_sql(project, name) for name in LAKE_MODELS}
+            plan = _write_staging(
+                url, items, staging, previous, reason, lake_id, include_pii, on_progress,
+                _can_use_psql(url) if use_psql is None else use_psql, sources,
+            )
+            manifest = _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id)
+            journal = {
+                "staging": staging.name,
+                "moves": plan["moves"],
+                "removals": plan["removals"],
+                "manifest": manifest,
+            }
+            # The commit point: from here on the next export rolls this one forward.
+            _write_durably(staging / "journal.tmp", _json_bytes(journal))
+            os.replace(staging / "journal.tmp", lake_dir / JOURNAL)
+            _fsync_directory(lake_dir)
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise TrackerError(
+                    f"Error: writing the lake into {lake_dir} failed: "
+                    f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}. "
+                    "Free some disk space or choose another folder; the lake is unchanged."
+                ) from None
+            if isinstance(exc, duckdb.Error):
+                raise TrackerError(
+                    f"Error: writing a Parquet file of the lake failed: {exc}. "
+                    "Run again with --debug for details; the lake is unchanged."
+                ) from None
+            raise
+        recover_lake(lake_dir)
+    _record_export(url, manifest["lake_id"], plan["snapshot"])
+    return LakeResult(
+        lake_dir, manifest, manifest["last_export"]["kind"] == "full",
+        [move[1] for move in plan["moves"]], plan["removals"], plan["unchanged"],
+        plan["changes_read"], time.perf_counter() - started,
+    )
+
+
+def recover_lake(lake_dir: Path) -> bool:
+    """Finish an export that committed its journal; drop staging folders that never did.
+
+    Safe to repeat after a crash at any step: a move whose source is gone was done, a
+    removal of a missing file was done. Returns True when a journal was rolled forward.
+    """
+    journal_path = lake_dir / JOURNAL
+    rolled = False
+    if journal_path.exists():
+        journal = json.loads(journal_path.read_text(encoding="utf-8"))
+        staging = lake_dir / journal["staging"]
+        touched: set[Path] = set()
+        for source, target in journal["moves"]:
+            source_path, target_path = staging / source, lake_dir / target
+            if source_path.exists():
+                target_path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source_path, target_path)
+                touched.add(target_path.parent)
+        for relative in journal["removals"]:
+            path = lake_dir / relative
+            if path.exists():
+                path.unlink()
+            touched.add(path.parent)
+            # An emptied month (and year) folder goes too, so readers see no empty partition.
+            for folder in (path.parent, path.parent.parent):
+                if folder.is_dir() and folder != lake_dir and not any(folder.iterdir()):
+                    folder.rmdir()
+        for folder in touched:
+            if folder.is_dir():
+                _fsync_directory(folder)
+        _write_durably(lake_dir / f"{MANIFEST}.tmp", _json_bytes(journal["manifest"]))
+        os.replace(lake_dir / f"{MANIFEST}.tmp", lake_dir / MANIFEST)
+        _fsync_directory(lake_dir)
+        journal_path.unlink()
+        _fsync_directory(lake_dir)
+        rolled = True
+    for staging in lake_dir.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(staging, ignore_errors=True)
+    stale = lake_dir / f"{MANIFEST}.tmp"
+    if stale.exists():
+        stale.unlink()
+    return rolled
+
+
+# --- reading the snapshot --------------------------------------------------------------------
+
+
+def _write_staging(url, items, staging, previous, reason, lake_id, include_pii, on_progress,
+                   use_psql, sources):
+    """Copy what changed into staging; the moves, removals and snapshot of this export.
+
+    Each model is read from its own SQL over the base tables (sources), not from the table
+    `run` built, so the lake holds the snapshot's rows even when `run` has not been run since
+    the last write: the change log and the files always describe the same rows.
+    """
+    work = staging / "work"
+    work.mkdir()
+    old_files = {entry["path"]: entry for entry in (previous or {}).get("files", [])}
+    moves: list[list[str]] = []
+    removals: list[str] = []
+    unchanged: list[str] = []
+    entries: dict[str, dict] = {}
+    written_tables: dict[str, list[dict]] = {}
+    columns_by_model: dict[str, list] = {}
+    pending: list[Future] = []
+    total_files = [0]
+    duck = duckdb.connect(config={"threads": max(1, (os.cpu_count() or 2) // 2)})
+    duck.execute("set TimeZone = 'UTC'")
+
+    def report(result) -> None:
+        name, new_entries = result
+        for entry in new_entries:
+            entries[entry["path"]] = entry
+            total_files[0] += 1
+            if on_progress:
+                on_progress(FileWritten(entry["path"], entry["rows"], entry["bytes"],
+                                        total_files[0], total_files[0]))
+        written_tables[name] = new_entries
+
+    with connect(url) as conn, ThreadPoolExecutor(max_workers=1) as worker:
+        conn.read_only = True
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        try:
+            with conn.transaction():
+                _begin_snapshot(conn, items)
+                plans = plan_export(conn, items, include_pii, config.mask_url(url))
+                (snapshot_seen, migrated) = conn.execute(
+                    "select cast(pg_current_snapshot() as text), "
+                    "to_regclass('public.lake_exports') is not null"
+                ).fetchone()
+                if not migrated:
+                    raise TrackerError(
+                        f"Error: {config.mask_url(url)} has no lake change log (migration "
+                        "V009). Run `python cli.py db-init` to migrate it, then export again."
+                    )
+                row = conn.execute(
+                    "select cast(snapshot as text) from lake_exports where lake_id = %s",
+                    [lake_id],
+                ).fetchone()
+                if reason is None and row is None:
+                    reason = "the database has no record of this lake"
+                changes = [] if reason is not None else conn.execute(
+                    "select distinct fact, month from lake_changes "
+                    "where not pg_visible_in_snapshot(txid, cast(%s as pg_snapshot))",
+                    [row[0]],
+                ).fetchall()
+                months: dict[str, set[date] | None] = {fact: set() for fact in FACTS}
+                for fact, month in changes:
+                    if fact not in months:
+                        continue
+                    if month is None or months[fact] is None:
+                        months[fact] = None
+                    else:
+                        months[fact].add(month)
+                full = reason is not None
+                if full:
+                    months = {fact: None for fact in FACTS}
+                snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
+                jobs, job_plans = [], []
+                for item, columns in plans:
+                    columns_by_model[item.name] = columns
+                    wanted = months.get(item.name) if item.name in FACTS else None
+                    if item.name in FACTS and wanted is not None and not wanted:
+                        continue
+                    where = None
+                    if wanted:
+                        where = sql.SQL("{} = any({})").format(
+                            sql.Identifier(PARTITION_COLUMN), sql.Literal(sorted(wanted))
+                        )
+                    query = export_query(conn, item, columns, where, sources[item.name])
+                    jobs.append((item, query, work / f"{item.name}.csv"))
+                    job_plans.append((item, columns, wanted))
+
+                def on_csv_written(index: int) -> None:
+                    item, columns, wanted = job_plans[index]
+                    pending.append(worker.submit(
+                        _finish_lake_model, duck, item, columns, jobs[index][2], staging, wanted
+                    ))
+                    while pending and pending[0].done():
+                        report(pending.pop(0).result())
+
+                if use_psql:
+                    _copy_with_psql(url, conn, snapshot, jobs, False, on_csv_written)
+                else:
+                    _copy_with_psycopg(conn, jobs, False, on_csv_written)
+            while pending:
+                report(pending.pop(0).result())
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+            plan_export(conn, items, include_pii, config.mask_url(url))
+            raise
+        finally:
+            for future in pending:
+                future.cancel()
+            worker.shutdown(wait=True)
+            duck.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+    # Which files move in, which old ones go: per fact, the months it re-read.
+    for item, columns, wanted in job_plans:
+        new_entries = written_tables.get(item.name, [])
+        if item.name in DIMENSIONS:
+            (entry,) = new_entries
+            old = old_files.get(entry["path"])
+            if old and old.get("sha256") == entry["sha256"] and not full:
+                unchanged.append(entry["path"])
+                entries[entry["path"]] = old
+                (staging / entry["path"]).unlink()
+            else:
+                moves.append([entry["path"], entry["path"]])
+            continue
+        new_paths = {entry["path"] for entry in new_entries}
+        for path in sorted(new_paths):
+            moves.append([path, path])
+        for path, old in old_files.items():
+            if old.get("model") != item.name or path in new_paths:
+                continue
+            month = date.fromisoformat(old["partition"]["month"])
+            if wanted is None or month in wanted:
+                removals.append(path)
+    return {
+        "moves": moves,
+        "removals": sorted(removals),
+        "unchanged": unchanged,
+        "entries": entries,
+        "columns": columns_by_model,
+        "snapshot": snapshot_seen,
+        "changes_read": len(changes),
+        "reason": reason,
+        "old_files": old_files,
+    }
+
+
+def _finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wanted):
+    """Write one model's Parquet file(s) into staging: one per month for a fact."""
+    columns = _size_decimals(duck, item, columns, csv_path)
+    params = {
+        "path": str(csv_path),
+        "columns": {column.name: column.duckdb_type for column in columns},
+    }
+    order = ", ".join(_duck_identifier(name) for name in item.order_by)
+    names = [(column.name, column.duckdb_type) for column in columns]
+    if item.name in DIMENSIONS:
+        target = staging / f"{item.name}.parquet"
+        duck.sql(f"select * from {CSV_READER} order by {order}", params=params).write_parquet(
+            str(target), compression="snappy"
+        )
+        rows, sums = _stats(duck, "read_parquet($path)", {"path": str(target)}, columns)
+        return item.name, [_lake_entry(item.name, target.name, target, rows, sums, names, None)]
+    table = f"lake_{item.name}"
+    duck.execute(f"create or replace temp table {table} as select * from {CSV_READER}", params)
+    months = [row[0] for row in duck.execute(
+        f"select distinct {PARTITION_COLUMN} from {table} order by 1"
+    ).fetchall()]
+    entries = []
+    for month in months:
+        relative = partition_path(item.name, month)
+        target = staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        duck.sql(
+            f"select * from {table} where {PARTITION_COLUMN} = $month order by {order}",
+            params={"month": month},
+        ).write_parquet(str(target), compression="snappy")
+        rows, sums = _stats(duck, "read_parquet($path)", {"path": str(target)}, columns)
+        entries.append(_lake_entry(item.name, relative, target, rows, sums, names, month))
+    duck.execute(f"drop table {table}")
+    return item.name, entries
+
+
+def _lake_entry(model, relative, path: Path, rows, sums, columns, month) -> dict:
+    entry = {
+        "path": relative,
+        "model": model,
+        "format": "parquet",
+        "rows": rows,
+        "bytes": path.stat().st_size,
+        "sha256": _sha256(path),
+        "columns": [{"name": name, "type": type_} for name, type_ in columns],
+        "money_sums": sums,
+    }
+    if month is not None:
+        entry["partition"] = {"year": month.year, "month": month.isoformat()}
+    return entry
+
+
+# --- the manifest and the change log ---------------------------------------------------------
+
+
+def _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id) -> dict:
+    """The manifest after this export: old entries of untouched files, new ones of the rest."""
+    reason = plan["reason"]
+    removed = set(plan["removals"])
+    files = {path: entry for path, entry in plan["old_files"].items() if path not in removed}
+    if reason is not None:
+        # A full export describes only what it wrote.
+        files = {}
+    files.update(plan["entries"])
+    ordered = sorted(files.values(), key=lambda entry: (
+        LAKE_MODELS.index(entry["model"]) if entry["model"] in LAKE_MODELS else 99,
+        entry["path"],
+    ))
+    return {
+        "generator": GENERATOR,
+        "layout": LAYOUT,
+        "lake_id": lake_id,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "database": config.mask_url(url),
+        "git_commit": git_commit(),
+        "include_pii": include_pii,
+        "models_sha256": fingerprint,
+        "last_export": {
+            "kind": "full" if reason is not None else "incremental",
+            "reason": reason,
+            "files_written": len(plan["moves"]),
+            "files_removed": len(plan["removals"]),
+            "changed_months_read": plan["changes_read"],
+        },
+        "tables": {
+            name: {
+                "kind": "fact" if name in FACTS else "dimension",
+                "path": name if name in FACTS else f"{name}.parquet",
+                "partitioned_by": ["year", "month"] if name in FACTS else [],
+                "columns": [
+                    {"name": column.name, "type": column.duckdb_type}
+                    for column in plan["columns"].get(name, [])
+                ],
+            }
+            for name in LAKE_MODELS
+        },
+        "files": ordered,
+    }
+
+
+def _record_export(url: str, lake_id: str, snapshot: str) -> None:
+    """Remember what this lake has seen; drop change rows that every known lake has seen."""
+    with connect(url) as conn:
+        with conn.transaction():
+            conn.execute(
+                "insert into lake_exports (lake_id, snapshot) values (%s, cast(%s as pg_snapshot)) "
+                "on conflict (lake_id) do update set snapshot = excluded.snapshot, "
+                "exported_at = now()",
+                [lake_id, snapshot],
+            )
+            conn.execute(
+                """
+                delete from lake_changes
+                where not exists (
+                    select 1
+                    from lake_exports
+                    where not pg_visible_in_snapshot(lake_changes.txid, lake_exports.snapshot)
+                )
+                """
+            )
+
+
+def _previous_manifest(lake_dir: Path) -> dict | None:
+    path = lake_dir / MANIFEST
+    if not path.exists():
+        foreign = [name for name in LAKE_MODELS if (lake_dir / name).exists()
+                   or (lake_dir / f"{name}.parquet").exists()]
+        if foreign or (lake_dir / "csv").exists() or (lake_dir / "parquet").exists():
+            raise InputError(
+                f"Error: {lake_dir} holds data but no {MANIFEST}, so it was not written by "
+                "`export --lake`. Choose an empty folder or an existing lake for --lake."
+            )
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise TrackerError(
+            f"Error: {path} is not valid JSON. Rebuild the lake: `python cli.py export --lake "
+            f"{lake_dir} --full`."
+        ) from None
+    if not is_lake_manifest(manifest):
+        raise InputError(
+            f"Error: {lake_dir} holds a plain export ({MANIFEST} of `cli.py export`), not a "
+            "lake. Choose another folder for --lake, e.g. exports/lake."
+        )
+    return manifest
+
+
+def _models_fingerprint(project, models) -> str:
+    """sha256 of the lake's model files, what they read and the macros: a change means --full.
+
+    The template bytes, not the rendered SQL: rendering every model costs more than a small
+    incremental export itself.
+    """
+    names = set()
+    for model in models:
+        names.add(model.name)
+        names |= project.upstream(model.name)
+    paths = [project[name].path for name in sorted(names)]
+    paths += sorted((project.queries_dir / "macros").glob("*.sql"))
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _json_bytes(value) -> bytes:
+    return (json.dumps(value, indent=2) + "\n").encode("utf-8")
