@@ -28,8 +28,16 @@ def run_in_project_venv() -> None:
             if not python.exists():
                 subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                 "-r", str(lock)],
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                    str(lock),
+                ],
                 check=True,
             )
         except (OSError, subprocess.CalledProcessError) as exc:
@@ -43,8 +51,8 @@ if __name__ == "__main__":
 
 import click  # noqa: E402 - after the venv bootstrap, which needs only the standard library
 
-from tracker.plumbing import config  # noqa: E402
 from tracker.errors import InputError, TrackerError  # noqa: E402
+from tracker.plumbing import config  # noqa: E402
 
 
 class TrackerGroup(click.Group):
@@ -58,14 +66,17 @@ class TrackerGroup(click.Group):
                 raise
             click.echo(_one_line(str(exc)), err=True)
             ctx.exit(exc.exit_code)
-        except Exception as exc:  # noqa: BLE001 - last line of defence for one-line errors
+        except Exception as exc:
             import psycopg
 
             if _debug(ctx) or not isinstance(exc, psycopg.Error):
                 raise
             reason = _one_line(str(exc)) or type(exc).__name__
-            click.echo(f"Error: the database refused the command: {reason}. "
-                       "Run again with --debug for details.", err=True)
+            click.echo(
+                f"Error: the database refused the command: {reason}. "
+                "Run again with --debug for details.",
+                err=True,
+            )
             ctx.exit(1)
 
 
@@ -101,9 +112,11 @@ def print_table(headers: list[str], rows: list[tuple]) -> None:
     widths = [_width(header) for header in headers]
     for row in cells:
         widths = [max(width, _width(cell)) for width, cell in zip(widths, row)]
-    amounts = [any(row[index] for row in cells)
-               and all(not row[index] or _AMOUNT_CELL.match(row[index]) for row in cells)
-               for index in range(len(headers))]
+    amounts = [
+        any(row[index] for row in cells)
+        and all(not row[index] or _AMOUNT_CELL.match(row[index]) for row in cells)
+        for index in range(len(headers))
+    ]
 
     def line(values: list[str]) -> str:
         padded = [_pad(value, width, right) for value, width, right in zip(values, widths, amounts)]
@@ -120,16 +133,24 @@ def _table_cell(value) -> str:
 
     text = "" if value is None else str(value)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", " \u21b5 ")
-    return "".join(" " if char == "\t" else "?" if unicodedata.category(char) == "Cc" else char
-                   for char in text)
+    return "".join(
+        " " if char == "\t" else "?" if unicodedata.category(char) == "Cc" else char
+        for char in text
+    )
 
 
 def _width(text: str) -> int:
     """Columns a terminal uses for text: wide (CJK, most emoji) 2, combining marks 0."""
     import unicodedata
 
-    return sum(0 if unicodedata.combining(char) else
-               2 if unicodedata.east_asian_width(char) in ("W", "F") else 1 for char in text)
+    return sum(
+        0
+        if unicodedata.combining(char)
+        else 2
+        if unicodedata.east_asian_width(char) in ("W", "F")
+        else 1
+        for char in text
+    )
 
 
 def _pad(text: str, width: int, right: bool) -> str:
@@ -300,9 +321,17 @@ def generate(ctx, users, expenses, months, seed, start_month):
 
         def on_progress(label, done, total):
             if not bars:
-                bars.append(stack.enter_context(click.progressbar(
-                    length=total, label="Generating", file=sys.stderr, show_eta=True, width=30
-                )))
+                bars.append(
+                    stack.enter_context(
+                        click.progressbar(
+                            length=total,
+                            label="Generating",
+                            file=sys.stderr,
+                            show_eta=True,
+                            width=30,
+                        )
+                    )
+                )
             bars[0].label = f"Generating {label:<8}"
             bars[0].update(done - bars[0].pos)
 
@@ -356,8 +385,9 @@ def _emit(fmt: str, headers: list[str], dicts: list[dict], table_rows: list[tupl
         click.echo(json.dumps(dicts, indent=2, ensure_ascii=False))
     elif fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(dicts[0]) if dicts else headers,
-                                lineterminator="\n")
+        writer = csv.DictWriter(
+            buffer, fieldnames=list(dicts[0]) if dicts else headers, lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows(dicts)
         click.echo(buffer.getvalue(), nl=False)
@@ -366,8 +396,12 @@ def _emit(fmt: str, headers: list[str], dicts: list[dict], table_rows: list[tupl
 
 
 FORMAT_OPTION = click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-    show_default=True, help="table for people, csv or json for scripts.",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, csv or json for scripts.",
 )
 
 
@@ -418,8 +452,12 @@ def user_list(ctx, fmt):
     with _connection(ctx) as conn:
         users = list_users(conn)
     dicts = [{"id": u.id, "name": u.name, "email": u.email, "currency": u.currency} for u in users]
-    _emit(fmt, ["id", "name", "email", "currency"], dicts,
-          [(u.id, u.name, u.email, u.currency) for u in users])
+    _emit(
+        fmt,
+        ["id", "name", "email", "currency"],
+        dicts,
+        [(u.id, u.name, u.email, u.currency) for u in users],
+    )
 
 
 @user_group.command("update")
@@ -465,8 +503,10 @@ def user_delete(ctx, user, yes):
 
     with _connection(ctx) as conn:
         deleted = delete_user(conn, user, confirmed=yes)
-    click.echo(f"Deleted user {deleted.user.id}: {deleted.user.name} <{deleted.user.email}> "
-               f"with {describe_user_data(deleted)}.")
+    click.echo(
+        f"Deleted user {deleted.user.id}: {deleted.user.name} <{deleted.user.email}> "
+        f"with {describe_user_data(deleted)}."
+    )
 
 
 @cli.group("category", cls=TrackerGroup)
@@ -515,10 +555,22 @@ def category_list(ctx, fmt):
 
     with _connection(ctx) as conn:
         rows = list_categories(conn)
-    dicts = [{"id": c.id, "name": c.name, "description": c.description, "color": c.color,
-              "expenses": c.expense_count} for c in rows]
-    _emit(fmt, ["id", "name", "description", "color", "expenses"], dicts,
-          [tuple(d.values()) for d in dicts])
+    dicts = [
+        {
+            "id": c.id,
+            "name": c.name,
+            "description": c.description,
+            "color": c.color,
+            "expenses": c.expense_count,
+        }
+        for c in rows
+    ]
+    _emit(
+        fmt,
+        ["id", "name", "description", "color", "expenses"],
+        dicts,
+        [tuple(d.values()) for d in dicts],
+    )
 
 
 @category_group.command("rename")
@@ -539,14 +591,18 @@ def category_rename(ctx, category, new_name):
 
     with _connection(ctx) as conn:
         renamed = rename_category(conn, category, new_name)
-    click.echo(f"Renamed category {renamed.category.id} from {renamed.before} to "
-               f"{renamed.category.name}.")
+    click.echo(
+        f"Renamed category {renamed.category.id} from {renamed.before} to {renamed.category.name}."
+    )
 
 
 @category_group.command("delete")
 @click.argument("category")
-@click.option("--move-to", metavar="CATEGORY",
-              help="Move the category's expenses, budgets and alerts here first (name or id).")
+@click.option(
+    "--move-to",
+    metavar="CATEGORY",
+    help="Move the category's expenses, budgets and alerts here first (name or id).",
+)
 @click.option("--dry-run", is_flag=True, help="Say exactly what would happen; change nothing.")
 @click.pass_context
 def category_delete(ctx, category, move_to, dry_run):
@@ -579,41 +635,62 @@ def _category_delete_lines(deleted) -> list[str]:
         return present if would else past
 
     name = deleted.category.name
-    head = (f"Would delete category {name} (dry run: nothing was changed)" if would
-            else f"Deleted category {name}")
+    head = (
+        f"Would delete category {name} (dry run: nothing was changed)"
+        if would
+        else f"Deleted category {name}"
+    )
     target = deleted.moved_to
     if target is None:
-        budgets = (f"; {verb('removed', 'remove')} its "
-                   f"{_plural(deleted.removed_budgets, 'budget')}"
-                   if deleted.removed_budgets else "")
+        budgets = (
+            f"; {verb('removed', 'remove')} its {_plural(deleted.removed_budgets, 'budget')}"
+            if deleted.removed_budgets
+            else ""
+        )
         return [f"{head}{budgets}."]
     lines = [f"{head}:"]
-    lines.append(f"  {verb('moved', 'move')} {_plural(deleted.moved_expenses, 'expense')} "
-                 f"({_money(deleted.moved_amount)}) to {target.name}")
+    lines.append(
+        f"  {verb('moved', 'move')} {_plural(deleted.moved_expenses, 'expense')} "
+        f"({_money(deleted.moved_amount)}) to {target.name}"
+    )
     if deleted.renamed_budgets:
-        lines.append(f"  {verb('gave', 'give')} {_plural(deleted.renamed_budgets, 'budget')} to "
-                     f"{target.name} (months where it had none)")
+        lines.append(
+            f"  {verb('gave', 'give')} {_plural(deleted.renamed_budgets, 'budget')} to "
+            f"{target.name} (months where it had none)"
+        )
     if deleted.merged_budgets:
-        lines.append(f"  {verb('added', 'add')} {_plural(len(deleted.merged_budgets), 'budget')} "
-                     f"to {target.name}'s budget for the same month:")
+        lines.append(
+            f"  {verb('added', 'add')} {_plural(len(deleted.merged_budgets), 'budget')} "
+            f"to {target.name}'s budget for the same month:"
+        )
         for merged in deleted.merged_budgets:
-            lines.append(f"    {merged.user_email} {merged.month}: {_money(merged.before)} + "
-                         f"{_money(merged.moved_amount)} = {_money(merged.after)}")
+            lines.append(
+                f"    {merged.user_email} {merged.month}: {_money(merged.before)} + "
+                f"{_money(merged.moved_amount)} = {_money(merged.after)}"
+            )
     if deleted.moved_alerts:
-        lines.append(f"  {verb('pointed', 'point')} {_plural(deleted.moved_alerts, 'alert')} at "
-                     f"{target.name} (their messages are kept as they were)")
+        lines.append(
+            f"  {verb('pointed', 'point')} {_plural(deleted.moved_alerts, 'alert')} at "
+            f"{target.name} (their messages are kept as they were)"
+        )
     if deleted.moved_transfers:
-        lines.append(f"  {verb('re-linked', 're-link')} "
-                     f"{_plural(deleted.moved_transfers, 'budget transfer')} to {target.name}'s "
-                     "budgets")
+        lines.append(
+            f"  {verb('re-linked', 're-link')} "
+            f"{_plural(deleted.moved_transfers, 'budget transfer')} to {target.name}'s "
+            "budgets"
+        )
     if deleted.unlinked_transfers:
-        lines.append(f"  {verb('kept', 'keep')} "
-                     f"{_plural(deleted.unlinked_transfers, 'transfer')} between {name} and "
-                     f"{target.name} in a merged month, with its {name} side unlinked")
+        lines.append(
+            f"  {verb('kept', 'keep')} "
+            f"{_plural(deleted.unlinked_transfers, 'transfer')} between {name} and "
+            f"{target.name} in a merged month, with its {name} side unlinked"
+        )
     lines.append(f"  {verb('recorded', 'record')} no new alert (a move spends nothing)")
     for over in deleted.over_budget:
-        lines.append(f"  {target.name} {verb('is', 'will be')} over budget for {over.user_email} "
-                     f"in {over.month}: spent {_money(over.spent)} of {_money(over.budget)}")
+        lines.append(
+            f"  {target.name} {verb('is', 'will be')} over budget for {over.user_email} "
+            f"in {over.month}: spent {_money(over.spent)} of {_money(over.budget)}"
+        )
     return lines
 
 
@@ -651,8 +728,10 @@ def expense_add(ctx, user, category, amount, day, note, currency):
 
     with _connection(ctx) as conn:
         expense = add_expense(conn, user, category, amount, day, note, currency)
-    click.echo(f"Added expense {expense.id}: {expense.date} {expense.category} "
-               f"{expense.amount} {expense.currency} for {expense.user_email}.")
+    click.echo(
+        f"Added expense {expense.id}: {expense.date} {expense.category} "
+        f"{expense.amount} {expense.currency} for {expense.user_email}."
+    )
     _echo_alerts(expense.alerts)
 
 
@@ -673,15 +752,25 @@ TABLE_LIMIT = 50
 @click.option("--to", "date_to", help="Up to and including this day, YYYY-MM-DD.")
 @click.option("--min", "min_amount", help="Amount at least this.")
 @click.option("--max", "max_amount", help="Amount at most this.")
-@click.option("--sort", type=click.Choice(["date", "amount"]), default="date", show_default=True,
-              help="date: newest first; amount: largest first.")
-@click.option("--limit", type=int, default=None,
-              help=f"At most this many expenses (default: {TABLE_LIMIT} for the table, "
-                   "all for csv and json).")
+@click.option(
+    "--sort",
+    type=click.Choice(["date", "amount"]),
+    default="date",
+    show_default=True,
+    help="date: newest first; amount: largest first.",
+)
+@click.option(
+    "--limit",
+    type=int,
+    default=None,
+    help=f"At most this many expenses (default: {TABLE_LIMIT} for the table, "
+    "all for csv and json).",
+)
 @FORMAT_OPTION
 @click.pass_context
-def expense_list(ctx, user, category, month, date_from, date_to, min_amount, max_amount, sort,
-                 limit, fmt):
+def expense_list(
+    ctx, user, category, month, date_from, date_to, min_amount, max_amount, sort, limit, fmt
+):
     """List expenses, newest first (or largest with --sort amount); filters combine.
 
     The table shows the first 50 unless --limit says otherwise; csv and json stream every
@@ -695,9 +784,17 @@ def expense_list(ctx, user, category, month, date_from, date_to, min_amount, max
     from tracker.everyday.expenses import expense_filter, fetch_expenses, stream_expenses
 
     with _connection(ctx) as conn:
-        chosen = expense_filter(conn, user=user, category=category, month=month,
-                                date_from=date_from, date_to=date_to, min_amount=min_amount,
-                                max_amount=max_amount, sort=sort)
+        chosen = expense_filter(
+            conn,
+            user=user,
+            category=category,
+            month=month,
+            date_from=date_from,
+            date_to=date_to,
+            min_amount=min_amount,
+            max_amount=max_amount,
+            sort=sort,
+        )
         if fmt != "table":
             sys.stdout.flush()
             out = sys.stdout.buffer
@@ -708,12 +805,18 @@ def expense_list(ctx, user, category, month, date_from, date_to, min_amount, max
         if shown < 1:
             raise InputError(f"Error: --limit {shown} must be 1 or more. Give a positive number.")
         rows = fetch_expenses(conn, chosen, shown + 1)
-    print_table(["id", "date", "user", "category", "amount", "currency", "note"],
-                [(e.id, e.date, e.user_email, e.category, _money(e.amount), e.currency, e.note)
-                 for e in rows[:shown]])
+    print_table(
+        ["id", "date", "user", "category", "amount", "currency", "note"],
+        [
+            (e.id, e.date, e.user_email, e.category, _money(e.amount), e.currency, e.note)
+            for e in rows[:shown]
+        ],
+    )
     if len(rows) > shown:
-        click.echo(f"Showing the first {_plural(shown, 'expense')}; more match. Raise --limit, "
-                   "or use --format csv for all of them.")
+        click.echo(
+            f"Showing the first {_plural(shown, 'expense')}; more match. Raise --limit, "
+            "or use --format csv for all of them."
+        )
 
 
 @expense_group.command("update")
@@ -738,8 +841,10 @@ def expense_update(ctx, expense_id, note, amount, category, day):
         changes["note"] = note
     with _connection(ctx) as conn:
         expense = update_expense(conn, expense_id, **changes)
-    click.echo(f"Updated expense {expense.id}: {expense.date} {expense.category} "
-               f"{expense.amount} {expense.currency} ({expense.note or 'no note'}).")
+    click.echo(
+        f"Updated expense {expense.id}: {expense.date} {expense.category} "
+        f"{expense.amount} {expense.currency} ({expense.note or 'no note'})."
+    )
     _echo_alerts(expense.alerts)
 
 
@@ -758,8 +863,10 @@ def expense_delete(ctx, expense_id):
 
     with _connection(ctx) as conn:
         expense = delete_expense(conn, expense_id)
-    click.echo(f"Deleted expense {expense.id}: {expense.date} {expense.category} "
-               f"{expense.amount} {expense.currency}.")
+    click.echo(
+        f"Deleted expense {expense.id}: {expense.date} {expense.category} "
+        f"{expense.amount} {expense.currency}."
+    )
 
 
 @cli.group("budget", cls=TrackerGroup)
@@ -793,8 +900,9 @@ def budget_set(ctx, user, category, month, amount):
 
     with _connection(ctx) as conn:
         budget = set_budget(conn, user, category, month, amount)
-    change = ("created" if budget.previous_amount is None
-              else f"changed from {budget.previous_amount}")
+    change = (
+        "created" if budget.previous_amount is None else f"changed from {budget.previous_amount}"
+    )
     click.echo(f"Budget {budget.category} {budget.month}: {budget.amount} ({change}).")
     _echo_alerts(budget.alerts)
 
@@ -819,10 +927,23 @@ def budget_list(ctx, user, month, fmt):
 
     with _connection(ctx) as conn:
         rows = list_budgets(conn, user, month)
-    _emit(fmt, ["month", "category", "budget", "spent", "remaining", "used %", "status"],
-          [b.as_dict() for b in rows],
-          [(b.month, b.category, _money(b.budget), _money(b.spent), _money(b.remaining),
-            "" if b.percent_used is None else b.percent_used, b.status) for b in rows])
+    _emit(
+        fmt,
+        ["month", "category", "budget", "spent", "remaining", "used %", "status"],
+        [b.as_dict() for b in rows],
+        [
+            (
+                b.month,
+                b.category,
+                _money(b.budget),
+                _money(b.spent),
+                _money(b.remaining),
+                "" if b.percent_used is None else b.percent_used,
+                b.status,
+            )
+            for b in rows
+        ],
+    )
 
 
 @budget_group.command("transfer")
@@ -849,9 +970,11 @@ def budget_transfer(ctx, user, from_category, to_category, month, amount):
         moved = transfer_budget(conn, user, from_category, to_category, month, amount)
     if moved.created_destination:
         click.echo(f"Created the {moved.to_category} budget for {moved.month} (there was none).")
-    click.echo(f"Moved {moved.amount} from {moved.from_category} to {moved.to_category} for "
-               f"{moved.month}: {moved.from_category} now {moved.from_amount}, "
-               f"{moved.to_category} now {moved.to_amount} (transfer {moved.id}).")
+    click.echo(
+        f"Moved {moved.amount} from {moved.from_category} to {moved.to_category} for "
+        f"{moved.month}: {moved.from_category} now {moved.from_amount}, "
+        f"{moved.to_category} now {moved.to_amount} (transfer {moved.id})."
+    )
     _echo_alerts(moved.alerts)
 
 
@@ -876,9 +999,11 @@ def budget_delete(ctx, user, category, month):
     with _connection(ctx) as conn:
         deleted = delete_budget(conn, user, category, month)
     kept = [_plural(deleted.alerts_kept, "alert"), _plural(deleted.transfers_kept, "transfer")]
-    click.echo(f"Deleted the {deleted.category} budget for {deleted.month} of "
-               f"{deleted.user_email} ({deleted.amount}); kept {' and '.join(kept)} about it "
-               "as history.")
+    click.echo(
+        f"Deleted the {deleted.category} budget for {deleted.month} of "
+        f"{deleted.user_email} ({deleted.amount}); kept {' and '.join(kept)} about it "
+        "as history."
+    )
 
 
 @cli.group("alerts", cls=TrackerGroup, invoke_without_command=True)
@@ -900,10 +1025,21 @@ def alerts_group(ctx, user, unread, fmt):
 
     with _connection(ctx) as conn:
         rows = list_alerts(conn, user, unread=unread)
-    _emit(fmt, ["id", "fired", "user", "message", "read"], [a.as_dict() for a in rows],
-          [(a.id, f"{a.fired_at:%Y-%m-%d %H:%M}", a.user_email, a.message,
-            f"{a.acknowledged_at:%Y-%m-%d %H:%M}" if a.acknowledged_at else "no")
-           for a in rows])
+    _emit(
+        fmt,
+        ["id", "fired", "user", "message", "read"],
+        [a.as_dict() for a in rows],
+        [
+            (
+                a.id,
+                f"{a.fired_at:%Y-%m-%d %H:%M}",
+                a.user_email,
+                a.message,
+                f"{a.acknowledged_at:%Y-%m-%d %H:%M}" if a.acknowledged_at else "no",
+            )
+            for a in rows
+        ],
+    )
 
 
 @alerts_group.command("ack")
@@ -922,8 +1058,10 @@ def alerts_ack(ctx, alert_id):
     with _connection(ctx) as conn:
         ack = acknowledge_alert(conn, alert_id)
     if ack.already:
-        click.echo(f"Alert {ack.alert.id} was already acknowledged at "
-                   f"{ack.alert.acknowledged_at:%Y-%m-%d %H:%M:%S}; nothing changed.")
+        click.echo(
+            f"Alert {ack.alert.id} was already acknowledged at "
+            f"{ack.alert.acknowledged_at:%Y-%m-%d %H:%M:%S}; nothing changed."
+        )
     else:
         click.echo(f"Acknowledged alert {ack.alert.id}: {ack.alert.message}")
 
@@ -931,25 +1069,58 @@ def alerts_ack(ctx, alert_id):
 @cli.command("import")
 @click.argument("csv_file", metavar="CSV", type=click.Path())
 @click.option("--user", required=True, help="Whose statement it is (e-mail or id).")
-@click.option("--mapping", required=True, metavar="MAP",
-              help="field=Column pairs (date, amount, note, category) or a file of them.")
-@click.option("--date-format", default="%Y-%m-%d", show_default=True,
-              help="strptime format of the date column, e.g. %d/%m/%Y.")
+@click.option(
+    "--mapping",
+    required=True,
+    metavar="MAP",
+    help="field=Column pairs (date, amount, note, category) or a file of them.",
+)
+@click.option(
+    "--date-format",
+    default="%Y-%m-%d",
+    show_default=True,
+    help="strptime format of the date column, e.g. %d/%m/%Y.",
+)
 @click.option("--decimal-comma", is_flag=True, help="Amounts are written 1.234,56.")
 @click.option("--delimiter", default=",", show_default=True, help='Field separator (or "tab").')
-@click.option("--rules", "rules_file", type=click.Path(dir_okay=False),
-              help="CSV of pattern,category: substring or /regex/ of the note; first match wins.")
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    help="CSV of pattern,category: substring or /regex/ of the note; first match wins.",
+)
 @click.option("--default-category", help="Category for rows no rule matches.")
-@click.option("--debits-negative", is_flag=True,
-              help="Spending is negative in the file; positive rows (money in) are skipped.")
+@click.option(
+    "--debits-negative",
+    is_flag=True,
+    help="Spending is negative in the file; positive rows (money in) are skipped.",
+)
 @click.option("--currency", help="Currency of the amounts; must be the user's (no conversion).")
-@click.option("--encoding", default="utf-8-sig", show_default=True, help="The file's text encoding.")
-@click.option("--account", metavar="NAME",
-              help='The card or bank account the statement is from (default: "default"); '
-                   "the same purchase on two accounts is two expenses.")
+@click.option(
+    "--encoding", default="utf-8-sig", show_default=True, help="The file's text encoding."
+)
+@click.option(
+    "--account",
+    metavar="NAME",
+    help='The card or bank account the statement is from (default: "default"); '
+    "the same purchase on two accounts is two expenses.",
+)
 @click.pass_context
-def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, delimiter,
-                   rules_file, default_category, debits_negative, currency, encoding, account):
+def import_command(
+    ctx,
+    csv_file,
+    user,
+    mapping,
+    date_format,
+    decimal_comma,
+    delimiter,
+    rules_file,
+    default_category,
+    debits_negative,
+    currency,
+    encoding,
+    account,
+):
     """Import a bank statement CSV as expenses, all rows or none.
 
     Re-importing the same file adds nothing (each row has a fingerprint, per --account).
@@ -963,8 +1134,8 @@ def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, del
     \b
         python cli.py import examples/statement.csv --user aman@example.com --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y --rules examples/rules.csv --default-category Shopping
     """
-    from tracker.plumbing import db
     from tracker.everyday.importer import import_statement, load_rules, parse_mapping
+    from tracker.plumbing import db
 
     column_mapping = parse_mapping(mapping)
     rules = load_rules(rules_file) if rules_file else []
@@ -972,8 +1143,9 @@ def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, del
     progress = None
     bar = None
     if sys.stderr.isatty():
-        bar = click.progressbar(length=100, label=f"Importing {os.path.basename(csv_file)}",
-                                file=sys.stderr)
+        bar = click.progressbar(
+            length=100, label=f"Importing {os.path.basename(csv_file)}", file=sys.stderr
+        )
 
         def progress(done, total):
             bar.update(round(done * 100 / total) - bar.pos if total else 100)
@@ -984,29 +1156,50 @@ def import_command(ctx, csv_file, user, mapping, date_format, decimal_comma, del
         with connection_pool.connection() as conn:
             try:
                 result = import_statement(
-                    conn, csv_file, user, column_mapping, date_format=date_format,
-                    decimal_comma=decimal_comma, delimiter=separator, rules=rules,
-                    default_category=default_category, currency=currency,
-                    debits_negative=debits_negative, encoding=encoding, account=account,
+                    conn,
+                    csv_file,
+                    user,
+                    column_mapping,
+                    date_format=date_format,
+                    decimal_comma=decimal_comma,
+                    delimiter=separator,
+                    rules=rules,
+                    default_category=default_category,
+                    currency=currency,
+                    debits_negative=debits_negative,
+                    encoding=encoding,
+                    account=account,
                     on_progress=progress,
                 )
             finally:
                 if bar is not None:
                     bar.render_finish()
-    skipped = (f", skipped {_plural(result.skipped_credits, 'credit row')}"
-               if result.skipped_credits else "")
-    source = result.path.name if account is None \
-        else f"{result.path.name} (account {result.account})"
-    click.echo(f"Imported {result.inserted:,} of {_plural(result.rows, 'row')} from {source}; "
-               f"{result.duplicates:,} already imported{skipped}.")
+    skipped = (
+        f", skipped {_plural(result.skipped_credits, 'credit row')}"
+        if result.skipped_credits
+        else ""
+    )
+    source = (
+        result.path.name if account is None else f"{result.path.name} (account {result.account})"
+    )
+    click.echo(
+        f"Imported {result.inserted:,} of {_plural(result.rows, 'row')} from {source}; "
+        f"{result.duplicates:,} already imported{skipped}."
+    )
     _echo_alerts(result.alerts)
 
 
 @cli.command("summary")
 @click.option("--user", required=True, help="User e-mail or id.")
 @click.option("--month", help="Month, YYYY-MM (default: the current month).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="table for people, json for scripts.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for scripts.",
+)
 @click.pass_context
 def summary(ctx, user, month, fmt):
     """A month at a glance: total, budget against actual per category, top expenses, alerts.
@@ -1026,20 +1219,28 @@ def summary(ctx, user, month, fmt):
         click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
         return
     click.echo(f"{report.user_name} <{report.user_email}>, {report.month.label}")
-    click.echo(f"Spent {_money(report.total_spent)} {report.currency} "
-               f"of {_money(report.total_budget)} budgeted.")
+    click.echo(
+        f"Spent {_money(report.total_spent)} {report.currency} "
+        f"of {_money(report.total_budget)} budgeted."
+    )
     click.echo("")
     if report.categories:
-        print_table(["category", "budget", "spent", "remaining", "status"],
-                    [(c.category, _money(c.budget), _money(c.spent), _money(c.remaining),
-                      c.status) for c in report.categories])
+        print_table(
+            ["category", "budget", "spent", "remaining", "status"],
+            [
+                (c.category, _money(c.budget), _money(c.spent), _money(c.remaining), c.status)
+                for c in report.categories
+            ],
+        )
     else:
         click.echo("No budgets or expenses this month.")
     if report.top_expenses:
         click.echo("")
         click.echo("Top expenses:")
-        print_table(["date", "category", "amount", "note"],
-                    [(e.date, e.category, _money(e.amount), e.note) for e in report.top_expenses])
+        print_table(
+            ["date", "category", "amount", "note"],
+            [(e.date, e.category, _money(e.amount), e.note) for e in report.top_expenses],
+        )
     click.echo("")
     if report.alerts:
         click.echo("Alerts:")
@@ -1054,23 +1255,35 @@ def summary(ctx, user, month, fmt):
 
 
 _select_option = click.option(
-    "--select", "-s", "select", metavar="SPEC",
+    "--select",
+    "-s",
+    "select",
+    metavar="SPEC",
     help="Only these models: NAME, +NAME (with its upstream), NAME+ (with its downstream); "
-         "comma or space separated.",
+    "comma or space separated.",
 )
 _vars_option = click.option(
-    "--vars", "vars_json", metavar="JSON",
+    "--vars",
+    "vars_json",
+    metavar="JSON",
     help="Run-time values for the models' var() calls, as a JSON object; each must be "
-         "declared in queries/vars.json, with its type and range.",
+    "declared in queries/vars.json, with its type and range.",
 )
 
 
 _master_option = click.option(
-    "--master", default="local[*]", show_default=True, metavar="URL",
+    "--master",
+    default="local[*]",
+    show_default=True,
+    metavar="URL",
     help="With --engine spark: the Spark master (local[2], spark://host:7077, yarn, ...).",
 )
 _lake_option = click.option(
-    "--lake", "lake_dir", metavar="DIR", type=click.Path(file_okay=False), default=None,
+    "--lake",
+    "lake_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    default=None,
     help="With --engine spark: the lake written by `export --lake` (default: exports/lake).",
 )
 
@@ -1078,12 +1291,23 @@ _lake_option = click.option(
 @cli.command("run")
 @_select_option
 @_vars_option
-@click.option("--engine", type=click.Choice(["postgres", "spark"]), default="postgres",
-              show_default=True, help="Where to run the models.")
+@click.option(
+    "--engine",
+    type=click.Choice(["postgres", "spark"]),
+    default="postgres",
+    show_default=True,
+    help="Where to run the models.",
+)
 @_master_option
 @_lake_option
-@click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=False), default=None,
-              help="With --engine spark: where the marts go as Parquet (default: exports/spark).")
+@click.option(
+    "--out",
+    "out_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With --engine spark: where the marts go as Parquet (default: exports/spark).",
+)
 @click.pass_context
 def run_command(ctx, select, vars_json, engine, master, lake_dir, out_dir):
     """Build the models in queries/ as views and tables in schema analytics.
@@ -1099,9 +1323,9 @@ def run_command(ctx, select, vars_json, engine, master, lake_dir, out_dir):
         python cli.py run --select +budget_vs_actual
         python cli.py run --engine spark --master 'local[2]'
     """
-    from tracker.plumbing.db import connect
     from tracker.pipeline.model_vars import parse_vars
     from tracker.pipeline.models import load_project, run_models
+    from tracker.plumbing.db import connect
 
     project = load_project()
     model_vars = parse_vars(vars_json, project.queries_dir)
@@ -1124,10 +1348,19 @@ def run_command(ctx, select, vars_json, engine, master, lake_dir, out_dir):
 @cli.command("compile")
 @_select_option
 @_vars_option
-@click.option("--engine", type=click.Choice(["postgres", "duckdb", "spark"]), default="postgres",
-              show_default=True, help="SQL dialect to render for.")
-@click.option("--out-dir", type=click.Path(file_okay=False), default=None,
-              help="Where to write the files (default: target/compiled).")
+@click.option(
+    "--engine",
+    type=click.Choice(["postgres", "duckdb", "spark"]),
+    default="postgres",
+    show_default=True,
+    help="SQL dialect to render for.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to write the files (default: target/compiled).",
+)
 def compile_command(select, vars_json, engine, out_dir):
     """Render the models to plain SQL files in target/compiled/<name>.sql.
 
@@ -1154,30 +1387,71 @@ def compile_command(select, vars_json, engine, out_dir):
 
 
 @cli.command("export")
-@click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=True, dir_okay=True),
-              default=None, help="Output directory (default: exports/).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "both"]), default="both",
-              show_default=True, help="Which files to write.")
-@click.option("--select", "-s", "select", metavar="SPEC", multiple=True,
-              help="Only these models (default: every exported model): NAME, comma or space "
-                   "separated; may be repeated.")
-@click.option("--include-pii", is_flag=True,
-              help="Also export columns marked pii in the models (e.g. dim_user.email).")
-@click.option("--bom/--no-bom", default=True, show_default=True,
-              help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).")
-@click.option("--powerbi/--no-powerbi", default=True, show_default=True,
-              help="Also write DIR/powerbi/: a Power BI project (.pbip) over these files.")
-@click.option("--lake", "lake_dir", metavar="[DIR]", is_flag=False, flag_value="exports/lake",
-              default=None,
-              help="Write the partitioned Parquet lake instead (default DIR: exports/lake); "
-                   "only the months that changed since the last lake export are rewritten.")
+@click.option(
+    "--out",
+    "out_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=True, dir_okay=True),
+    default=None,
+    help="Output directory (default: exports/).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet", "both"]),
+    default="both",
+    show_default=True,
+    help="Which files to write.",
+)
+@click.option(
+    "--select",
+    "-s",
+    "select",
+    metavar="SPEC",
+    multiple=True,
+    help="Only these models (default: every exported model): NAME, comma or space "
+    "separated; may be repeated.",
+)
+@click.option(
+    "--include-pii",
+    is_flag=True,
+    help="Also export columns marked pii in the models (e.g. dim_user.email).",
+)
+@click.option(
+    "--bom/--no-bom",
+    default=True,
+    show_default=True,
+    help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).",
+)
+@click.option(
+    "--powerbi/--no-powerbi",
+    default=True,
+    show_default=True,
+    help="Also write DIR/powerbi/: a Power BI project (.pbip) over these files.",
+)
+@click.option(
+    "--lake",
+    "lake_dir",
+    metavar="[DIR]",
+    is_flag=False,
+    flag_value="exports/lake",
+    default=None,
+    help="Write the partitioned Parquet lake instead (default DIR: exports/lake); "
+    "only the months that changed since the last lake export are rewritten.",
+)
 @click.option("--full", is_flag=True, help="With --lake: rebuild every partition.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=600, show_default=True,
-              metavar="SECONDS",
-              help="How long to wait for another export writing into the same folder.")
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=600,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another export writing into the same folder.",
+)
 @click.pass_context
-def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi, lake_dir, full,
-                   lock_timeout):
+def export_command(
+    ctx, out_dir, fmt, select, include_pii, bom, powerbi, lake_dir, full, lock_timeout
+):
     """Write the analytics models as CSV and Parquet files plus manifest.json.
 
     Reads the relations that `run` built in schema analytics, all from one consistent
@@ -1224,25 +1498,40 @@ def export_command(ctx, out_dir, fmt, select, include_pii, bom, powerbi, lake_di
         click.echo(f"  {step} {event.path:<34} {event.rows:>10,} rows {size:>9}", err=True)
 
     def on_wait(directory):
-        click.echo(f"Another export is writing to {directory}; waiting for it "
-                   f"(up to {lock_timeout:g} s).", err=True)
+        click.echo(
+            f"Another export is writing to {directory}; waiting for it (up to {lock_timeout:g} s).",
+            err=True,
+        )
 
-    click.echo(f"Exporting {_plural(len(models), 'model')} from {target.masked_url} to {out}",
-               err=True)
+    click.echo(
+        f"Exporting {_plural(len(models), 'model')} from {target.masked_url} to {out}", err=True
+    )
     with _stopped_cleanly():
-        result = export_models(target.url, export_items(models), out, formats=formats,
-                               include_pii=include_pii, bom=bom, on_progress=on_progress,
-                               lock_timeout=lock_timeout, on_wait=on_wait)
-    click.echo(f"Wrote {_plural(len(result.files), 'file')} and "
-               f"{result.out_dir / 'manifest.json'} in {result.seconds:.2f} s.")
+        result = export_models(
+            target.url,
+            export_items(models),
+            out,
+            formats=formats,
+            include_pii=include_pii,
+            bom=bom,
+            on_progress=on_progress,
+            lock_timeout=lock_timeout,
+            on_wait=on_wait,
+        )
+    click.echo(
+        f"Wrote {_plural(len(result.files), 'file')} and "
+        f"{result.out_dir / 'manifest.json'} in {result.seconds:.2f} s."
+    )
 
     # Issue 13: a Power BI project over exactly these files (no database needed).
     if powerbi:
         from tracker.reports.powerbi import write_powerbi_project
 
         project = write_powerbi_project(models, result.manifest, result.out_dir)
-        click.echo(f"Wrote {project.pbip} ({project.tables} tables, {project.relationships} "
-                   f"relationships, {project.measures} measures).")
+        click.echo(
+            f"Wrote {project.pbip} ({project.tables} tables, {project.relationships} "
+            f"relationships, {project.measures} measures)."
+        )
 
 
 @contextlib.contextmanager
@@ -1278,8 +1567,14 @@ def _stopped_cleanly():
 @cli.command("report")
 @click.option("--user", help="Only this user (e-mail or id); default: everyone.")
 @click.option("--month", help="Month, YYYY-MM (default: each user's latest month).")
-@click.option("--out", "out_path", metavar="FILE", type=click.Path(dir_okay=False), default=None,
-              help="Where to write it (default: exports/report.html).")
+@click.option(
+    "--out",
+    "out_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write it (default: exports/report.html).",
+)
 @click.pass_context
 def report_command(ctx, user, month, out_path):
     """Write a self-contained HTML report: spending, top categories, budgets, alerts, charts.
@@ -1322,13 +1617,12 @@ def _run_spark(project, select, model_vars, master, lake_dir, out_dir):
     click.echo(f"Running the models on Spark ({master}) over {lake}", err=True)
 
     def on_model(name, seconds):
-        click.echo(f"  parquet {str(out / name):<40} {seconds * 1000:10.1f} ms")
+        click.echo(f"  parquet {out / name!s:<40} {seconds * 1000:10.1f} ms")
 
-    result = run_spark(project, lake, out, master=master, select=select, vars=model_vars,
-                       on_model=on_model)
-    click.echo(f"Built {len(result.timings)} marts on Spark in {result.seconds:.2f} s "
-               f"into {out}.")
-
+    result = run_spark(
+        project, lake, out, master=master, select=select, vars=model_vars, on_model=on_model
+    )
+    click.echo(f"Built {len(result.timings)} marts on Spark in {result.seconds:.2f} s into {out}.")
 
 
 def _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select):
@@ -1339,9 +1633,11 @@ def _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select):
     from tracker.pipeline.models import load_project
 
     if out_dir or select or fmt != "both":
-        raise InputError("Error: --out, --select and --format do not apply to --lake, which "
-                         "always writes the facts and dimensions as Parquet. Drop them, or "
-                         "drop --lake.")
+        raise InputError(
+            "Error: --out, --select and --format do not apply to --lake, which "
+            "always writes the facts and dimensions as Parquet. Drop them, or "
+            "drop --lake."
+        )
     directory = Path(lake_dir)
     if not directory.is_absolute() and lake_dir == "exports/lake":
         directory = config.EXPORTS_DIR / "lake"
@@ -1351,8 +1647,14 @@ def _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select):
         click.echo(f"  {event.path:<58} {event.rows:>10,} rows", err=True)
 
     click.echo(f"Exporting the lake from {target.masked_url} to {directory}", err=True)
-    result = export_lake(target.url, load_project(), directory, full=full,
-                         include_pii=include_pii, on_progress=on_progress)
+    result = export_lake(
+        target.url,
+        load_project(),
+        directory,
+        full=full,
+        include_pii=include_pii,
+        on_progress=on_progress,
+    )
     kind = "full" if result.full else "incremental"
     reason = result.manifest["last_export"]["reason"]
     click.echo(
@@ -1368,23 +1670,50 @@ def _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select):
 
 @cli.command("build")
 @_vars_option
-@click.option("--out", "out_dir", metavar="DIR", type=click.Path(file_okay=True, dir_okay=True),
-              default=None, help="Output directory (default: exports/).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "both"]), default="both",
-              show_default=True, help="Which files to write.")
-@click.option("--include-pii", is_flag=True,
-              help="Also export columns marked pii in the models (e.g. dim_user.email).")
-@click.option("--bom/--no-bom", default=True, show_default=True,
-              help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).")
-@click.option("--powerbi/--no-powerbi", default=True, show_default=True,
-              help="Also write DIR/powerbi/: a Power BI project (.pbip) over these files.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=600, show_default=True,
-              metavar="SECONDS",
-              help="How long to wait for another export writing into the same folder.")
+@click.option(
+    "--out",
+    "out_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=True, dir_okay=True),
+    default=None,
+    help="Output directory (default: exports/).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet", "both"]),
+    default="both",
+    show_default=True,
+    help="Which files to write.",
+)
+@click.option(
+    "--include-pii",
+    is_flag=True,
+    help="Also export columns marked pii in the models (e.g. dim_user.email).",
+)
+@click.option(
+    "--bom/--no-bom",
+    default=True,
+    show_default=True,
+    help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).",
+)
+@click.option(
+    "--powerbi/--no-powerbi",
+    default=True,
+    show_default=True,
+    help="Also write DIR/powerbi/: a Power BI project (.pbip) over these files.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=600,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another export writing into the same folder.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="List every test, not only failures.")
 @click.pass_context
-def build_command(ctx, vars_json, out_dir, fmt, include_pii, bom, powerbi, lock_timeout,
-                  verbose):
+def build_command(ctx, vars_json, out_dir, fmt, include_pii, bom, powerbi, lock_timeout, verbose):
     """Build every model, run all data and unit tests on it, then export it: the main job.
 
     One transaction builds the models from one snapshot and runs the tests against them;
@@ -1418,33 +1747,52 @@ def build_command(ctx, vars_json, out_dir, fmt, include_pii, bom, powerbi, lock_
         click.echo(f"  {step} {event.path:<34} {event.rows:>10,} rows {size:>9}", err=True)
 
     def on_wait(directory):
-        click.echo(f"Another export is writing to {directory}; waiting for it "
-                   f"(up to {lock_timeout:g} s).", err=True)
+        click.echo(
+            f"Another export is writing to {directory}; waiting for it (up to {lock_timeout:g} s).",
+            err=True,
+        )
 
     click.echo(f"Building {len(project.models)} models in {target.masked_url}")
     with _stopped_cleanly():
-        report = build_project(target.url, project, out, vars=model_vars, formats=formats,
-                               include_pii=include_pii, bom=bom, on_model=on_model,
-                               on_file=on_file, lock_timeout=lock_timeout, on_wait=on_wait)
+        report = build_project(
+            target.url,
+            project,
+            out,
+            vars=model_vars,
+            formats=formats,
+            include_pii=include_pii,
+            bom=bom,
+            on_model=on_model,
+            on_file=on_file,
+            lock_timeout=lock_timeout,
+            on_wait=on_wait,
+        )
     _print_check_report(report.tests, verbose)
     if report.export is None:
-        click.echo("Tests failed: the build was rolled back and nothing was exported; the "
-                   "previous build and export are unchanged.")
+        click.echo(
+            "Tests failed: the build was rolled back and nothing was exported; the "
+            "previous build and export are unchanged."
+        )
         ctx.exit(1)
-    click.echo(f"Wrote {len(report.export.files)} files and "
-               f"{report.export.out_dir / 'manifest.json'}; built, tested and exported in "
-               f"{report.seconds:.2f} s.")
+    click.echo(
+        f"Wrote {len(report.export.files)} files and "
+        f"{report.export.out_dir / 'manifest.json'}; built, tested and exported in "
+        f"{report.seconds:.2f} s."
+    )
 
     # Issue 13: the Power BI project over exactly these files, as `export` writes it.
     if powerbi:
         from tracker.pipeline.export import select_export_models
         from tracker.reports.powerbi import write_powerbi_project
 
-        project_files = write_powerbi_project(select_export_models(project),
-                                              report.export.manifest, report.export.out_dir)
-        click.echo(f"Wrote {project_files.pbip} ({project_files.tables} tables, "
-                   f"{project_files.relationships} relationships, {project_files.measures} "
-                   f"measures).")
+        project_files = write_powerbi_project(
+            select_export_models(project), report.export.manifest, report.export.out_dir
+        )
+        click.echo(
+            f"Wrote {project_files.pbip} ({project_files.tables} tables, "
+            f"{project_files.relationships} relationships, {project_files.measures} "
+            f"measures)."
+        )
 
 
 # --- check, test, verify: data tests on DuckDB and PostgreSQL, export verification -----------
@@ -1457,8 +1805,10 @@ def _print_check_report(report, verbose: bool) -> None:
         click.echo("")
         print_table(
             ["result", "kind", "name", "ms"],
-            [(result.status.upper(), result.kind, result.name, f"{result.seconds * 1000:.1f}")
-             for result in shown],
+            [
+                (result.status.upper(), result.kind, result.name, f"{result.seconds * 1000:.1f}")
+                for result in shown
+            ],
         )
     for result in report.results:
         if result.status in ("fail", "error"):
@@ -1473,12 +1823,17 @@ def _print_check_report(report, verbose: bool) -> None:
     )
     failed = report.count("fail") + report.count("error")
     verdict = "PASS" if report.ok else "FAIL"
-    click.echo(f"{verdict}: {counts} on {report.engine}; {report.count('pass')} passed, "
-               f"{failed} failed, {report.count('skip')} skipped in {report.seconds:.2f} s.")
+    click.echo(
+        f"{verdict}: {counts} on {report.engine}; {report.count('pass')} passed, "
+        f"{failed} failed, {report.count('skip')} skipped in {report.seconds:.2f} s."
+    )
 
 
 _queries_option = click.option(
-    "--queries", "queries_dir", type=click.Path(file_okay=False, exists=True), default=None,
+    "--queries",
+    "queries_dir",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
     help="The models folder (default: queries/).",
 )
 
@@ -1487,8 +1842,13 @@ _queries_option = click.option(
 @_select_option
 @_queries_option
 @click.option("--verbose", "-v", is_flag=True, help="List every model and test, not only failures.")
-@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
-              show_default=True, help="Where to build the models and run the tests.")
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Where to build the models and run the tests.",
+)
 @_master_option
 @click.pass_context
 def check_command(ctx, select, queries_dir, verbose, engine, master):
@@ -1539,8 +1899,8 @@ def test_command(ctx, select, queries_dir, verbose):
         python cli.py run && python cli.py test --select budget_vs_actual
     """
     from tracker.pipeline.checks import run_postgres_tests
-    from tracker.plumbing.db import connect
     from tracker.pipeline.models import load_project
+    from tracker.plumbing.db import connect
 
     project = load_project(queries_dir)
     with connect(database(ctx).url) as conn:
@@ -1553,8 +1913,13 @@ def test_command(ctx, select, queries_dir, verbose):
 @cli.command("parity")
 @_select_option
 @_queries_option
-@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
-              show_default=True, help="The engine to compare with PostgreSQL.")
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="The engine to compare with PostgreSQL.",
+)
 @_master_option
 @_lake_option
 @click.pass_context
@@ -1590,14 +1955,20 @@ def parity_command(ctx, select, queries_dir, engine, master, lake_dir):
 
             lake = _lake_path(lake_dir)
             export_lake(target.url, project, lake)
-            results = compare_spark(target.url, project, lake, workdir, master=master,
-                                    select=select)
+            results = compare_spark(
+                target.url, project, lake, workdir, master=master, select=select
+            )
         else:
             results = compare_engines(target.url, project, workdir, select=select)
     for parity in results:
-        rows.append(("PASS" if parity.ok else "FAIL", parity.name,
-                     "-" if parity.postgres_rows < 0 else f"{parity.postgres_rows:,}",
-                     "-" if parity.duckdb_rows < 0 else f"{parity.duckdb_rows:,}"))
+        rows.append(
+            (
+                "PASS" if parity.ok else "FAIL",
+                parity.name,
+                "-" if parity.postgres_rows < 0 else f"{parity.postgres_rows:,}",
+                "-" if parity.duckdb_rows < 0 else f"{parity.duckdb_rows:,}",
+            )
+        )
     print_table(["result", "model", "postgres rows", f"{engine} rows"], rows)
     failed = [parity for parity in results if not parity.ok]
     for parity in failed:
@@ -1607,21 +1978,36 @@ def parity_command(ctx, select, queries_dir, engine, master, lake_dir):
             click.echo(f"    {difference}")
     click.echo("")
     if failed:
-        click.echo(f"FAIL: {len(failed)} of {len(results)} {_noun(len(results), 'model')} "
-                   f"{'differs' if len(failed) == 1 else 'differ'} between PostgreSQL and "
-                   f"{engine_name} on {target.masked_url}.")
+        click.echo(
+            f"FAIL: {len(failed)} of {len(results)} {_noun(len(results), 'model')} "
+            f"{'differs' if len(failed) == 1 else 'differ'} between PostgreSQL and "
+            f"{engine_name} on {target.masked_url}."
+        )
         ctx.exit(1)
-    click.echo(f"PASS: {_plural(len(results), 'model')} "
-               f"{'returns' if len(results) == 1 else 'return'} the same rows on PostgreSQL "
-               f"and {engine_name}.")
+    click.echo(
+        f"PASS: {_plural(len(results), 'model')} "
+        f"{'returns' if len(results) == 1 else 'return'} the same rows on PostgreSQL "
+        f"and {engine_name}."
+    )
 
 
 @cli.command("verify")
-@click.option("--dir", "out_dir", metavar="DIR", type=click.Path(file_okay=False), default=None,
-              help="The export folder holding manifest.json (default: exports/).")
-@click.option("--partition", "partitions", metavar="PATH", multiple=True,
-              help="Only this file or folder of the manifest, e.g. one lake partition "
-                   "fact_expenses/year=2025/month=2025-05-01; may be repeated.")
+@click.option(
+    "--dir",
+    "out_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The export folder holding manifest.json (default: exports/).",
+)
+@click.option(
+    "--partition",
+    "partitions",
+    metavar="PATH",
+    multiple=True,
+    help="Only this file or folder of the manifest, e.g. one lake partition "
+    "fact_expenses/year=2025/month=2025-05-01; may be repeated.",
+)
 @click.pass_context
 def verify_command(ctx, out_dir, partitions):
     """Recount an export: rows and money sums in PostgreSQL, in DuckDB and in the manifest.
@@ -1655,9 +2041,18 @@ def verify_command(ctx, out_dir, partitions):
 
     print_table(
         ["result", "file", "manifest", "postgres", "duckdb", "sums", "sha256"],
-        [("PASS" if check.ok else "FAIL", check.path, shown(check.manifest_rows),
-          shown(check.postgres_rows), shown(check.duckdb_rows), flag(check.sums_ok),
-          flag(check.sha256_ok)) for check in report.files],
+        [
+            (
+                "PASS" if check.ok else "FAIL",
+                check.path,
+                shown(check.manifest_rows),
+                shown(check.postgres_rows),
+                shown(check.duckdb_rows),
+                flag(check.sums_ok),
+                flag(check.sha256_ok),
+            )
+            for check in report.files
+        ],
     )
     failed = [check for check in report.files if not check.ok]
     for check in failed:
@@ -1667,13 +2062,17 @@ def verify_command(ctx, out_dir, partitions):
             click.echo(f"    {problem}")
     click.echo("")
     if failed:
-        click.echo(f"FAIL: {len(failed)} of {_plural(len(report.files), 'file')} in {directory} "
-                   f"{'does' if len(failed) == 1 else 'do'} not "
-                   "match. Export again (`python cli.py export`) and verify.")
+        click.echo(
+            f"FAIL: {len(failed)} of {_plural(len(report.files), 'file')} in {directory} "
+            f"{'does' if len(failed) == 1 else 'do'} not "
+            "match. Export again (`python cli.py export`) and verify."
+        )
         ctx.exit(1)
-    click.echo(f"PASS: {_plural(len(report.files), 'file')} in {directory} "
-               f"{'matches' if len(report.files) == 1 else 'match'} PostgreSQL, DuckDB and "
-               f"the manifest ({report.seconds:.2f} s).")
+    click.echo(
+        f"PASS: {_plural(len(report.files), 'file')} in {directory} "
+        f"{'matches' if len(report.files) == 1 else 'match'} PostgreSQL, DuckDB and "
+        f"the manifest ({report.seconds:.2f} s)."
+    )
 
 
 # --- REST API: serve, token create / list / revoke (issue 10) -----------------------------
@@ -1681,12 +2080,26 @@ def verify_command(ctx, out_dir, partitions):
 
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
-              help="TCP port to listen on.")
-@click.option("--pool-size", default=16, show_default=True, type=click.IntRange(1, 200),
-              help="Most database connections the API holds at once.")
-@click.option("--access-log/--no-access-log", default=True, show_default=True,
-              help="Log one line per request on stderr.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TCP port to listen on.",
+)
+@click.option(
+    "--pool-size",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, 200),
+    help="Most database connections the API holds at once.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log one line per request on stderr.",
+)
 @click.pass_context
 def serve_command(ctx, host, port, pool_size, access_log):
     """Serve the REST API (docs at /docs) on the configured database until Ctrl-C / SIGTERM.
@@ -1702,8 +2115,11 @@ def serve_command(ctx, host, port, pool_size, access_log):
     from tracker.api.server import serve
 
     target = database(ctx)
-    click.echo(f"Serving the API on http://{host}:{port} (docs: /docs) for "
-               f"{target.masked_url}. Ctrl-C stops it.", err=True)
+    click.echo(
+        f"Serving the API on http://{host}:{port} (docs: /docs) for "
+        f"{target.masked_url}. Ctrl-C stops it.",
+        err=True,
+    )
     serve(target.url, host=host, port=port, pool_size=pool_size, access_log=access_log)
 
 
@@ -1734,8 +2150,10 @@ def token_create(ctx, user, name):
 
     with _connection(ctx) as conn:
         created = create_token(conn, user, name)
-    click.echo(f"Created token {created.info.id} ({created.info.name}) for "
-               f"{created.info.user_email}. It is shown only now; keep it secret:")
+    click.echo(
+        f"Created token {created.info.id} ({created.info.name}) for "
+        f"{created.info.user_email}. It is shown only now; keep it secret:"
+    )
     click.echo(created.token)
 
 
@@ -1758,10 +2176,22 @@ def token_list(ctx, user, fmt):
 
     with _connection(ctx) as conn:
         rows = list_tokens(conn, user)
-    _emit(fmt, ["id", "user", "name", "created", "last used", "revoked"],
-          [row.as_dict() for row in rows],
-          [(row.id, row.user_email, row.name, when(row.created_at), when(row.last_used_at),
-            when(row.revoked_at)) for row in rows])
+    _emit(
+        fmt,
+        ["id", "user", "name", "created", "last used", "revoked"],
+        [row.as_dict() for row in rows],
+        [
+            (
+                row.id,
+                row.user_email,
+                row.name,
+                when(row.created_at),
+                when(row.last_used_at),
+                when(row.revoked_at),
+            )
+            for row in rows
+        ],
+    )
 
 
 @token_group.command("revoke")
@@ -1780,8 +2210,10 @@ def token_revoke(ctx, token_id):
     with _connection(ctx) as conn:
         token, already = revoke_token(conn, token_id)
     if already:
-        click.echo(f"Token {token.id} was already revoked at "
-                   f"{token.revoked_at:%Y-%m-%d %H:%M:%S}; nothing changed.")
+        click.echo(
+            f"Token {token.id} was already revoked at "
+            f"{token.revoked_at:%Y-%m-%d %H:%M:%S}; nothing changed."
+        )
     else:
         click.echo(f"Revoked token {token.id} ({token.name}) of {token.user_email}.")
 

@@ -50,10 +50,10 @@ import click  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from tracker.plumbing import db as tracker_db  # noqa: E402
-from tracker.plumbing.bootstrap import initialize_database  # noqa: E402
 from tracker.errors import TrackerError  # noqa: E402
 from tracker.everyday.generate import GenerateResult, generate_data, parse_options  # noqa: E402
+from tracker.plumbing import db as tracker_db  # noqa: E402
+from tracker.plumbing.bootstrap import initialize_database  # noqa: E402
 
 FULL_SCALE = 1_000_000
 COPY_CHUNK_BYTES = 1 << 20
@@ -388,7 +388,7 @@ def load_plugins() -> list[str]:
     for path in sorted(BENCH_DIR.glob("bench_*.py")):
         try:
             importlib.import_module(path.stem)
-        except Exception as exc:  # noqa: BLE001 - one broken plug-in must not stop the others
+        except Exception as exc:
             errors.append(f"{path.name}: {type(exc).__name__}: {exc}")
     return errors
 
@@ -400,7 +400,8 @@ def print_summary(figures: list[Figure], failures: list[tuple[str, str]]) -> Non
             figure.section,
             figure.label + (f" ({figure.note})" if figure.note else ""),
             f"{figure.seconds:.2f}",
-            "-" if figure.baseline_seconds is None
+            "-"
+            if figure.baseline_seconds is None
             else f"{figure.baseline_seconds:.2f} ({figure.baseline_label})",
             "-" if figure.ratio is None else f"{figure.ratio:.2f}",
             figure.target,
@@ -440,9 +441,14 @@ def print_summary(figures: list[Figure], failures: list[tuple[str, str]]) -> Non
     help="Repetitions of each timed variant where a section repeats (best is kept).",
 )
 @click.option("--list", "list_only", is_flag=True, help="List the sections and exit.")
-@click.option("--lake-expenses", type=click.IntRange(min=0), default=0, metavar="N",
-              help="Section lake: also time the models on a lake of N generated expenses "
-                   "(e.g. 10000000; opt-in, minutes on 2 cores).")
+@click.option(
+    "--lake-expenses",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Section lake: also time the models on a lake of N generated expenses "
+    "(e.g. 10000000; opt-in, minutes on 2 cores).",
+)
 def main(only, expenses, runs, list_only, lake_expenses):
     """Measure the speed goals against baselines from the same run; exit 1 if one is missed.
 
@@ -458,9 +464,7 @@ def main(only, expenses, runs, list_only, lake_expenses):
     wanted = [name.strip() for value in only for name in value.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in SECTIONS]
     if unknown:
-        raise click.UsageError(
-            f"unknown section {unknown[0]!r}; known: {', '.join(SECTIONS)}"
-        )
+        raise click.UsageError(f"unknown section {unknown[0]!r}; known: {', '.join(SECTIONS)}")
     selected = [SECTIONS[name] for name in (wanted or SECTIONS)]
     try:
         server = tracker_db.resolve(None)
@@ -483,7 +487,7 @@ def main(only, expenses, runs, list_only, lake_expenses):
                 click.echo(f"\n[{item.name}] {item.description}")
                 try:
                     section_figures = item.run(ctx)
-                except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                except Exception as exc:
                     if not isinstance(exc, TrackerError):
                         traceback.print_exc()
                     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -491,8 +495,10 @@ def main(only, expenses, runs, list_only, lake_expenses):
                     continue
                 for figure in section_figures:
                     ratio = "" if figure.ratio is None else f", ratio {figure.ratio:.2f}"
-                    click.echo(f"  => {figure.label}: {figure.seconds:.2f} s{ratio}; "
-                               f"target {figure.target}: {figure.verdict}")
+                    click.echo(
+                        f"  => {figure.label}: {figure.seconds:.2f} s{ratio}; "
+                        f"target {figure.target}: {figure.verdict}"
+                    )
                 figures.extend(section_figures)
         finally:
             ctx.close()

@@ -58,7 +58,7 @@ def _run_clients(make_call, seconds: float) -> list[float]:
                     latencies[index].append(time.perf_counter() - began)
             finally:
                 close()
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:
             errors.append(exc)
             start.abort()
 
@@ -107,9 +107,21 @@ def _setup(url: str) -> tuple[int, list[tuple[int, str]]]:
 def _start_api(url: str, port: int, log_path) -> subprocess.Popen:
     log = open(log_path, "wb")
     process = subprocess.Popen(
-        [sys.executable, str(PROJECT_DIR / "cli.py"), "--database-url", url, "serve",
-         "--port", str(port), "--pool-size", str(CLIENTS), "--no-access-log"],
-        cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            str(PROJECT_DIR / "cli.py"),
+            "--database-url",
+            url,
+            "serve",
+            "--port",
+            str(port),
+            "--pool-size",
+            str(CLIENTS),
+            "--no-access-log",
+        ],
+        cwd=PROJECT_DIR,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
@@ -132,15 +144,19 @@ def _start_api(url: str, port: int, log_path) -> subprocess.Popen:
 def bench_api(ctx) -> list[Figure]:
     with ctx.scratch_database("api") as url:
         category_id, users = _setup(url)
-        body = json.dumps({"category": category_id, "amount": "12.34",
-                           "date": "2025-05-15", "note": "bench"}).encode()
+        body = json.dumps(
+            {"category": category_id, "amount": "12.34", "date": "2025-05-15", "note": "bench"}
+        ).encode()
         port = _free_port()
         process = _start_api(url, port, ctx.workdir / "api.log")
         try:
+
             def http_call(index):
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                headers = {"Authorization": f"Bearer {users[index][1]}",
-                           "Content-Type": "application/json"}
+                headers = {
+                    "Authorization": f"Bearer {users[index][1]}",
+                    "Content-Type": "application/json",
+                }
 
                 def call():
                     connection.request("POST", "/api/v1/expenses", body=body, headers=headers)
@@ -177,12 +193,18 @@ def bench_api(ctx) -> list[Figure]:
 
     api_rate, api_p50, api_p99 = _summary(api_latencies, MEASURE_SECONDS)
     direct_rate, direct_p50, direct_p99 = _summary(direct_latencies, MEASURE_SECONDS)
-    ctx.echo(f"  API    : {api_rate:,.0f} requests/s, p50 {api_p50 * 1000:.1f} ms, "
-             f"p99 {api_p99 * 1000:.1f} ms ({CLIENTS} clients, {MEASURE_SECONDS:.0f} s)")
-    ctx.echo(f"  direct : {direct_rate:,.0f} inserts/s, p50 {direct_p50 * 1000:.1f} ms, "
-             f"p99 {direct_p99 * 1000:.1f} ms")
-    ctx.echo(f"  API / direct throughput: {api_rate / direct_rate:.2f} (target >= 0.50); "
-             f"{rows:,} expenses written")
+    ctx.echo(
+        f"  API    : {api_rate:,.0f} requests/s, p50 {api_p50 * 1000:.1f} ms, "
+        f"p99 {api_p99 * 1000:.1f} ms ({CLIENTS} clients, {MEASURE_SECONDS:.0f} s)"
+    )
+    ctx.echo(
+        f"  direct : {direct_rate:,.0f} inserts/s, p50 {direct_p50 * 1000:.1f} ms, "
+        f"p99 {direct_p99 * 1000:.1f} ms"
+    )
+    ctx.echo(
+        f"  API / direct throughput: {api_rate / direct_rate:.2f} (target >= 0.50); "
+        f"{rows:,} expenses written"
+    )
     return [
         Figure(
             "api",

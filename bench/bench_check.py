@@ -27,7 +27,9 @@ def _best_wall_time(command: list[str], runs: int) -> float:
         done = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed: {done.stdout[-300:]}{done.stderr[-300:]}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed: {done.stdout[-300:]}{done.stderr[-300:]}"
+            )
         best = min(best, seconds)
     return best
 
@@ -38,7 +40,9 @@ def _baseline_script(ctx) -> str:
     seeds = tracker_duck.SEED_COLUMNS
     statements = [tracker_duck.BASE_TABLES_SQL.read_text()]
     for name, columns in seeds.items():
-        struct = "{" + ", ".join(f"'{column}': '{type_}'" for column, type_ in columns.items()) + "}"
+        struct = (
+            "{" + ", ".join(f"'{column}': '{type_}'" for column, type_ in columns.items()) + "}"
+        )
         statements.append(
             f"create temp table seed_{name} as select *, row_number() over () as seq from "
             f"read_csv('{tracker_duck.config.SEEDS_DIR / (name + '.csv')}', header = true, "
@@ -47,8 +51,9 @@ def _baseline_script(ctx) -> str:
     statements.append(tracker_duck.SEED_LOAD)
     statements.append("create schema analytics;")
     for model in project.models.values():
-        statements.append(f"create {model.materialized} analytics.{model.name} as\n"
-                          f"{render(model, 'duckdb')};")
+        statements.append(
+            f"create {model.materialized} analytics.{model.name} as\n{render(model, 'duckdb')};"
+        )
     for test in generic_tests(project, project.models.values(), "duckdb"):
         statements.append(f"select count(*) from ({test.query});")
     path = ctx.workdir / "check_baseline.sql"
@@ -70,9 +75,13 @@ def bench_check(ctx) -> list[Figure]:
     help_seconds = _best_wall_time([sys.executable, "cli.py", "--help"], runs)
     ctx.echo(f"  python cli.py --help: best of {runs} {help_seconds:.2f} s")
     return [
-        Figure("check", "python cli.py check, wall time incl. start-up", seconds,
-               baseline_label="same SQL straight to DuckDB", baseline_seconds=baseline,
-               max_seconds=CHECK_SECONDS),
-        Figure("check", "python cli.py --help, wall time", help_seconds,
-               max_seconds=HELP_SECONDS),
+        Figure(
+            "check",
+            "python cli.py check, wall time incl. start-up",
+            seconds,
+            baseline_label="same SQL straight to DuckDB",
+            baseline_seconds=baseline,
+            max_seconds=CHECK_SECONDS,
+        ),
+        Figure("check", "python cli.py --help, wall time", help_seconds, max_seconds=HELP_SECONDS),
     ]

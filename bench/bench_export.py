@@ -11,7 +11,6 @@ import subprocess
 import time
 
 from bench import Figure, section
-from tracker.plumbing import db as tracker_db
 from tracker.pipeline.export import (
     SESSION_SETTINGS,
     export_items,
@@ -21,6 +20,7 @@ from tracker.pipeline.export import (
     select_export_models,
 )
 from tracker.pipeline.models import load_project, run_models
+from tracker.plumbing import db as tracker_db
 from tracker.plumbing.psql import psql_command
 
 CSV_RATIO = 1.05
@@ -63,10 +63,22 @@ def bench_export(ctx) -> list[Figure]:
             f"(fact_expenses: {fact['rows']:,} rows, {fact['bytes'] / 1e6:.0f} MB of CSV)"
         )
     return [
-        Figure("export", f"export --format csv, {len(queries)} models", min(timings["csv"]),
-               baseline_label="psql \\copy", baseline_seconds=baseline, max_ratio=CSV_RATIO),
-        Figure("export", f"export csv + parquet, {len(queries)} models", min(timings["both"]),
-               baseline_label="psql \\copy", baseline_seconds=baseline, max_ratio=FULL_RATIO),
+        Figure(
+            "export",
+            f"export --format csv, {len(queries)} models",
+            min(timings["csv"]),
+            baseline_label="psql \\copy",
+            baseline_seconds=baseline,
+            max_ratio=CSV_RATIO,
+        ),
+        Figure(
+            "export",
+            f"export csv + parquet, {len(queries)} models",
+            min(timings["both"]),
+            baseline_label="psql \\copy",
+            baseline_seconds=baseline,
+            max_ratio=FULL_RATIO,
+        ),
     ]
 
 
@@ -80,7 +92,9 @@ def _psql_copy(url: str, queries: list[tuple[str, str]], out_dir) -> float:
     started = time.perf_counter()
     subprocess.run(
         [command[0], "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", *command[1:]],
-        input=script.encode("utf-8"), check=True, env=env or None,
+        input=script.encode("utf-8"),
+        check=True,
+        env=env or None,
     )
     return time.perf_counter() - started
 

@@ -30,8 +30,10 @@ MERCHANTS = (
     ("BESCOM BILL", "Utilities"),
     ("CORNER SHOP", None),  # no rule: the default category
 )
-RULES = "pattern,category\nswiggy,Food\n/^(uber|ola)\\b/,Transport\namazon,Shopping\n" \
-        "netflix,Entertainment\n/pharmacy|clinic/,Health\nbescom,Utilities\n"
+RULES = (
+    "pattern,category\nswiggy,Food\n/^(uber|ola)\\b/,Transport\namazon,Shopping\n"
+    "netflix,Entertainment\n/pharmacy|clinic/,Health\nbescom,Utilities\n"
+)
 
 
 def _rows(count: int):
@@ -91,12 +93,22 @@ def bench_import(ctx) -> list[Figure]:
         memory[label] = peak
         ctx.echo(f"  import of the {label} file: {seconds:.2f} s, peak memory {peak / 1e6:.0f} MB")
     return [
-        Figure("import", f"python cli.py import, {rows:,} rows", seconds,
-               baseline_label="COPY of the same rows, trigger on",
-               baseline_seconds=copy_seconds, max_ratio=IMPORT_RATIO),
-        Figure("import", "import peak memory, whole file (MB, as seconds column)",
-               memory["whole"] / 1e6, baseline_label="a quarter of the file",
-               baseline_seconds=memory["quarter"] / 1e6, max_ratio=MEMORY_RATIO),
+        Figure(
+            "import",
+            f"python cli.py import, {rows:,} rows",
+            seconds,
+            baseline_label="COPY of the same rows, trigger on",
+            baseline_seconds=copy_seconds,
+            max_ratio=IMPORT_RATIO,
+        ),
+        Figure(
+            "import",
+            "import peak memory, whole file (MB, as seconds column)",
+            memory["whole"] / 1e6,
+            baseline_label="a quarter of the file",
+            baseline_seconds=memory["quarter"] / 1e6,
+            max_ratio=MEMORY_RATIO,
+        ),
     ]
 
 
@@ -112,16 +124,27 @@ def _prepare(url: str) -> dict[str, int]:
 def _run_import(url: str, path, rules) -> tuple[float, int]:
     """Wall time and peak RSS (bytes) of `python cli.py import` in a child process."""
     command = [
-        sys.executable, "-c",
+        sys.executable,
+        "-c",
         "import resource, runpy, sys; sys.argv = sys.argv[1:]; "
         "code = 0\n"
         "try:\n    runpy.run_path('cli.py', run_name='__main__')\n"
         "except SystemExit as exc:\n    code = exc.code or 0\n"
         "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
         "sys.exit(code)",
-        "cli.py", "--database-url", url, "import", str(path), "--user", "bench@example.com",
-        "--mapping", "date=Date,amount=Amount,note=Description", "--rules", str(rules),
-        "--default-category", "Shopping",
+        "cli.py",
+        "--database-url",
+        url,
+        "import",
+        str(path),
+        "--user",
+        "bench@example.com",
+        "--mapping",
+        "date=Date,amount=Amount,note=Description",
+        "--rules",
+        str(rules),
+        "--default-category",
+        "Shopping",
     ]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True)
@@ -129,6 +152,7 @@ def _run_import(url: str, path, rules) -> tuple[float, int]:
     if done.returncode != 0:
         raise RuntimeError(f"import failed: {done.stdout[-300:]}{done.stderr[-300:]}")
     peak = [line for line in done.stderr.splitlines() if line.startswith("peak ")]
-    kilobytes = int(peak[-1].split()[1]) if peak else resource.getrusage(
-        resource.RUSAGE_CHILDREN).ru_maxrss
+    kilobytes = (
+        int(peak[-1].split()[1]) if peak else resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
     return seconds, kilobytes * 1024

@@ -21,10 +21,10 @@ from pathlib import Path
 import duckdb
 
 from bench import Figure, section
-from tracker.plumbing import db as tracker_db
 from tracker.pipeline.export import export_items, export_models, select_export_models
 from tracker.pipeline.lake import export_lake
 from tracker.pipeline.models import SCHEMA, load_project, run_models, run_models_duckdb
+from tracker.plumbing import db as tracker_db
 
 FULL_RATIO = 1.5
 INCREMENTAL_SHARE = 0.05
@@ -34,26 +34,29 @@ SPARK_MASTER = "local[2]"
 # The base tables as DuckDB views over a lake (the same mapping tracker/pipeline/spark.py gives Spark).
 DUCKDB_SOURCES = {
     "users": "select user_id as id, name, cast(null as varchar) as email, currency, created_at "
-             "from read_parquet('{lake}/dim_user.parquet')",
+    "from read_parquet('{lake}/dim_user.parquet')",
     "categories": "select category_id as id, category as name, description, color "
-                  "from read_parquet('{lake}/dim_category.parquet')",
+    "from read_parquet('{lake}/dim_category.parquet')",
     "budgets": "select budget_id as id, user_id, category_id, "
-               "cast(extract(year from month) as smallint) as year, "
-               "cast(extract(month from month) as smallint) as month, budget_amount as amount, "
-               "cast(null as timestamptz) as created_at, cast(null as timestamptz) as updated_at "
-               "from read_parquet('{lake}/fact_budgets/*/*/*.parquet', hive_partitioning = false)",
+    "cast(extract(year from month) as smallint) as year, "
+    "cast(extract(month from month) as smallint) as month, budget_amount as amount, "
+    "cast(null as timestamptz) as created_at, cast(null as timestamptz) as updated_at "
+    "from read_parquet('{lake}/fact_budgets/*/*/*.parquet', hive_partitioning = false)",
     "expenses": "select expense_id as id, user_id, category_id, amount, currency, date, note, "
-                "cast(null as timestamptz) as created_at "
-                "from read_parquet('{lake}/fact_expenses/*/*/*.parquet', hive_partitioning = false)",
+    "cast(null as timestamptz) as created_at "
+    "from read_parquet('{lake}/fact_expenses/*/*/*.parquet', hive_partitioning = false)",
     "alerts": "select alert_id as id, user_id, budget_id, category_id, month, alert_type, "
-              "message, spent, budget_amount, fired_at, acknowledged_at "
-              "from read_parquet('{lake}/alerts/*/*/*.parquet', hive_partitioning = false, "
-              "union_by_name = true)",
+    "message, spent, budget_amount, fired_at, acknowledged_at "
+    "from read_parquet('{lake}/alerts/*/*/*.parquet', hive_partitioning = false, "
+    "union_by_name = true)",
 }
 
 
-@section("lake", "export --lake full vs whole export; incremental <= 5 % of full; "
-                 "every model on Spark / DuckDB / PostgreSQL")
+@section(
+    "lake",
+    "export --lake full vs whole export; incremental <= 5 % of full; "
+    "every model on Spark / DuckDB / PostgreSQL",
+)
 def bench_lake(ctx) -> list[Figure]:
     project = load_project()
     items = export_items(select_export_models(project))
@@ -83,15 +86,26 @@ def bench_lake(ctx) -> list[Figure]:
             )
         full_best = min(timings["full"])
         figures += [
-            Figure("lake", "export --lake --full (facts by month + dimensions)", full_best,
-                   baseline_label="whole export", baseline_seconds=min(timings["export"]),
-                   max_ratio=FULL_RATIO),
-            Figure("lake", f"export --lake after {NEW_EXPENSES:,} new expenses in one month",
-                   min(timings["incremental"]), baseline_label="full lake export",
-                   baseline_seconds=full_best, max_ratio=INCREMENTAL_SHARE),
+            Figure(
+                "lake",
+                "export --lake --full (facts by month + dimensions)",
+                full_best,
+                baseline_label="whole export",
+                baseline_seconds=min(timings["export"]),
+                max_ratio=FULL_RATIO,
+            ),
+            Figure(
+                "lake",
+                f"export --lake after {NEW_EXPENSES:,} new expenses in one month",
+                min(timings["incremental"]),
+                baseline_label="full lake export",
+                baseline_seconds=full_best,
+                max_ratio=INCREMENTAL_SHARE,
+            ),
         ]
-        rows = sum(entry["rows"] for entry in full.manifest["files"]
-                   if entry["model"] == "fact_expenses")
+        rows = sum(
+            entry["rows"] for entry in full.manifest["files"] if entry["model"] == "fact_expenses"
+        )
         export_lake(url, project, lake)
         postgres = _postgres_models(url, project)
         ctx.echo(f"  every model on PostgreSQL (create table as each): {postgres:.2f} s")
@@ -100,11 +114,21 @@ def bench_lake(ctx) -> list[Figure]:
     spark_seconds = _spark_models(ctx, project, lake)
     ctx.echo(f"  every model on Spark {SPARK_MASTER} over the lake: {spark_seconds:.2f} s")
     figures += [
-        Figure("lake", f"every model on Spark {SPARK_MASTER}, {rows:,} expenses", spark_seconds,
-               baseline_label="PostgreSQL", baseline_seconds=postgres,
-               note=f"DuckDB {duck:.2f} s"),
-        Figure("lake", f"every model on DuckDB over the lake, {rows:,} expenses", duck,
-               baseline_label="PostgreSQL", baseline_seconds=postgres),
+        Figure(
+            "lake",
+            f"every model on Spark {SPARK_MASTER}, {rows:,} expenses",
+            spark_seconds,
+            baseline_label="PostgreSQL",
+            baseline_seconds=postgres,
+            note=f"DuckDB {duck:.2f} s",
+        ),
+        Figure(
+            "lake",
+            f"every model on DuckDB over the lake, {rows:,} expenses",
+            duck,
+            baseline_label="PostgreSQL",
+            baseline_seconds=postgres,
+        ),
     ]
     big = getattr(ctx, "lake_expenses", 0)
     if big:
@@ -113,15 +137,27 @@ def bench_lake(ctx) -> list[Figure]:
             _generate_lake(big_lake, big)
         big_duck = _duckdb_models(project, big_lake)
         big_spark = _spark_models(ctx, project, big_lake)
-        for engine, small, large in (("Spark", spark_seconds, big_spark),
-                                     ("DuckDB", duck, big_duck)):
-            ctx.echo(f"  {engine}: {small / rows * 1e6:.2f} s per million rows at {rows:,}, "
-                     f"{large / big * 1e6:.2f} s per million rows at {big:,}")
+        for engine, small, large in (
+            ("Spark", spark_seconds, big_spark),
+            ("DuckDB", duck, big_duck),
+        ):
+            ctx.echo(
+                f"  {engine}: {small / rows * 1e6:.2f} s per million rows at {rows:,}, "
+                f"{large / big * 1e6:.2f} s per million rows at {big:,}"
+            )
         figures += [
-            Figure("lake", f"every model on Spark {SPARK_MASTER}, {big:,} expenses", big_spark,
-                   note=f"{big_spark / big * 1e6:.2f} s per million rows"),
-            Figure("lake", f"every model on DuckDB, {big:,} expenses", big_duck,
-                   note=f"{big_duck / big * 1e6:.2f} s per million rows"),
+            Figure(
+                "lake",
+                f"every model on Spark {SPARK_MASTER}, {big:,} expenses",
+                big_spark,
+                note=f"{big_spark / big * 1e6:.2f} s per million rows",
+            ),
+            Figure(
+                "lake",
+                f"every model on DuckDB, {big:,} expenses",
+                big_duck,
+                note=f"{big_duck / big * 1e6:.2f} s per million rows",
+            ),
         ]
     return figures
 
@@ -165,11 +201,13 @@ def _duckdb_models(project, lake: Path) -> float:
     started = time.perf_counter()
     for table, query in DUCKDB_SOURCES.items():
         if table == "alerts" and not any((lake / "alerts").glob("*/*/*.parquet")):
-            query = ("select * from (select 1::bigint as id, 1::bigint as user_id, "
-                     "1::bigint as budget_id, 1::bigint as category_id, date '2000-01-01' "
-                     "as month, '' as alert_type, '' as message, 0::decimal(38,2) as spent, "
-                     "0::decimal(12,2) as budget_amount, now() as fired_at, now() as "
-                     "acknowledged_at) where false")
+            query = (
+                "select * from (select 1::bigint as id, 1::bigint as user_id, "
+                "1::bigint as budget_id, 1::bigint as category_id, date '2000-01-01' "
+                "as month, '' as alert_type, '' as message, 0::decimal(38,2) as spent, "
+                "0::decimal(12,2) as budget_amount, now() as fired_at, now() as "
+                "acknowledged_at) where false"
+            )
         duck.execute(f"create view main.{table} as {query.format(lake=lake)}")
     duck.execute(f"create schema {SCHEMA}")
     run_models_duckdb(duck, project, list(project.models.values()))
@@ -237,25 +275,78 @@ def _generate_lake(lake: Path, expenses: int) -> None:
     def columns(pairs):
         return [{"name": name, "type": type_} for name, type_ in pairs]
 
-    manifest = {"generator": "bench", "include_pii": False, "files": [], "tables": {
-        "fact_expenses": {"path": "fact_expenses", "columns": columns([
-            ("expense_id", "BIGINT"), ("user_id", "BIGINT"), ("category_id", "BIGINT"),
-            ("date", "DATE"), ("month", "DATE"), ("amount", "DECIMAL(12,2)"),
-            ("currency", "VARCHAR"), ("note", "VARCHAR")])},
-        "fact_budgets": {"path": "fact_budgets", "columns": columns([
-            ("budget_id", "BIGINT"), ("user_id", "BIGINT"), ("category_id", "BIGINT"),
-            ("month", "DATE"), ("budget_amount", "DECIMAL(12,2)")])},
-        "alerts": {"path": "alerts", "columns": columns([
-            ("alert_id", "BIGINT"), ("user_id", "BIGINT"), ("budget_id", "BIGINT"),
-            ("category_id", "BIGINT"), ("month", "DATE"), ("alert_type", "VARCHAR"),
-            ("message", "VARCHAR"), ("spent", "DECIMAL(38,2)"),
-            ("budget_amount", "DECIMAL(12,2)"), ("fired_at", "TIMESTAMPTZ"),
-            ("acknowledged_at", "TIMESTAMPTZ")])},
-        "dim_user": {"path": "dim_user.parquet", "columns": columns([
-            ("user_id", "BIGINT"), ("name", "VARCHAR"), ("currency", "VARCHAR"),
-            ("created_at", "TIMESTAMPTZ")])},
-        "dim_category": {"path": "dim_category.parquet", "columns": columns([
-            ("category_id", "BIGINT"), ("category", "VARCHAR"), ("description", "VARCHAR"),
-            ("color", "VARCHAR")])},
-    }}
+    manifest = {
+        "generator": "bench",
+        "include_pii": False,
+        "files": [],
+        "tables": {
+            "fact_expenses": {
+                "path": "fact_expenses",
+                "columns": columns(
+                    [
+                        ("expense_id", "BIGINT"),
+                        ("user_id", "BIGINT"),
+                        ("category_id", "BIGINT"),
+                        ("date", "DATE"),
+                        ("month", "DATE"),
+                        ("amount", "DECIMAL(12,2)"),
+                        ("currency", "VARCHAR"),
+                        ("note", "VARCHAR"),
+                    ]
+                ),
+            },
+            "fact_budgets": {
+                "path": "fact_budgets",
+                "columns": columns(
+                    [
+                        ("budget_id", "BIGINT"),
+                        ("user_id", "BIGINT"),
+                        ("category_id", "BIGINT"),
+                        ("month", "DATE"),
+                        ("budget_amount", "DECIMAL(12,2)"),
+                    ]
+                ),
+            },
+            "alerts": {
+                "path": "alerts",
+                "columns": columns(
+                    [
+                        ("alert_id", "BIGINT"),
+                        ("user_id", "BIGINT"),
+                        ("budget_id", "BIGINT"),
+                        ("category_id", "BIGINT"),
+                        ("month", "DATE"),
+                        ("alert_type", "VARCHAR"),
+                        ("message", "VARCHAR"),
+                        ("spent", "DECIMAL(38,2)"),
+                        ("budget_amount", "DECIMAL(12,2)"),
+                        ("fired_at", "TIMESTAMPTZ"),
+                        ("acknowledged_at", "TIMESTAMPTZ"),
+                    ]
+                ),
+            },
+            "dim_user": {
+                "path": "dim_user.parquet",
+                "columns": columns(
+                    [
+                        ("user_id", "BIGINT"),
+                        ("name", "VARCHAR"),
+                        ("currency", "VARCHAR"),
+                        ("created_at", "TIMESTAMPTZ"),
+                    ]
+                ),
+            },
+            "dim_category": {
+                "path": "dim_category.parquet",
+                "columns": columns(
+                    [
+                        ("category_id", "BIGINT"),
+                        ("category", "VARCHAR"),
+                        ("description", "VARCHAR"),
+                        ("color", "VARCHAR"),
+                    ]
+                ),
+            },
+        },
+    }
     (lake / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")

@@ -20,11 +20,11 @@ import time
 from psycopg import sql
 
 from bench import EXPENSE_COLUMNS, PROJECT_DIR, Figure, _checkpoint, section
-from tracker.plumbing import db as tracker_db
+from tracker.everyday.generate import generate_data, parse_options
 from tracker.pipeline.build import build_project
 from tracker.pipeline.export import SESSION_SETTINGS, export_items, select_export_models
-from tracker.everyday.generate import generate_data, parse_options
 from tracker.pipeline.models import load_project, render, run_models
+from tracker.plumbing import db as tracker_db
 from tracker.plumbing.psql import psql_command
 
 PIPELINE_RATIO = 1.5
@@ -32,7 +32,9 @@ PIPELINE_SECONDS = 20.0
 TEST_SECONDS = 3.0
 
 
-@section("pipeline", "generate + build (run, test, export) at scale <= 20 s and <= 1.5x plain tools")
+@section(
+    "pipeline", "generate + build (run, test, export) at scale <= 20 s and <= 1.5x plain tools"
+)
 def bench_pipeline(ctx) -> list[Figure]:
     dataset = ctx.dataset()
     project = load_project()
@@ -40,11 +42,18 @@ def bench_pipeline(ctx) -> list[Figure]:
     copy_seconds = _baseline_copy(ctx, csv_path)
     psql_seconds = _baseline_psql(ctx, project)
     baseline = copy_seconds + psql_seconds
-    ctx.echo(f"  baseline: COPY without trigger {copy_seconds:.2f} s + psql \\copy "
-             f"{psql_seconds:.2f} s = {baseline:.2f} s")
+    ctx.echo(
+        f"  baseline: COPY without trigger {copy_seconds:.2f} s + psql \\copy "
+        f"{psql_seconds:.2f} s = {baseline:.2f} s"
+    )
 
-    options = parse_options(users=dataset.result.users, expenses=dataset.result.expenses,
-                            months=12, seed=1, start_month="2024-11")
+    options = parse_options(
+        users=dataset.result.users,
+        expenses=dataset.result.expenses,
+        months=12,
+        seed=1,
+        start_month="2024-11",
+    )
     with ctx.scratch_database("pipeline") as url:
         started = time.perf_counter()
         generated = generate_data(url, options)
@@ -62,12 +71,22 @@ def bench_pipeline(ctx) -> list[Figure]:
         test_seconds = _cli_test_seconds(ctx, url)
     scale = ctx.scale
     return [
-        Figure("pipeline", f"generate + build, {dataset.result.expenses:,} expenses", seconds,
-               baseline_label="COPY, no trigger + psql \\copy", baseline_seconds=baseline,
-               max_ratio=PIPELINE_RATIO, max_seconds=max(PIPELINE_SECONDS * scale, 4.0)),
-        Figure("pipeline", "python cli.py test, cold", test_seconds,
-               max_seconds=max(TEST_SECONDS * scale, 1.0),
-               note=f"{report.tests.count()} tests"),
+        Figure(
+            "pipeline",
+            f"generate + build, {dataset.result.expenses:,} expenses",
+            seconds,
+            baseline_label="COPY, no trigger + psql \\copy",
+            baseline_seconds=baseline,
+            max_ratio=PIPELINE_RATIO,
+            max_seconds=max(PIPELINE_SECONDS * scale, 4.0),
+        ),
+        Figure(
+            "pipeline",
+            "python cli.py test, cold",
+            test_seconds,
+            max_seconds=max(TEST_SECONDS * scale, 1.0),
+            note=f"{report.tests.count()} tests",
+        ),
     ]
 
 
@@ -123,7 +142,9 @@ def _baseline_psql(ctx, project) -> float:
         started = time.perf_counter()
         subprocess.run(
             [command[0], "--no-psqlrc", "--quiet", *command[1:]],
-            input="\n".join(lines).encode("utf-8"), check=True, env=env or None,
+            input="\n".join(lines).encode("utf-8"),
+            check=True,
+            env=env or None,
         )
         return time.perf_counter() - started
 
@@ -133,7 +154,9 @@ def _inlined(project, name: str) -> str:
     query = render(project[name], "postgres")
     for parent in sorted(project[name].depends_on):
         if project[parent].layer == "marts":
-            query = query.replace(f"analytics.{parent}", f"(\n{_inlined(project, parent)}\n) as {parent}")
+            query = query.replace(
+                f"analytics.{parent}", f"(\n{_inlined(project, parent)}\n) as {parent}"
+            )
     return query
 
 
@@ -141,8 +164,12 @@ def _cli_test_seconds(ctx, url: str) -> float:
     best = float("inf")
     for _ in range(max(ctx.runs, 2)):
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "cli.py", "--database-url", url, "test"],
-                              cwd=PROJECT_DIR, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "cli.py", "--database-url", url, "test"],
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             raise RuntimeError(f"cli.py test failed: {done.stdout[-300:]}{done.stderr[-300:]}")

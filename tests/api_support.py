@@ -60,9 +60,20 @@ def start_server(db_url: str, log_dir: Path, *extra: str) -> ApiServer:
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, str(PROJECT / "cli.py"), "--database-url", db_url, "serve",
-             "--port", str(port), *extra],
-            cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                str(PROJECT / "cli.py"),
+                "--database-url",
+                db_url,
+                "serve",
+                "--port",
+                str(port),
+                *extra,
+            ],
+            cwd=PROJECT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     server = ApiServer(process, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS

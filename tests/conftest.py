@@ -32,7 +32,9 @@ def server_url() -> str:
 
 def _drop_database(server_url: str, name: str) -> None:
     with tracker_db.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
 
 
 def _create_database(server_url: str, name: str, template: str | None = None) -> str:
@@ -106,6 +108,8 @@ def run_cli():
 
     def run(url: str | None, *args: str, input: str | None = None, env: dict | None = None):
         prefix = ["--database-url", url] if url else []
-        return CliRunner().invoke(cli, [*prefix, *args], input=input, env=env, catch_exceptions=False)
+        return CliRunner().invoke(
+            cli, [*prefix, *args], input=input, env=env, catch_exceptions=False
+        )
 
     return run

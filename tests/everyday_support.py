@@ -9,8 +9,7 @@ def snapshot(url: str) -> dict:
     """Every row of every base table, to compare a database before and after a command."""
     with psycopg.connect(url) as conn:
         return {
-            table: conn.execute(f"select * from {table} order by id").fetchall()
-            for table in TABLES
+            table: conn.execute(f"select * from {table} order by id").fetchall() for table in TABLES
         }
 
 

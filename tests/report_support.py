@@ -12,7 +12,7 @@ import psycopg
 
 HOSTILE_NOTE = '<script>alert("note")</script></svg><img src=x onerror=alert(1)> & "quotes" \'too\''
 HOSTILE_NAME = '</title><script>alert(1)</script> O\'Brien "&amp;"'
-HOSTILE_CATEGORY = '</text></svg><script>alert(2)</script> $x$ & <b>'
+HOSTILE_CATEGORY = "</text></svg><script>alert(2)</script> $x$ & <b>"
 
 
 class ReportPage(HTMLParser):
@@ -31,8 +31,7 @@ class ReportPage(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "section" and "data-user-id" in attrs:
-            self._section = {"month": attrs["data-month"], "cards": {}, "tables": {},
-                             "name": None}
+            self._section = {"month": attrs["data-month"], "cards": {}, "tables": {}, "name": None}
             self.sections[int(attrs["data-user-id"])] = self._section
         if tag in ("h1", "h2", "h3"):
             self._text = [tag, ""]
@@ -89,14 +88,14 @@ def money_text_matches(text: str, value: Decimal, symbol: str = "₹") -> bool:
 def expected_month(url: str, user_id: int, month: str) -> dict:
     """The report's figures for one user and month (YYYY-MM-01), from the base tables."""
     with psycopg.connect(url) as conn:
-        (spent, count), = conn.execute(
+        ((spent, count),) = conn.execute(
             """
             select coalesce(sum(amount), 0), count(*) from expenses
             where user_id = %s and date >= %s::date and date < %s::date + interval '1 month'
             """,
             [user_id, month, month],
         ).fetchall()
-        (budget, remaining), = conn.execute(
+        ((budget, remaining),) = conn.execute(
             """
             select coalesce(sum(budgets.amount), 0),
                 coalesce(sum(budgets.amount - coalesce(spending.spent, 0)), 0)
@@ -112,7 +111,7 @@ def expected_month(url: str, user_id: int, month: str) -> dict:
             """,
             [user_id, month],
         ).fetchall()
-        (average,), = conn.execute(
+        ((average,),) = conn.execute(
             """
             with bounds as (
                 select greatest(date_trunc('month', min(date))::date,
@@ -131,7 +130,7 @@ def expected_month(url: str, user_id: int, month: str) -> dict:
             """,
             [month, user_id, month, month, user_id, month],
         ).fetchall()
-        (alerts,), = conn.execute(
+        ((alerts,),) = conn.execute(
             "select count(*) from alerts where user_id = %s and month = %s::date",
             [user_id, month],
         ).fetchall()
@@ -160,8 +159,12 @@ def expected_month(url: str, user_id: int, month: str) -> dict:
             [user_id, month],
         ).fetchall()
     return {
-        "spent": spent, "expenses": count, "budget": budget, "remaining": remaining,
-        "rolling_3m_avg": average, "alerts": alerts,
+        "spent": spent,
+        "expenses": count,
+        "budget": budget,
+        "remaining": remaining,
+        "rolling_3m_avg": average,
+        "alerts": alerts,
         "biggest": [(expense_id, amount) for expense_id, amount, _ in biggest],
         "notes": {expense_id: note for expense_id, _, note in biggest},
         "budgets": sorted((name, amount, spent) for name, amount, spent in budgets),
@@ -183,6 +186,8 @@ def assert_section_matches(section: dict, expected: dict, symbol: str = "₹") -
     for row in rows:
         note = expected["notes"][int(row["attrs"]["data-expense-id"])] or ""
         assert row["cells"][3][1] == note
-    budgets = sorted((row["cells"][0][1], Decimal(row["cells"][1][0]), Decimal(row["cells"][2][0]))
-                     for row in section["tables"].get("budgets", []))
+    budgets = sorted(
+        (row["cells"][0][1], Decimal(row["cells"][1][0]), Decimal(row["cells"][2][0]))
+        for row in section["tables"].get("budgets", [])
+    )
     assert budgets == expected["budgets"]

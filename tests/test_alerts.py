@@ -9,8 +9,19 @@ PRIYA = "priya@example.com"
 
 
 def cross(run_cli, url, user, category, amount):
-    result = run_cli(url, "expense", "add", "--user", user, "--category", category,
-                     "--amount", amount, "--date", "2025-05-25")
+    result = run_cli(
+        url,
+        "expense",
+        "add",
+        "--user",
+        user,
+        "--category",
+        category,
+        "--amount",
+        amount,
+        "--date",
+        "2025-05-25",
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -20,11 +31,14 @@ def test_alerts_lists_newest_first_and_filters_by_user(run_cli, seeded_url):
     everyone = run_cli(seeded_url, "alerts", "--format", "json")
     assert everyone.exit_code == 0, everyone.output
     ids = [row["id"] for row in json.loads(everyone.stdout)]
-    assert ids == [i for (i,) in query(seeded_url, "select id from alerts order by fired_at desc, id desc")]
+    assert ids == [
+        i for (i,) in query(seeded_url, "select id from alerts order by fired_at desc, id desc")
+    ]
     assert len(ids) == 2
     priya = json.loads(run_cli(seeded_url, "alerts", "--user", PRIYA, "--format", "json").stdout)
     assert [row["message"] for row in priya] == [
-        "Budget exceeded for Food for May 2025. Spent: 5300.00 / 5000.00"]
+        "Budget exceeded for Food for May 2025. Spent: 5300.00 / 5000.00"
+    ]
     table = run_cli(seeded_url, "alerts", "--user", AMAN)
     assert "Budget exceeded for Transport for May 2025. Spent: 2150.00 / 2000.00" in table.output
 
@@ -60,5 +74,7 @@ def test_alerts_ack_unknown_or_bad_id_is_refused(run_cli, seeded_url):
 
 
 def test_alerts_unknown_user_is_refused(run_cli, seeded_url):
-    assert_refused(run_cli(seeded_url, "alerts", "--user", "ghost@example.com"),
-                   'user "ghost@example.com" does not exist')
+    assert_refused(
+        run_cli(seeded_url, "alerts", "--user", "ghost@example.com"),
+        'user "ghost@example.com" does not exist',
+    )

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-
 from api_support import assert_problem, new_user, sql_rows, sql_value, start_server
-from conftest import _create_database, _drop_database, WORKER
+from conftest import WORKER, _create_database, _drop_database
+
 from tracker.plumbing import db as tracker_db
 
 
@@ -57,8 +57,9 @@ def post_expense(api, user, **body):
 
 def put_budget(api, user, category, month, amount):
     with api.client(user.token) as client:
-        response = client.put("/api/v1/budgets", json={"category": category, "month": month,
-                                                        "amount": amount})
+        response = client.put(
+            "/api/v1/budgets", json={"category": category, "month": month, "amount": amount}
+        )
     assert response.status_code in (200, 201), response.text
     return response.json()
 
@@ -73,15 +74,23 @@ def test_serve_starts_answers_health_and_stops_cleanly_closing_its_pool(db_url, 
             response = client.get("/api/health")
         assert response.json() == {"status": "ok", "database": "reachable"}
         database = sql_value(db_url, "select current_database()")
-        held = sql_value(db_url, "select count(*) from pg_stat_activity where datname = %s"
-                         " and application_name = 'smart-spending-tracker'", [database])
+        held = sql_value(
+            db_url,
+            "select count(*) from pg_stat_activity where datname = %s"
+            " and application_name = 'smart-spending-tracker'",
+            [database],
+        )
         assert 1 <= held <= 3
     finally:
         code = server.stop()
     assert code == 0, server.log()
     assert "Application shutdown complete" in server.log()
-    left = sql_value(db_url, "select count(*) from pg_stat_activity where datname = %s"
-                     " and application_name = 'smart-spending-tracker'", [database])
+    left = sql_value(
+        db_url,
+        "select count(*) from pg_stat_activity where datname = %s"
+        " and application_name = 'smart-spending-tracker'",
+        [database],
+    )
     assert left == 0
 
 
@@ -100,8 +109,9 @@ def test_serve_refuses_a_database_without_the_api_migration(run_cli, fresh_datab
     assert lines[-1].startswith("Error: ") and "V008" in lines[-1] and "db-init" in lines[-1]
 
 
-def test_health_says_503_when_the_database_is_gone(server_url, fresh_database, empty_template,
-                                                   tmp_path):
+def test_health_says_503_when_the_database_is_gone(
+    server_url, fresh_database, empty_template, tmp_path
+):
     url = fresh_database(empty_template)
     server = start_server(url, tmp_path, "--pool-size", "2")
     try:
@@ -152,19 +162,26 @@ def test_token_create_list_revoke_through_the_cli(run_cli, api, api_db):
     assert result.exit_code == 0, result.output
     token = result.output.strip().splitlines()[-1]
     assert re.fullmatch(r"sst_[A-Za-z0-9_-]{40,}", token)
-    stored = sql_rows(api_db, "select token_hash, name from api_tokens where user_id = %s"
-                              " and name = 'phone'", [user.id])
+    stored = sql_rows(
+        api_db,
+        "select token_hash, name from api_tokens where user_id = %s and name = 'phone'",
+        [user.id],
+    )
     import hashlib
+
     assert stored == [(hashlib.sha256(token.encode()).hexdigest(), "phone")]
     assert token not in str(sql_rows(api_db, "select * from api_tokens"))
     with api.client(token) as client:
         assert client.get("/api/v1/me").json()["email"] == user.email
     listed = run_cli(api_db, "token", "list", "--user", user.email, "--format", "json")
     assert listed.exit_code == 0 and token not in listed.output
-    assert '"phone"' in listed.output and '"last_used_at": null' not in listed.output.split(
-        '"phone"')[1]
-    token_id = sql_value(api_db, "select id from api_tokens where user_id = %s and name = 'phone'",
-                         [user.id])
+    assert (
+        '"phone"' in listed.output
+        and '"last_used_at": null' not in listed.output.split('"phone"')[1]
+    )
+    token_id = sql_value(
+        api_db, "select id from api_tokens where user_id = %s and name = 'phone'", [user.id]
+    )
     revoked = run_cli(api_db, "token", "revoke", str(token_id))
     assert revoked.exit_code == 0 and "Revoked token" in revoked.output
     with api.client(token) as client:
@@ -186,36 +203,55 @@ def test_token_refusals_are_one_line(run_cli, api_db):
 def test_seed_post_expense_answers_201_with_id_and_stores_exact_amount(api, api_db, alice):
     food = category_id(api_db, "Food")
     with api.client(alice.token) as client:
-        response = client.post("/api/expenses", json={
-            "user_id": alice.id, "category_id": food, "amount": 350.50,
-            "date": "2025-05-15", "note": "Dinner with friends"})
+        response = client.post(
+            "/api/expenses",
+            json={
+                "user_id": alice.id,
+                "category_id": food,
+                "amount": 350.50,
+                "date": "2025-05-15",
+                "note": "Dinner with friends",
+            },
+        )
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["status"] == "ok" and body["alerts"] == []
-    assert sql_rows(api_db, "select user_id, category_id, amount, date::text, note, currency"
-                            " from expenses where id = %s", [body["id"]]) == [
-        (alice.id, food, Decimal("350.50"), "2025-05-15", "Dinner with friends", "INR")]
+    assert sql_rows(
+        api_db,
+        "select user_id, category_id, amount, date::text, note, currency"
+        " from expenses where id = %s",
+        [body["id"]],
+    ) == [(alice.id, food, Decimal("350.50"), "2025-05-15", "Dinner with friends", "INR")]
 
 
 def test_seed_post_expense_refusals_write_nothing(api, api_db, alice, bob):
     food = category_id(api_db, "Food")
     good = {"user_id": alice.id, "category_id": food, "amount": "10.00", "date": "2025-05-15"}
     with api.client(alice.token) as client:
-        assert_problem(client.post("/api/expenses", json={**good, "user_id": bob.id}), 403,
-                       "user_id")
-        assert_problem(client.post("/api/expenses", json={**good, "amount": "12.345"}), 422,
-                       "amount")
+        assert_problem(
+            client.post("/api/expenses", json={**good, "user_id": bob.id}), 403, "user_id"
+        )
+        assert_problem(
+            client.post("/api/expenses", json={**good, "amount": "12.345"}), 422, "amount"
+        )
         assert_problem(client.post("/api/expenses", json={**good, "amount": -5}), 422, "amount")
-        assert_problem(client.post("/api/expenses", json={**good, "date": "2025-02-30"}), 422,
-                       "date")
-        assert_problem(client.post("/api/expenses", json={**good, "category_id": 999999}), 422,
-                       "category_id")
-        assert_problem(client.post("/api/expenses", json={**good, "currency": "EUR"}), 422,
-                       "currency")
+        assert_problem(
+            client.post("/api/expenses", json={**good, "date": "2025-02-30"}), 422, "date"
+        )
+        assert_problem(
+            client.post("/api/expenses", json={**good, "category_id": 999999}), 422, "category_id"
+        )
+        assert_problem(
+            client.post("/api/expenses", json={**good, "currency": "EUR"}), 422, "currency"
+        )
         missing = {key: value for key, value in good.items() if key != "amount"}
         assert_problem(client.post("/api/expenses", json=missing), 422, "amount")
-    assert sql_value(api_db, "select count(*) from expenses where user_id in (%s, %s)",
-                     [alice.id, bob.id]) == 0
+    assert (
+        sql_value(
+            api_db, "select count(*) from expenses where user_id in (%s, %s)", [alice.id, bob.id]
+        )
+        == 0
+    )
 
 
 def test_seed_user_summary_matches_sql_and_hides_other_users(api, api_db, alice, bob):
@@ -226,8 +262,12 @@ def test_seed_user_summary_matches_sql_and_hides_other_users(api, api_db, alice,
     post_expense(api, alice, amount="99.00", category="Food", date="2025-04-30")
     with api.client(alice.token) as client:
         body = client.get(f"/api/users/{alice.id}/summary", params={"month": "2025-05"}).json()
-    total = sql_value(api_db, "select sum(amount) from expenses where user_id = %s"
-                              " and date >= '2025-05-01' and date < '2025-06-01'", [alice.id])
+    total = sql_value(
+        api_db,
+        "select sum(amount) from expenses where user_id = %s"
+        " and date >= '2025-05-01' and date < '2025-06-01'",
+        [alice.id],
+    )
     assert body["total_this_month"] == str(total) == "117.35"
     lines = {line["category"]: line for line in body["categories"]}
     assert lines["Food"]["budget"] == "100.00" and lines["Food"]["spent"] == "110.25"
@@ -237,8 +277,9 @@ def test_seed_user_summary_matches_sql_and_hides_other_users(api, api_db, alice,
     with api.client(bob.token) as client:
         assert_problem(client.get(f"/api/users/{alice.id}/summary"), 404)
         assert_problem(client.get("/api/users/999999999/summary"), 404)
-        assert_problem(client.get(f"/api/users/{bob.id}/summary",
-                                  params={"month": "2025-13"}), 422, "month")
+        assert_problem(
+            client.get(f"/api/users/{bob.id}/summary", params={"month": "2025-13"}), 422, "month"
+        )
 
 
 # --- expenses -------------------------------------------------------------------------------
@@ -246,19 +287,24 @@ def test_seed_user_summary_matches_sql_and_hides_other_users(api, api_db, alice,
 
 def test_expense_create_get_update_delete(api, api_db, alice):
     with api.client(alice.token) as client:
-        created = client.post("/api/v1/expenses", json={
-            "category": "Transport", "amount": 12.5, "date": "2025-05-03", "note": " Bus "})
+        created = client.post(
+            "/api/v1/expenses",
+            json={"category": "Transport", "amount": 12.5, "date": "2025-05-03", "note": " Bus "},
+        )
         assert created.status_code == 201, created.text
         expense = created.json()
         assert created.headers["location"] == f"/api/v1/expenses/{expense['id']}"
         assert expense["amount"] == "12.50" and expense["note"] == "Bus"
         assert expense["category"] == "Transport" and expense["currency"] == "INR"
         assert client.get(f"/api/v1/expenses/{expense['id']}").json()["amount"] == "12.50"
-        changed = client.patch(f"/api/v1/expenses/{expense['id']}",
-                               json={"amount": "99.99", "category": "Food", "note": None})
+        changed = client.patch(
+            f"/api/v1/expenses/{expense['id']}",
+            json={"amount": "99.99", "category": "Food", "note": None},
+        )
         assert changed.status_code == 200, changed.text
-        assert sql_rows(api_db, "select amount, note from expenses where id = %s",
-                        [expense["id"]]) == [(Decimal("99.99"), None)]
+        assert sql_rows(
+            api_db, "select amount, note from expenses where id = %s", [expense["id"]]
+        ) == [(Decimal("99.99"), None)]
         assert changed.json()["category"] == "Food"
         kept = client.patch(f"/api/v1/expenses/{expense['id']}", json={"date": "2025-05-04"})
         assert kept.json()["amount"] == "99.99" and kept.json()["date"] == "2025-05-04"
@@ -286,55 +332,87 @@ def test_expense_refusals_name_the_field_and_write_nothing(api, api_db, alice):
         for body, field in cases:
             assert_problem(client.post("/api/v1/expenses", json=body), 422, field)
         # Not JSON at all, and an HTML Accept header: still a problem document.
-        raw = client.post("/api/v1/expenses", content=b"{not json",
-                          headers={"content-type": "application/json", "accept": "text/html"})
+        raw = client.post(
+            "/api/v1/expenses",
+            content=b"{not json",
+            headers={"content-type": "application/json", "accept": "text/html"},
+        )
         assert_problem(raw, 422)
         expense = post_expense(api, alice, amount="5.00")
         assert_problem(client.patch(f"/api/v1/expenses/{expense['id']}", json={}), 422)
-        assert_problem(client.patch(f"/api/v1/expenses/{expense['id']}",
-                                    json={"amount": "-1"}), 422, "amount")
+        assert_problem(
+            client.patch(f"/api/v1/expenses/{expense['id']}", json={"amount": "-1"}), 422, "amount"
+        )
         assert_problem(client.get("/api/v1/expenses/0"), 422, "expense_id")
         assert_problem(client.get("/api/v1/expenses/99999999999999999999"), 422)
     assert sql_rows(api_db, "select amount from expenses where user_id = %s", [alice.id]) == [
-        (Decimal("5.00"),)]
+        (Decimal("5.00"),)
+    ]
 
 
 def test_expense_list_filters_and_sorts_like_sql(api, api_db, alice):
     amounts = ["5.00", "120.00", "33.30", "7.77", "450.00", "12.00", "89.10", "1.01"]
     for number, amount in enumerate(amounts):
-        post_expense(api, alice, amount=amount, date=f"2025-0{4 + number % 3}-1{number}",
-                     category="Food" if number % 2 else "Transport")
+        post_expense(
+            api,
+            alice,
+            amount=amount,
+            date=f"2025-0{4 + number % 3}-1{number}",
+            category="Food" if number % 2 else "Transport",
+        )
     with api.client(alice.token) as client:
         biggest = client.get("/api/v1/expenses", params={"sort": "amount", "limit": 3}).json()
         assert [item["amount"] for item in biggest["items"]] == [
-            str(row[0]) for row in sql_rows(
-                api_db, "select amount from expenses where user_id = %s"
-                        " order by amount desc, id desc limit 3", [alice.id])]
+            str(row[0])
+            for row in sql_rows(
+                api_db,
+                "select amount from expenses where user_id = %s"
+                " order by amount desc, id desc limit 3",
+                [alice.id],
+            )
+        ]
         assert biggest["next_cursor"]
-        filtered = client.get("/api/v1/expenses", params={
-            "category": "Food", "from": "2025-04-01", "to": "2025-05-31", "min": "10",
-            "max": "200"}).json()
-        expected = sql_rows(api_db, """
+        filtered = client.get(
+            "/api/v1/expenses",
+            params={
+                "category": "Food",
+                "from": "2025-04-01",
+                "to": "2025-05-31",
+                "min": "10",
+                "max": "200",
+            },
+        ).json()
+        expected = sql_rows(
+            api_db,
+            """
             select expenses.id from expenses inner join categories on categories.id = category_id
             where user_id = %s and categories.name = 'Food' and date between '2025-04-01'
                 and '2025-05-31' and amount between 10 and 200 order by date desc, expenses.id desc
-        """, [alice.id])
+        """,
+            [alice.id],
+        )
         assert [item["id"] for item in filtered["items"]] == [row[0] for row in expected]
         month = client.get("/api/v1/expenses", params={"month": "2025-06", "order": "asc"}).json()
         assert [item["date"] for item in month["items"]] == sorted(
-            item["date"] for item in month["items"])
+            item["date"] for item in month["items"]
+        )
         assert all(item["date"].startswith("2025-06") for item in month["items"])
         assert len(month["items"]) == sql_value(
-            api_db, "select count(*) from expenses where user_id = %s and date >= '2025-06-01'"
-                    " and date < '2025-07-01'", [alice.id])
+            api_db,
+            "select count(*) from expenses where user_id = %s and date >= '2025-06-01'"
+            " and date < '2025-07-01'",
+            [alice.id],
+        )
         assert_problem(client.get("/api/v1/expenses", params={"sort": "size"}), 422, "sort")
         assert_problem(client.get("/api/v1/expenses", params={"limit": 0}), 422, "limit")
         assert_problem(client.get("/api/v1/expenses", params={"min": "x"}), 422, "min")
-        assert_problem(client.get("/api/v1/expenses", params={"from": "2025-06-01",
-                                                               "to": "2025-01-01"}), 422, "from")
+        assert_problem(
+            client.get("/api/v1/expenses", params={"from": "2025-06-01", "to": "2025-01-01"}),
+            422,
+            "from",
+        )
         assert_problem(client.get("/api/v1/expenses", params={"cursor": "garbage"}), 422, "cursor")
-        assert_problem(client.get("/api/v1/expenses", params={"category": "Nope"}), 422,
-                       "category")
+        assert_problem(client.get("/api/v1/expenses", params={"category": "Nope"}), 422, "category")
         other_sort = client.get("/api/v1/expenses", params={"cursor": biggest["next_cursor"]})
         assert_problem(other_sort, 422, "cursor")
 
@@ -342,10 +420,12 @@ def test_expense_list_filters_and_sorts_like_sql(api, api_db, alice):
 @pytest.mark.parametrize("sort", ["date", "amount"])
 def test_expense_pages_stay_correct_while_rows_are_added(api, api_db, alice, sort):
     for number in range(20):
-        post_expense(api, alice, amount=f"{(number * 7) % 13 + 1}.00",
-                     date=f"2025-05-{number % 9 + 10}")
-    original = {row[0] for row in sql_rows(api_db, "select id from expenses where user_id = %s",
-                                           [alice.id])}
+        post_expense(
+            api, alice, amount=f"{(number * 7) % 13 + 1}.00", date=f"2025-05-{number % 9 + 10}"
+        )
+    original = {
+        row[0] for row in sql_rows(api_db, "select id from expenses where user_id = %s", [alice.id])
+    }
     seen, cursor, pages = [], None, 0
     with api.client(alice.token) as client:
         while True:
@@ -372,8 +452,9 @@ def test_idempotency_key_replays_the_first_answer_and_creates_nothing_new(api, a
         assert first.status_code == again.status_code == 201
         assert again.json() == first.json()
         assert again.headers["idempotent-replayed"] == "true"
-        other = client.post("/api/v1/expenses", json={**body, "amount": "43.00"},
-                            headers={"Idempotency-Key": "k-1"})
+        other = client.post(
+            "/api/v1/expenses", json={**body, "amount": "43.00"}, headers={"Idempotency-Key": "k-1"}
+        )
         assert_problem(other, 422, "Idempotency-Key")
         fresh = client.post("/api/v1/expenses", json=body, headers={"Idempotency-Key": "k-2"})
         assert fresh.json()["id"] != first.json()["id"]
@@ -411,39 +492,94 @@ def test_budgets_set_list_get_and_transfer(api, api_db, alice):
     put_budget(api, alice, "Transport", "2025-05", "100.00")
     post_expense(api, alice, amount="225.45", category="Food", date="2025-05-02")
     with api.client(alice.token) as client:
-        rows = {row["category"]: row for row in client.get(
-            "/api/v1/budgets", params={"month": "2025-05"}).json()}
-        assert rows["Food"] == {**rows["Food"], "budget": "250.50", "spent": "225.45",
-                                "remaining": "25.05", "status": "near"}
+        rows = {
+            row["category"]: row
+            for row in client.get("/api/v1/budgets", params={"month": "2025-05"}).json()
+        }
+        assert rows["Food"] == {
+            **rows["Food"],
+            "budget": "250.50",
+            "spent": "225.45",
+            "remaining": "25.05",
+            "status": "near",
+        }
         assert rows["Transport"]["status"] == "under" and rows["Transport"]["spent"] == "0.00"
         one = client.get(f"/api/v1/budgets/{created['id']}").json()
         assert one["id"] == created["id"] and one["budget"] == "250.50"
-        moved = client.post("/api/v1/budget-transfers", json={
-            "from_category": "Transport", "to_category": "Food", "month": "2025-05",
-            "amount": "40.00"})
+        moved = client.post(
+            "/api/v1/budget-transfers",
+            json={
+                "from_category": "Transport",
+                "to_category": "Food",
+                "month": "2025-05",
+                "amount": "40.00",
+            },
+        )
         assert moved.status_code == 201, moved.text
         assert moved.json()["from_amount"] == "60.00" and moved.json()["to_amount"] == "290.50"
-        assert sql_rows(api_db, "select categories.name, amount from budgets inner join categories"
-                                " on categories.id = category_id where user_id = %s order by 1",
-                        [alice.id]) == [("Food", Decimal("290.50")), ("Transport", Decimal("60.00"))]
-        assert sql_value(api_db, "select count(*) from budget_transfers where user_id = %s",
-                         [alice.id]) == 1
-        too_much = client.post("/api/v1/budget-transfers", json={
-            "from_category": "Transport", "to_category": "Food", "month": "2025-05",
-            "amount": "60.01"})
+        assert sql_rows(
+            api_db,
+            "select categories.name, amount from budgets inner join categories"
+            " on categories.id = category_id where user_id = %s order by 1",
+            [alice.id],
+        ) == [("Food", Decimal("290.50")), ("Transport", Decimal("60.00"))]
+        assert (
+            sql_value(
+                api_db, "select count(*) from budget_transfers where user_id = %s", [alice.id]
+            )
+            == 1
+        )
+        too_much = client.post(
+            "/api/v1/budget-transfers",
+            json={
+                "from_category": "Transport",
+                "to_category": "Food",
+                "month": "2025-05",
+                "amount": "60.01",
+            },
+        )
         assert "60.00" in assert_problem(too_much, 409)["detail"]
-        assert_problem(client.post("/api/v1/budget-transfers", json={
-            "from_category": "Rent", "to_category": "Food", "month": "2025-05", "amount": "1"}), 409)
-        assert_problem(client.post("/api/v1/budget-transfers", json={
-            "from_category": "Food", "to_category": "Food", "month": "2025-05", "amount": "1"}),
-            422, "to_category")
-        assert_problem(client.put("/api/v1/budgets", json={
-            "category": "Food", "month": "May", "amount": "1"}), 422, "month")
-        assert_problem(client.put("/api/v1/budgets", json={
-            "category": "Food", "month": "2025-05", "amount": "-1"}), 422, "amount")
+        assert_problem(
+            client.post(
+                "/api/v1/budget-transfers",
+                json={
+                    "from_category": "Rent",
+                    "to_category": "Food",
+                    "month": "2025-05",
+                    "amount": "1",
+                },
+            ),
+            409,
+        )
+        assert_problem(
+            client.post(
+                "/api/v1/budget-transfers",
+                json={
+                    "from_category": "Food",
+                    "to_category": "Food",
+                    "month": "2025-05",
+                    "amount": "1",
+                },
+            ),
+            422,
+            "to_category",
+        )
+        assert_problem(
+            client.put("/api/v1/budgets", json={"category": "Food", "month": "May", "amount": "1"}),
+            422,
+            "month",
+        )
+        assert_problem(
+            client.put(
+                "/api/v1/budgets", json={"category": "Food", "month": "2025-05", "amount": "-1"}
+            ),
+            422,
+            "amount",
+        )
         assert_problem(client.get("/api/v1/budgets/999999999"), 404)
-    assert sql_rows(api_db, "select sum(amount) from budgets where user_id = %s",
-                    [alice.id]) == [(Decimal("350.50"),)]
+    assert sql_rows(api_db, "select sum(amount) from budgets where user_id = %s", [alice.id]) == [
+        (Decimal("350.50"),)
+    ]
 
 
 def test_alerts_fire_through_the_api_list_and_acknowledge(api, api_db, alice):
@@ -455,7 +591,8 @@ def test_alerts_fire_through_the_api_list_and_acknowledge(api, api_db, alice):
     alert = loud["alerts"][0]
     assert alert["spent"] == "100.01" and alert["budget"] == "100.00"
     assert sql_rows(api_db, "select user_id, spent from alerts where id = %s", [alert["id"]]) == [
-        (alice.id, Decimal("100.01"))]
+        (alice.id, Decimal("100.01"))
+    ]
     with api.client(alice.token) as client:
         listed = client.get("/api/v1/alerts", params={"unread": "true"}).json()
         assert [row["id"] for row in listed] == [alert["id"]]
@@ -478,7 +615,12 @@ def test_summary_matches_sql(api, api_db, alice):
     assert body["user_id"] == alice.id and body["month"] == "2025-05"
     assert body["total_spent"] == "212.10" and body["total_budget"] == "500.00"
     assert [top["amount"] for top in body["top_expenses"]] == [
-        "60.60", "50.50", "40.40", "30.30", "20.20"]
+        "60.60",
+        "50.50",
+        "40.40",
+        "30.30",
+        "20.20",
+    ]
     assert body["categories"][0]["remaining"] == "287.90"
 
 
@@ -498,13 +640,20 @@ def test_categories_list_counts_only_the_callers_expenses(api, api_db, alice, bo
 def test_me_is_the_tokens_user(api, alice):
     with api.client(alice.token) as client:
         assert client.get("/api/v1/me").json() == {
-            "id": alice.id, "name": "Test User", "email": alice.email, "currency": "INR"}
+            "id": alice.id,
+            "name": "Test User",
+            "email": alice.email,
+            "currency": "INR",
+        }
 
 
 def test_marts_give_the_callers_rows_of_each_model(run_cli, api, api_db, alice, bob):
     put_budget(api, alice, "Food", "2025-03", "100.00")
-    for date, amount, category in [("2025-01-05", "10.00", "Food"), ("2025-03-09", "150.00", "Food"),
-                                   ("2025-03-10", "5.55", "Rent")]:
+    for date, amount, category in [
+        ("2025-01-05", "10.00", "Food"),
+        ("2025-03-09", "150.00", "Food"),
+        ("2025-03-10", "5.55", "Rent"),
+    ]:
         post_expense(api, alice, amount=amount, date=date, category=category)
     post_expense(api, bob, amount="999.00", date="2025-03-01")
     assert run_cli(api_db, "run").exit_code == 0
@@ -515,12 +664,15 @@ def test_marts_give_the_callers_rows_of_each_model(run_cli, api, api_db, alice, 
             rows = response.json()["rows"]
             assert rows and {row["user_id"] for row in rows} == {alice.id}, mart
             # The same model, built by `run` in the analytics schema, filtered to alice.
-            built = sql_rows(api_db, f"select * from analytics.{mart} where user_id = %s",
-                             [alice.id])
+            built = sql_rows(
+                api_db, f"select * from analytics.{mart} where user_id = %s", [alice.id]
+            )
             assert len(rows) == len(built), mart
         monthly = client.get("/api/v1/marts/monthly_totals").json()["rows"]
     assert [(row["month"], row["total_spent"]) for row in monthly] == [
-        ("2025-01-01", "10.00"), ("2025-03-01", "155.55")]
+        ("2025-01-01", "10.00"),
+        ("2025-03-01", "155.55"),
+    ]
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -558,17 +710,21 @@ def test_fifty_concurrent_posts_crossing_a_budget_fire_exactly_one_alert(api, ap
     def spend(_):
         with api.client(alice.token) as client:
             start.wait()
-            return client.post("/api/v1/expenses", json={
-                "category": "Entertainment", "amount": "3.00", "date": "2025-05-18"})
+            return client.post(
+                "/api/v1/expenses",
+                json={"category": "Entertainment", "amount": "3.00", "date": "2025-05-18"},
+            )
 
     with ThreadPoolExecutor(50) as pool:
         answers = list(pool.map(spend, range(50)))
     assert [answer.status_code for answer in answers] == [201] * 50
     fired = [alert for answer in answers for alert in answer.json()["alerts"]]
     assert len(fired) == 1
-    assert sql_value(api_db, "select sum(amount) from expenses where user_id = %s",
-                     [alice.id]) == Decimal("150.00")
-    assert sql_rows(api_db, "select id, budget_amount from alerts where user_id = %s",
-                    [alice.id]) == [(fired[0]["id"], Decimal("100.00"))]
+    assert sql_value(
+        api_db, "select sum(amount) from expenses where user_id = %s", [alice.id]
+    ) == Decimal("150.00")
+    assert sql_rows(
+        api_db, "select id, budget_amount from alerts where user_id = %s", [alice.id]
+    ) == [(fired[0]["id"], Decimal("100.00"))]
     spent = Decimal(fired[0]["spent"])
     assert Decimal("100.00") < spent <= Decimal("103.00")

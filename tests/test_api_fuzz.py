@@ -7,10 +7,10 @@ Bounded (a few examples per operation) so it stays well under a minute.
 
 import pytest
 import schemathesis
+from api_support import new_user, start_server
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from api_support import new_user, start_server
 from tracker.api.app import create_app
 
 EXAMPLES_PER_OPERATION = 10
@@ -38,8 +38,9 @@ def fuzz_token(fuzz_db, fuzz_server):
     user = new_user(fuzz_db)
     with fuzz_server.client(user.token) as client:
         client.put("/api/v1/budgets", json={"category": "Food", "month": "2025-05", "amount": "5"})
-        client.post("/api/v1/expenses", json={"category": "Food", "amount": "9.99",
-                                              "date": "2025-05-02"})
+        client.post(
+            "/api/v1/expenses", json={"category": "Food", "amount": "9.99", "date": "2025-05-02"}
+        )
     return user.token
 
 

@@ -7,14 +7,21 @@ connection reused right after an error carries nothing over; the CLI keeps seein
 
 import psycopg
 import pytest
-
 from api_support import assert_problem, new_user, sql_rows, sql_value, start_server
-from tracker.plumbing import db as tracker_db
+
 from tracker.api.context import user_session
 from tracker.api.problems import ApiProblem
+from tracker.plumbing import db as tracker_db
 
-PER_USER_TABLES = ("expenses", "budgets", "alerts", "budget_transfers", "api_tokens",
-                   "api_idempotency_keys", "budget_spending")
+PER_USER_TABLES = (
+    "expenses",
+    "budgets",
+    "alerts",
+    "budget_transfers",
+    "api_tokens",
+    "api_idempotency_keys",
+    "budget_spending",
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +49,29 @@ def world(api, iso_db):
     with api.client(a.token) as client:
         client.put("/api/v1/budgets", json={"category": "Food", "month": "2025-05", "amount": "10"})
         client.put("/api/v1/budgets", json={"category": "Rent", "month": "2025-05", "amount": "50"})
-        expense = client.post("/api/v1/expenses", json={
-            "category": "Food", "amount": "25.00", "date": "2025-05-05", "note": "A's secret"},
-            headers={"Idempotency-Key": "a-key"}).json()
-        client.post("/api/v1/budget-transfers", json={
-            "from_category": "Rent", "to_category": "Food", "month": "2025-05", "amount": "5"})
+        expense = client.post(
+            "/api/v1/expenses",
+            json={
+                "category": "Food",
+                "amount": "25.00",
+                "date": "2025-05-05",
+                "note": "A's secret",
+            },
+            headers={"Idempotency-Key": "a-key"},
+        ).json()
+        client.post(
+            "/api/v1/budget-transfers",
+            json={
+                "from_category": "Rent",
+                "to_category": "Food",
+                "month": "2025-05",
+                "amount": "5",
+            },
+        )
     with api.client(b.token) as client:
-        client.post("/api/v1/expenses", json={"category": "Food", "amount": "1.00",
-                                              "date": "2025-05-06"})
+        client.post(
+            "/api/v1/expenses", json={"category": "Food", "amount": "1.00", "date": "2025-05-06"}
+        )
     alert_id = sql_value(iso_db, "select id from alerts where user_id = %s", [a.id])
     budget_id = sql_value(iso_db, "select min(id) from budgets where user_id = %s", [a.id])
     return {"a": a, "b": b, "expense": expense["id"], "alert": alert_id, "budget": budget_id}
@@ -70,12 +92,24 @@ def test_user_b_never_sees_or_changes_user_a_through_any_endpoint(api, iso_db, w
         assert_problem(client.get(f"/api/v1/budgets/{world['budget']}"), 404)
         assert_problem(client.post(f"/api/v1/alerts/{world['alert']}/ack"), 404)
         assert_problem(client.get(f"/api/users/{a.id}/summary"), 404)
-        assert_problem(client.post("/api/expenses", json={
-            "user_id": a.id, "category_id": 1, "amount": "1", "date": "2025-05-01"}), 403)
+        assert_problem(
+            client.post(
+                "/api/expenses",
+                json={"user_id": a.id, "category_id": 1, "amount": "1", "date": "2025-05-01"},
+            ),
+            403,
+        )
         # A's idempotency key means nothing for B: B gets a new expense of B's own.
-        replay = client.post("/api/v1/expenses", json={"category": "Food", "amount": "25.00",
-                             "date": "2025-05-05", "note": "A's secret"},
-                             headers={"Idempotency-Key": "a-key"})
+        replay = client.post(
+            "/api/v1/expenses",
+            json={
+                "category": "Food",
+                "amount": "25.00",
+                "date": "2025-05-05",
+                "note": "A's secret",
+            },
+            headers={"Idempotency-Key": "a-key"},
+        )
         assert replay.status_code == 201 and replay.json()["id"] != world["expense"]
         client.delete(f"/api/v1/expenses/{replay.json()['id']}")
         listings = {
@@ -83,8 +117,9 @@ def test_user_b_never_sees_or_changes_user_a_through_any_endpoint(api, iso_db, w
             "budgets": client.get("/api/v1/budgets").json(),
             "alerts": client.get("/api/v1/alerts").json(),
             "summary": client.get("/api/v1/summary", params={"month": "2025-05"}).json(),
-            "seed summary": client.get(f"/api/users/{b.id}/summary",
-                                       params={"month": "2025-05"}).json(),
+            "seed summary": client.get(
+                f"/api/users/{b.id}/summary", params={"month": "2025-05"}
+            ).json(),
             "categories": client.get("/api/v1/categories").json(),
             "me": client.get("/api/v1/me").json(),
         }
@@ -104,7 +139,8 @@ def test_user_b_never_sees_or_changes_user_a_through_any_endpoint(api, iso_db, w
     # Nothing of A's changed (B's own expense came and went).
     after = snapshot(iso_db)
     assert {t: [r for r in rows if a.id in r[:3]] for t, rows in after.items()} == {
-        t: [r for r in rows if a.id in r[:3]] for t, rows in before.items()}
+        t: [r for r in rows if a.id in r[:3]] for t, rows in before.items()
+    }
 
 
 def test_raw_select_inside_the_api_context_returns_only_the_callers_rows(iso_db, world):
@@ -115,12 +151,19 @@ def test_raw_select_inside_the_api_context_returns_only_the_callers_rows(iso_db,
             with user_session(pool, user.token) as current:
                 assert current.conn.execute("select current_user").fetchone()[0] == "tracker_api"
                 for table in PER_USER_TABLES:
-                    owners = {row[0] for row in current.conn.execute(
-                        f"select user_id from {table}").fetchall()}
+                    owners = {
+                        row[0]
+                        for row in current.conn.execute(f"select user_id from {table}").fetchall()
+                    }
                     assert owners <= {user.id}, table
                 rows = current.conn.execute("select * from expenses").fetchall()
-                assert len(rows) == sql_value(
-                    iso_db, "select count(*) from expenses where user_id = %s", [user.id]) > 0
+                assert (
+                    len(rows)
+                    == sql_value(
+                        iso_db, "select count(*) from expenses where user_id = %s", [user.id]
+                    )
+                    > 0
+                )
                 assert [row[0] for row in current.conn.execute("select id from users")] == [user.id]
                 # Writing a row for someone else is refused by the policy's check.
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -128,7 +171,9 @@ def test_raw_select_inside_the_api_context_returns_only_the_callers_rows(iso_db,
                         other = b.id if user is a else a.id
                         current.conn.execute(
                             "insert into expenses (user_id, category_id, amount, date)"
-                            " values (%s, 1, 1, '2025-05-01')", [other])
+                            " values (%s, 1, 1, '2025-05-01')",
+                            [other],
+                        )
     finally:
         pool.close()
 
@@ -151,8 +196,10 @@ def test_cli_and_owner_still_see_every_user(run_cli, iso_db, world):
     listed = run_cli(iso_db, "expense", "list", "--format", "json")
     assert listed.exit_code == 0, listed.output
     assert world["a"].email in listed.output and world["b"].email in listed.output
-    forced = sql_rows(iso_db, "select relname from pg_class where relforcerowsecurity"
-                              " and relrowsecurity order by 1")
+    forced = sql_rows(
+        iso_db,
+        "select relname from pg_class where relforcerowsecurity and relrowsecurity order by 1",
+    )
     assert {row[0] for row in forced} == {*PER_USER_TABLES, "users"}
 
 
@@ -160,9 +207,18 @@ def test_pooled_connection_reused_after_an_error_leaks_nothing(api, iso_db, worl
     a, b = world["a"], world["b"]
     # The pool has one connection: A's failing requests and B's next ones share it.
     with api.client(a.token) as client:
-        assert_problem(client.post("/api/v1/budget-transfers", json={
-            "from_category": "Food", "to_category": "Rent", "month": "2025-05",
-            "amount": "999"}), 409)
+        assert_problem(
+            client.post(
+                "/api/v1/budget-transfers",
+                json={
+                    "from_category": "Food",
+                    "to_category": "Rent",
+                    "month": "2025-05",
+                    "amount": "999",
+                },
+            ),
+            409,
+        )
     with api.client(b.token) as client:
         items = client.get("/api/v1/expenses").json()["items"]
         assert {item["amount"] for item in items} == {"1.00"}
@@ -182,17 +238,18 @@ def test_pooled_connection_reused_after_an_error_leaks_nothing(api, iso_db, worl
     # no user set.
     pool = tracker_db.pool(iso_db, min_size=1, max_size=1, kwargs={"autocommit": True})
     try:
-        with pytest.raises(ApiProblem):
-            with user_session(pool, a.token) as current:
-                current.conn.execute("select 1")
-                raise ApiProblem(409, "refused")
+        with pytest.raises(ApiProblem), user_session(pool, a.token) as current:
+            current.conn.execute("select 1")
+            raise ApiProblem(409, "refused")
         with pool.connection() as conn:
             role, setting = conn.execute(
-                "select current_user, current_setting('tracker.user_id', true)").fetchone()
+                "select current_user, current_setting('tracker.user_id', true)"
+            ).fetchone()
             assert role != "tracker_api" and setting in ("", None)
         with user_session(pool, b.token) as current:
             assert {row[0] for row in current.conn.execute("select user_id from expenses")} == {
-                b.id}
+                b.id
+            }
     finally:
         pool.close()
 
@@ -219,15 +276,22 @@ def test_tables_added_later_are_usable_by_api_triggers(api, iso_db, world):
         """)
     try:
         with api.client(world["b"].token) as client:
-            created = client.post("/api/v1/expenses", json={
-                "category": "Food", "amount": "2.00", "date": "2025-05-07"})
+            created = client.post(
+                "/api/v1/expenses",
+                json={"category": "Food", "amount": "2.00", "date": "2025-05-07"},
+            )
         assert created.status_code == 201, created.text
-        assert sql_rows(iso_db, "select user_id from later_change_log where expense_id = %s",
-                        [created.json()["id"]]) == [(world["b"].id,)]
+        assert sql_rows(
+            iso_db,
+            "select user_id from later_change_log where expense_id = %s",
+            [created.json()["id"]],
+        ) == [(world["b"].id,)]
     finally:
         with tracker_db.connect(iso_db, autocommit=True) as admin:
-            admin.execute("drop trigger later_log on expenses; drop function later_log();"
-                          " drop table later_change_log")
+            admin.execute(
+                "drop trigger later_log on expenses; drop function later_log();"
+                " drop table later_change_log"
+            )
 
 
 def test_api_role_cannot_read_the_analytics_schema(run_cli, iso_db, world):

@@ -5,16 +5,16 @@ import random
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
-
 from everyday_support import assert_refused, query, scalar, snapshot
-from tracker.plumbing import db
-from tracker.everyday.budgets import transfer_budget
+
 from tracker.errors import TrackerError
+from tracker.everyday.budgets import transfer_budget
+from tracker.plumbing import db
 
 AMAN = "aman@example.com"
 AMAN_ID = "(select id from users where email = 'aman@example.com')"
@@ -22,23 +22,48 @@ AMAN_TOTAL = f"select sum(amount) from budgets where user_id = {AMAN_ID}"
 
 
 def budget_of(url, category, user=AMAN, year=2025, month=5):
-    rows = query(url, """
+    rows = query(
+        url,
+        """
         select budgets.amount from budgets
         inner join users on users.id = budgets.user_id
         inner join categories on categories.id = budgets.category_id
         where users.email = %s and categories.name = %s and year = %s and month = %s""",
-                 [user, category, year, month])
+        [user, category, year, month],
+    )
     return rows[0][0] if rows else None
 
 
 def test_budget_set_creates_then_changes(run_cli, seeded_url):
-    created = run_cli(seeded_url, "budget", "set", "--user", AMAN, "--category", "Rent",
-                      "--month", "2025-06", "--amount", "15000")
+    created = run_cli(
+        seeded_url,
+        "budget",
+        "set",
+        "--user",
+        AMAN,
+        "--category",
+        "Rent",
+        "--month",
+        "2025-06",
+        "--amount",
+        "15000",
+    )
     assert created.exit_code == 0, created.output
     assert "created" in created.output
     assert budget_of(seeded_url, "Rent", month=6) == Decimal("15000.00")
-    changed = run_cli(seeded_url, "budget", "set", "--user", AMAN, "--category", "Rent",
-                      "--month", "2025-06", "--amount", "0")
+    changed = run_cli(
+        seeded_url,
+        "budget",
+        "set",
+        "--user",
+        AMAN,
+        "--category",
+        "Rent",
+        "--month",
+        "2025-06",
+        "--amount",
+        "0",
+    )
     assert changed.exit_code == 0, changed.output
     assert "changed from 15000.00" in changed.output
     assert budget_of(seeded_url, "Rent", month=6) == Decimal("0.00")
@@ -47,8 +72,19 @@ def test_budget_set_creates_then_changes(run_cli, seeded_url):
 
 def test_budget_set_below_spending_fires_alert(run_cli, seeded_url):
     # Shopping: 3200.00 spent of 5000.00.
-    result = run_cli(seeded_url, "budget", "set", "--user", AMAN, "--category", "Shopping",
-                     "--month", "2025-05", "--amount", "3000")
+    result = run_cli(
+        seeded_url,
+        "budget",
+        "set",
+        "--user",
+        AMAN,
+        "--category",
+        "Shopping",
+        "--month",
+        "2025-05",
+        "--amount",
+        "3000",
+    )
     assert result.exit_code == 0, result.output
     message = "Budget exceeded for Shopping for May 2025. Spent: 3200.00 / 3000.00"
     assert query(seeded_url, "select message from alerts") == [(message,)]
@@ -75,26 +111,56 @@ def test_budget_set_refuses_bad_input(run_cli, seeded_url, option, value, fragme
     args = {"--user": AMAN, "--category": "Food", "--month": "2025-05", "--amount": "100"}
     args[option] = value
     before = snapshot(seeded_url)
-    assert_refused(run_cli(seeded_url, "budget", "set", *[x for kv in args.items() for x in kv]),
-                   fragment)
+    assert_refused(
+        run_cli(seeded_url, "budget", "set", *[x for kv in args.items() for x in kv]), fragment
+    )
     assert snapshot(seeded_url) == before
 
 
 def test_budget_list_shows_spent_remaining_and_status(run_cli, seeded_url):
     # Food 1450/8000 under; make Transport exactly 80 % (near) and Shopping exactly 100 % (near).
     for category, amount in (("Transport", "187.50"), ("Shopping", "3200")):
-        assert run_cli(seeded_url, "budget", "set", "--user", AMAN, "--category", category,
-                       "--month", "2025-05", "--amount", amount).exit_code == 0
-    result = run_cli(seeded_url, "budget", "list", "--user", AMAN, "--month", "2025-05",
-                     "--format", "json")
+        assert (
+            run_cli(
+                seeded_url,
+                "budget",
+                "set",
+                "--user",
+                AMAN,
+                "--category",
+                category,
+                "--month",
+                "2025-05",
+                "--amount",
+                amount,
+            ).exit_code
+            == 0
+        )
+    result = run_cli(
+        seeded_url, "budget", "list", "--user", AMAN, "--month", "2025-05", "--format", "json"
+    )
     assert result.exit_code == 0, result.output
     rows = {row["category"]: row for row in json.loads(result.stdout)}
     assert rows["Food"]["spent"] == "1450.00" and rows["Food"]["remaining"] == "6550.00"
     assert rows["Food"]["status"] == "under"
     assert rows["Transport"]["status"] == "near" and rows["Transport"]["percent_used"] == "80.0"
     assert rows["Shopping"]["status"] == "near" and rows["Shopping"]["remaining"] == "0.00"
-    assert run_cli(seeded_url, "expense", "add", "--user", AMAN, "--category", "Shopping",
-                   "--amount", "0.01", "--date", "2025-05-30").exit_code == 0
+    assert (
+        run_cli(
+            seeded_url,
+            "expense",
+            "add",
+            "--user",
+            AMAN,
+            "--category",
+            "Shopping",
+            "--amount",
+            "0.01",
+            "--date",
+            "2025-05-30",
+        ).exit_code
+        == 0
+    )
     table = run_cli(seeded_url, "budget", "list", "--user", AMAN)
     assert table.exit_code == 0, table.output
     shopping = next(line for line in table.output.splitlines() if "Shopping" in line)
@@ -102,22 +168,43 @@ def test_budget_list_shows_spent_remaining_and_status(run_cli, seeded_url):
 
 
 def test_budget_list_matches_independent_sum(run_cli, seeded_url):
-    rows = json.loads(run_cli(seeded_url, "budget", "list", "--user", "priya@example.com",
-                              "--format", "json").stdout)
-    spent = scalar(seeded_url, """
+    rows = json.loads(
+        run_cli(
+            seeded_url, "budget", "list", "--user", "priya@example.com", "--format", "json"
+        ).stdout
+    )
+    spent = scalar(
+        seeded_url,
+        """
         select sum(amount) from expenses
-        where user_id = (select id from users where email = 'priya@example.com')""")
+        where user_id = (select id from users where email = 'priya@example.com')""",
+    )
     assert [(row["category"], row["spent"]) for row in rows] == [("Food", str(spent))]
 
 
 def test_budget_list_refuses_bad_month(run_cli, seeded_url):
-    assert_refused(run_cli(seeded_url, "budget", "list", "--user", AMAN, "--month", "05-2025"),
-                   'month "05-2025"')
+    assert_refused(
+        run_cli(seeded_url, "budget", "list", "--user", AMAN, "--month", "05-2025"),
+        'month "05-2025"',
+    )
 
 
 def transfer(run_cli, url, source, destination, amount, month="2025-05", user=AMAN):
-    return run_cli(url, "budget", "transfer", "--user", user, "--from", source, "--to",
-                   destination, "--month", month, "--amount", amount)
+    return run_cli(
+        url,
+        "budget",
+        "transfer",
+        "--user",
+        user,
+        "--from",
+        source,
+        "--to",
+        destination,
+        "--month",
+        month,
+        "--amount",
+        amount,
+    )
 
 
 def test_budget_transfer_moves_amount_and_records_history(run_cli, seeded_url):
@@ -126,14 +213,17 @@ def test_budget_transfer_moves_amount_and_records_history(run_cli, seeded_url):
     assert "Shopping now 4000.00, Food now 9000.00" in result.output
     assert budget_of(seeded_url, "Shopping") == Decimal("4000.00")
     assert budget_of(seeded_url, "Food") == Decimal("9000.00")
-    assert query(seeded_url, """
+    assert query(
+        seeded_url,
+        """
         select source.category_id = (select id from categories where name = 'Shopping'),
             destination.category_id = (select id from categories where name = 'Food'),
             budget_transfers.amount, budget_transfers.month::text
         from budget_transfers
         inner join budgets as source on source.id = budget_transfers.from_budget_id
         inner join budgets as destination on destination.id = budget_transfers.to_budget_id
-        """) == [(True, True, Decimal("1000.00"), "2025-05-01")]
+        """,
+    ) == [(True, True, Decimal("1000.00"), "2025-05-01")]
 
 
 def test_budget_transfer_creates_missing_destination_and_says_so(run_cli, seeded_url):
@@ -172,8 +262,9 @@ def test_budget_transfer_whole_budget_leaves_zero(run_cli, seeded_url):
         ("Food", "Rent", "1e3", 'amount "1e3"', 2),
     ],
 )
-def test_budget_transfer_refusals_change_nothing(run_cli, seeded_url, source, destination,
-                                                 amount, fragment, code):
+def test_budget_transfer_refusals_change_nothing(
+    run_cli, seeded_url, source, destination, amount, fragment, code
+):
     before = snapshot(seeded_url)
     assert_refused(transfer(run_cli, seeded_url, source, destination, amount), fragment, code=code)
     assert snapshot(seeded_url) == before
@@ -195,8 +286,22 @@ def test_budget_transfer_failing_history_insert_changes_nothing(run_cli, seeded_
 
 
 def test_budget_transfer_destination_overflow_changes_nothing(run_cli, seeded_url):
-    assert run_cli(seeded_url, "budget", "set", "--user", AMAN, "--category", "Food",
-                   "--month", "2025-05", "--amount", "9999999999.99").exit_code == 0
+    assert (
+        run_cli(
+            seeded_url,
+            "budget",
+            "set",
+            "--user",
+            AMAN,
+            "--category",
+            "Food",
+            "--month",
+            "2025-05",
+            "--amount",
+            "9999999999.99",
+        ).exit_code
+        == 0
+    )
     before = snapshot(seeded_url)
     result = transfer(run_cli, seeded_url, "Shopping", "Food", "1")
     assert_refused(result, "Food budget for 2025-05 would exceed 9999999999.99", code=1)
@@ -224,13 +329,14 @@ def test_budget_transfer_concurrent_transfers_keep_total_and_never_go_negative(s
                 except TrackerError as exc:
                     with lock:
                         refused.append(str(exc))
-                except Exception as exc:  # noqa: BLE001 - a deadlock or lost update shows here
+                except Exception as exc:
                     with lock:
                         errors.append(repr(exc))
 
     with db.pool(seeded_url, min_size=8, max_size=8) as connection_pool:
-        threads = [threading.Thread(target=worker, args=(plan[i::8], connection_pool))
-                   for i in range(8)]
+        threads = [
+            threading.Thread(target=worker, args=(plan[i::8], connection_pool)) for i in range(8)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -244,7 +350,9 @@ def test_budget_transfer_concurrent_transfers_keep_total_and_never_go_negative(s
     assert scalar(seeded_url, "select min(amount) from budgets") >= 0
     assert scalar(seeded_url, "select count(*) from budget_transfers") == len(done)
     # Each budget ends at its start plus what the history says came in minus what went out.
-    assert query(seeded_url, f"""
+    assert query(
+        seeded_url,
+        f"""
         select count(*) from budgets
         where budgets.amount <> (
             case budgets.category_id
@@ -257,25 +365,47 @@ def test_budget_transfer_concurrent_transfers_keep_total_and_never_go_negative(s
                         where to_budget_id = budgets.id), 0)
             - coalesce((select sum(amount) from budget_transfers
                         where from_budget_id = budgets.id), 0)
-        ) and budgets.user_id = {AMAN_ID}""") == [(0,)]
+        ) and budgets.user_id = {AMAN_ID}""",
+    ) == [(0,)]
 
 
 def test_budget_transfer_parallel_cli_processes_report_refusals(seeded_url):
     # Six processes each try to move 1500 out of Transport (2000): exactly one can succeed;
     # the others must say they were refused, and nothing may go below zero.
     cli_path = str(Path(__file__).resolve().parent.parent / "cli.py")
-    command = [sys.executable, cli_path, "--database-url", seeded_url, "budget", "transfer",
-               "--user", AMAN, "--from", "Transport", "--to", "Food", "--month", "2025-05",
-               "--amount", "1500"]
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for _ in range(6)]
-    outcomes = [(process.wait(timeout=120), process.stdout.read(), process.stderr.read())
-                for process in processes]
+    command = [
+        sys.executable,
+        cli_path,
+        "--database-url",
+        seeded_url,
+        "budget",
+        "transfer",
+        "--user",
+        AMAN,
+        "--from",
+        "Transport",
+        "--to",
+        "Food",
+        "--month",
+        "2025-05",
+        "--amount",
+        "1500",
+    ]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    outcomes = [
+        (process.wait(timeout=120), process.stdout.read(), process.stderr.read())
+        for process in processes
+    ]
     assert sorted(code for code, _, _ in outcomes) == [0, 1, 1, 1, 1, 1], outcomes
     for code, stdout, stderr in outcomes:
         if code:
-            assert stderr.startswith("Error: transfer refused: the Transport budget for 2025-05 "
-                                     "holds only 500.00, less than 1500.00."), stderr
+            assert stderr.startswith(
+                "Error: transfer refused: the Transport budget for 2025-05 "
+                "holds only 500.00, less than 1500.00."
+            ), stderr
         else:
             assert "Transport now 500.00, Food now 9500.00" in stdout
     assert budget_of(seeded_url, "Transport") == Decimal("500.00")
@@ -290,9 +420,10 @@ def test_budget_transfer_concurrent_creation_of_destination_adds_up(seeded_url):
     def worker(connection_pool):
         with connection_pool.connection() as conn:
             try:
-                results.append(transfer_budget(conn, AMAN, "Food", "Entertainment", "2025-05",
-                                               "100"))
-            except Exception as exc:  # noqa: BLE001 - any failure fails the test below
+                results.append(
+                    transfer_budget(conn, AMAN, "Food", "Entertainment", "2025-05", "100")
+                )
+            except Exception as exc:
                 errors.append(repr(exc))
 
     with db.pool(seeded_url, min_size=8, max_size=8) as connection_pool:
@@ -324,20 +455,57 @@ STATUS_EDGES = [
 
 def test_budget_list_status_agrees_with_budget_vs_actual_mart(run_cli, seeded_url):
     for month, budget, spent, _ in STATUS_EDGES:
-        assert run_cli(seeded_url, "budget", "set", "--user", AMAN, "--category", "Food",
-                       "--month", month, "--amount", budget).exit_code == 0
+        assert (
+            run_cli(
+                seeded_url,
+                "budget",
+                "set",
+                "--user",
+                AMAN,
+                "--category",
+                "Food",
+                "--month",
+                month,
+                "--amount",
+                budget,
+            ).exit_code
+            == 0
+        )
         if spent is not None:
-            assert run_cli(seeded_url, "expense", "add", "--user", AMAN, "--category", "Food",
-                           "--amount", spent, "--date", f"{month}-15").exit_code == 0
+            assert (
+                run_cli(
+                    seeded_url,
+                    "expense",
+                    "add",
+                    "--user",
+                    AMAN,
+                    "--category",
+                    "Food",
+                    "--amount",
+                    spent,
+                    "--date",
+                    f"{month}-15",
+                ).exit_code
+                == 0
+            )
     listed = run_cli(seeded_url, "budget", "list", "--user", AMAN, "--format", "json")
     assert listed.exit_code == 0, listed.output
     statuses = {row["id"]: row["status"] for row in json.loads(listed.stdout)}
     assert run_cli(seeded_url, "run").exit_code == 0
-    mart = dict(query(seeded_url, f"""
+    mart = dict(
+        query(
+            seeded_url,
+            f"""
         select budget_id, status from analytics.budget_vs_actual
-        where user_id = {AMAN_ID}"""))
+        where user_id = {AMAN_ID}""",
+        )
+    )
     assert statuses == mart
-    by_month = {row["month"]: row["status"] for row in json.loads(listed.stdout)
-                if row["category"] == "Food"}
+    by_month = {
+        row["month"]: row["status"]
+        for row in json.loads(listed.stdout)
+        if row["category"] == "Food"
+    }
     assert [by_month[month] for month, *_ in STATUS_EDGES] == [
-        status for *_, status in STATUS_EDGES]
+        status for *_, status in STATUS_EDGES
+    ]

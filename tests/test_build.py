@@ -7,8 +7,9 @@ import psycopg
 
 def tree(path):
     """Every file under path with its bytes, to compare before and after."""
-    return {str(file.relative_to(path)): file.read_bytes() for file in path.rglob("*")
-            if file.is_file()}
+    return {
+        str(file.relative_to(path)): file.read_bytes() for file in path.rglob("*") if file.is_file()
+    }
 
 
 def test_build_builds_tests_and_exports(seeded_url, run_cli, tmp_path):
@@ -20,10 +21,12 @@ def test_build_builds_tests_and_exports(seeded_url, run_cli, tmp_path):
     assert manifest["formats"] == ["csv", "parquet"]
     with psycopg.connect(seeded_url) as conn:
         expected = conn.execute("select count(*), sum(amount) from expenses").fetchone()
-        kinds = dict(conn.execute(
-            "select relname, relkind from pg_class"
-            " where relnamespace = 'analytics'::regnamespace and relkind in ('r', 'v')"
-        ).fetchall())
+        kinds = dict(
+            conn.execute(
+                "select relname, relkind from pg_class"
+                " where relnamespace = 'analytics'::regnamespace and relkind in ('r', 'v')"
+            ).fetchall()
+        )
     fact = next(entry for entry in manifest["files"] if entry["path"] == "csv/fact_expenses.csv")
     assert (fact["rows"], fact["money_sums"]["amount"]) == (expected[0], f"{expected[1]:.2f}")
     # Every exported model is a table built in the tested transaction.

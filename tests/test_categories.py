@@ -3,16 +3,25 @@
 import json
 
 import pytest
-
 from everyday_support import assert_refused, query, scalar, snapshot
 
 
 def test_category_add_creates_category(run_cli, seeded_url):
-    result = run_cli(seeded_url, "category", "add", "--name", "Travel", "--description",
-                     "Trains, flights", "--color", "#1e88e5")
+    result = run_cli(
+        seeded_url,
+        "category",
+        "add",
+        "--name",
+        "Travel",
+        "--description",
+        "Trains, flights",
+        "--color",
+        "#1e88e5",
+    )
     assert result.exit_code == 0, result.output
-    assert query(seeded_url, "select name, description, color from categories where name = 'Travel'") \
-        == [("Travel", "Trains, flights", "#1E88E5")]
+    assert query(
+        seeded_url, "select name, description, color from categories where name = 'Travel'"
+    ) == [("Travel", "Trains, flights", "#1E88E5")]
 
 
 def test_category_add_defaults_color(run_cli, db_url):
@@ -40,10 +49,15 @@ def test_category_list_counts_expenses(run_cli, seeded_url):
     result = run_cli(seeded_url, "category", "list", "--format", "json")
     assert result.exit_code == 0, result.output
     counts = {row["name"]: row["expenses"] for row in json.loads(result.stdout)}
-    expected = dict(query(seeded_url, """
+    expected = dict(
+        query(
+            seeded_url,
+            """
         select categories.name, count(expenses.id)
         from categories left join expenses on expenses.category_id = categories.id
-        group by categories.name"""))
+        group by categories.name""",
+        )
+    )
     assert counts == expected
     assert counts["Food"] == 3 and counts["Rent"] == 0
     assert "Entertainment" in run_cli(seeded_url, "category", "list").output
@@ -69,35 +83,56 @@ def test_category_delete_in_use_is_refused_with_reason(run_cli, seeded_url):
 
 
 def test_category_delete_move_to_moves_expenses_then_deletes(run_cli, seeded_url):
-    food_total = scalar(seeded_url, """
+    food_total = scalar(
+        seeded_url,
+        """
         select sum(amount) from expenses
-        where category_id in (select id from categories where name in ('Food', 'Rent'))""")
+        where category_id in (select id from categories where name in ('Food', 'Rent'))""",
+    )
     result = run_cli(seeded_url, "category", "delete", "Food", "--move-to", "Rent")
     assert result.exit_code == 0, result.output
     assert "moved 3 expenses (1,750.00) to Rent" in result.output
     assert "gave 2 budgets to Rent (months where it had none)" in result.output
-    assert scalar(seeded_url, """
+    assert (
+        scalar(
+            seeded_url,
+            """
         select count(*) from budgets
-        where category_id = (select id from categories where name = 'Rent')""") == 2
+        where category_id = (select id from categories where name = 'Rent')""",
+        )
+        == 2
+    )
     assert scalar(seeded_url, "select count(*) from categories where name = 'Food'") == 0
-    assert scalar(seeded_url, """
+    assert (
+        scalar(
+            seeded_url,
+            """
         select sum(amount) from expenses
-        where category_id = (select id from categories where name = 'Rent')""") == food_total
+        where category_id = (select id from categories where name = 'Rent')""",
+        )
+        == food_total
+    )
 
 
 def test_category_delete_move_to_unknown_category_changes_nothing(run_cli, seeded_url):
     before = snapshot(seeded_url)
-    assert_refused(run_cli(seeded_url, "category", "delete", "Food", "--move-to", "Nope"),
-                   'category "Nope" does not exist')
+    assert_refused(
+        run_cli(seeded_url, "category", "delete", "Food", "--move-to", "Nope"),
+        'category "Nope" does not exist',
+    )
     assert snapshot(seeded_url) == before
 
 
 def test_category_delete_move_to_itself_is_refused(run_cli, seeded_url):
     before = snapshot(seeded_url)
-    assert_refused(run_cli(seeded_url, "category", "delete", "Food", "--move-to", "food"),
-                   "is the category being deleted")
+    assert_refused(
+        run_cli(seeded_url, "category", "delete", "Food", "--move-to", "food"),
+        "is the category being deleted",
+    )
     assert snapshot(seeded_url) == before
 
 
 def test_category_delete_unknown_category_is_refused(run_cli, seeded_url):
-    assert_refused(run_cli(seeded_url, "category", "delete", "Nope"), 'category "Nope" does not exist')
+    assert_refused(
+        run_cli(seeded_url, "category", "delete", "Nope"), 'category "Nope" does not exist'
+    )

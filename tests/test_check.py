@@ -8,9 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tracker.plumbing import config
 from tracker.pipeline import duck as tracker_duck
 from tracker.pipeline.models import load_project
+from tracker.plumbing import config
 
 # PostgreSQL's format_type() -> the type DuckDB reports for the same column.
 PG_TO_DUCKDB = {
@@ -28,7 +28,7 @@ def duckdb_type(pg_type: str) -> str:
     if pg_type.startswith("character("):
         return "VARCHAR"
     if pg_type.startswith("numeric("):
-        return "DECIMAL(" + pg_type[len("numeric("):].replace(" ", "")
+        return "DECIMAL(" + pg_type[len("numeric(") :].replace(" ", "")
     return PG_TO_DUCKDB[pg_type]
 
 
@@ -65,7 +65,9 @@ def test_check_base_tables_match_the_migrations(conn):
         """,
         [list(tracker_duck.BASE_TABLES)],
     ).fetchall()
-    in_postgres = [(table, column, duckdb_type(type_), not_null) for table, column, type_, not_null in rows]
+    in_postgres = [
+        (table, column, duckdb_type(type_), not_null) for table, column, type_, not_null in rows
+    ]
     duck = tracker_duck.connect()
     tracker_duck.create_base_tables(duck)
     in_duckdb = duck.execute(
@@ -110,7 +112,9 @@ def test_check_seeds_in_duckdb_equal_the_seeds_in_postgresql(seeded_url, tmp_pat
         "expenses": "id, user_id, category_id, amount, currency, date, note",
     }.items():
         query = f"select {columns} from main.{table} order by id"
-        assert from_seeds.execute(query).fetchall() == from_postgres.execute(query).fetchall(), table
+        assert from_seeds.execute(query).fetchall() == from_postgres.execute(query).fetchall(), (
+            table
+        )
 
 
 def test_check_names_the_file_of_a_broken_model(run_cli, queries):
@@ -119,7 +123,10 @@ def test_check_names_the_file_of_a_broken_model(run_cli, queries):
     result = run_cli(None, "check", "--queries", str(queries))
     assert result.exit_code == 1, result.output
     assert has_row(result.output, "ERROR", "model", "monthly_totals")
-    assert 'model "monthly_totals" failed in DuckDB (queries/marts/monthly_totals.sql)' in result.output
+    assert (
+        'model "monthly_totals" failed in DuckDB (queries/marts/monthly_totals.sql)'
+        in result.output
+    )
     assert "amount_typo" in result.output
     # What reads the broken model is skipped, not reported as a second cause.
     assert has_row(result.output, "SKIP", "model", "rolling_trend")
@@ -137,7 +144,9 @@ def test_check_fails_a_generic_test_and_shows_the_rows(run_cli, queries):
     name = "accepted_values(budget_vs_actual.status in ['near', 'over'])"
     assert has_row(result.output, "FAIL", "test", name)
     # All four seed budgets are under: one failing row, the group of them.
-    assert f"FAIL test {name}: 1 failing row(s) (queries/marts/budget_vs_actual.sql)" in result.output
+    assert (
+        f"FAIL test {name}: 1 failing row(s) (queries/marts/budget_vs_actual.sql)" in result.output
+    )
     assert "status=under, n_records=4" in result.output
 
 
@@ -156,8 +165,11 @@ def test_check_fails_a_singular_test_and_shows_the_rows(run_cli, queries):
 
 def test_check_unknown_generic_test_is_an_error_naming_the_model(run_cli, queries):
     path = queries / "marts" / "monthly_totals.sql"
-    path.write_text(path.read_text().replace("'tests': ['not_null', 'non_negative']",
-                                             "'tests': ['not_null', 'positive']"))
+    path.write_text(
+        path.read_text().replace(
+            "'tests': ['not_null', 'non_negative']", "'tests': ['not_null', 'positive']"
+        )
+    )
     result = run_cli(None, "check", "--queries", str(queries))
     assert result.exit_code == 1
     assert 'Error: model "monthly_totals" declares an unknown test "positive"' in result.stderr
@@ -166,13 +178,18 @@ def test_check_unknown_generic_test_is_an_error_naming_the_model(run_cli, querie
 
 def test_check_documented_column_missing_from_the_select_fails(run_cli, queries):
     path = queries / "marts" / "monthly_totals.sql"
-    path.write_text(path.read_text().replace(
-        "cast(monthly.expense_count as bigint) as expense_count",
-        "cast(monthly.expense_count as bigint) as n_expenses",
-    ))
+    path.write_text(
+        path.read_text().replace(
+            "cast(monthly.expense_count as bigint) as expense_count",
+            "cast(monthly.expense_count as bigint) as n_expenses",
+        )
+    )
     result = run_cli(None, "check", "--queries", str(queries))
     assert result.exit_code == 1, result.output
-    assert 'model "monthly_totals" documents column "expense_count" that its SELECT does not return' in result.output
+    assert (
+        'model "monthly_totals" documents column "expense_count" that its SELECT does not return'
+        in result.output
+    )
 
 
 def test_check_select_limits_the_models_and_their_tests(run_cli):
@@ -251,14 +268,22 @@ def test_check_unit_test_catches_spending_at_the_budget_counted_as_over(run_cli,
     assert result.exit_code == 1, result.output
     name = "budget_vs_actual: status_bands_and_zero_budgets"
     assert has_row(result.output, "FAIL", "unit", name)
-    assert (f"FAIL unit {name}: 2 expected row(s) missing, 2 unexpected "
-            "(queries/unit/budget_vs_actual.json)") in result.output
-    assert ("missing:    budget_id=1, category=Food, spent=100.00, remaining=0.00, "
-            "pct_used=100.0, status=near") in result.output
-    assert ("unexpected: budget_id=1, category=Food, spent=100.00, remaining=0.00, "
-            "pct_used=100.0, status=over") in result.output
-    assert ("unexpected: budget_id=2, category=Travel, spent=0.00, remaining=0.00, "
-            "pct_used=null, status=over") in result.output
+    assert (
+        f"FAIL unit {name}: 2 expected row(s) missing, 2 unexpected "
+        "(queries/unit/budget_vs_actual.json)"
+    ) in result.output
+    assert (
+        "missing:    budget_id=1, category=Food, spent=100.00, remaining=0.00, "
+        "pct_used=100.0, status=near"
+    ) in result.output
+    assert (
+        "unexpected: budget_id=1, category=Food, spent=100.00, remaining=0.00, "
+        "pct_used=100.0, status=over"
+    ) in result.output
+    assert (
+        "unexpected: budget_id=2, category=Travel, spent=0.00, remaining=0.00, "
+        "pct_used=null, status=over"
+    ) in result.output
 
 
 def test_check_unit_test_that_expects_an_unknown_column_is_an_error(run_cli, queries):
@@ -266,9 +291,15 @@ def test_check_unit_test_that_expects_an_unknown_column_is_an_error(run_cli, que
     path.write_text(path.read_text().replace('"expense_count": 2', '"n_expenses": 2'))
     result = run_cli(None, "check", "--queries", str(queries))
     assert result.exit_code == 1, result.output
-    assert has_row(result.output, "ERROR", "unit",
-                   "monthly_totals: months_across_a_year_boundary_and_a_leap_day")
-    assert 'expects column "n_expenses", which model "monthly_totals" does not return' in result.output
+    assert has_row(
+        result.output,
+        "ERROR",
+        "unit",
+        "monthly_totals: months_across_a_year_boundary_and_a_leap_day",
+    )
+    assert (
+        'expects column "n_expenses", which model "monthly_totals" does not return' in result.output
+    )
 
 
 def test_check_unit_test_file_that_is_not_json_is_refused(run_cli, queries):
@@ -314,5 +345,7 @@ def test_test_unit_test_fails_on_postgresql_with_the_rows(seeded_url, run_cli, q
     result = run_cli(seeded_url, "test", "--queries", str(queries), "--select", "budget_vs_actual")
     assert result.exit_code == 1, result.output
     assert has_row(result.output, "FAIL", "unit", "budget_vs_actual: status_bands_and_zero_budgets")
-    assert ("unexpected: budget_id=1, category=Food, spent=100.00, remaining=0.00, "
-            "pct_used=100.0, status=over") in result.output
+    assert (
+        "unexpected: budget_id=1, category=Food, spent=100.00, remaining=0.00, "
+        "pct_used=100.0, status=over"
+    ) in result.output

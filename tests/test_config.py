@@ -39,13 +39,19 @@ def test_config_private_server_when_nothing_is_set(project):
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
-        ("postgresql://tracker:s3cret@db.example:5432/tracker?sslmode=require",
-         "postgresql://tracker:***@db.example:5432/tracker?sslmode=require"),
+        (
+            "postgresql://tracker:s3cret@db.example:5432/tracker?sslmode=require",
+            "postgresql://tracker:***@db.example:5432/tracker?sslmode=require",
+        ),
         ("postgres://tracker:p%40ss@h1,h2/db", "postgres://tracker:***@h1,h2/db"),
-        ("postgresql://tracker@/db?host=/tmp/run&password=s3cret",
-         "postgresql://tracker@/db?host=/tmp/run&password=***"),
-        ("host=db.example user=tracker password='s3 cret' dbname=tracker",
-         "host=db.example user=tracker password=*** dbname=tracker"),
+        (
+            "postgresql://tracker@/db?host=/tmp/run&password=s3cret",
+            "postgresql://tracker@/db?host=/tmp/run&password=***",
+        ),
+        (
+            "host=db.example user=tracker password='s3 cret' dbname=tracker",
+            "host=db.example user=tracker password=*** dbname=tracker",
+        ),
         ("postgresql://tracker@/db?host=/tmp/run", "postgresql://tracker@/db?host=/tmp/run"),
         ("postgresql//bob:s3cretpw@host/db", "postgresql//bob:***@host/db"),
         ("POSTGRESQL://bob:s3cretpw@host/db", "POSTGRESQL://bob:***@host/db"),

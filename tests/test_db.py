@@ -5,8 +5,8 @@ import threading
 import psycopg
 import pytest
 
-from tracker.plumbing.bootstrap import initialize_database
 from tracker.errors import TrackerError
+from tracker.plumbing.bootstrap import initialize_database
 from tracker.plumbing.migrations import MigrationFailed
 
 MIGRATIONS = {
@@ -24,7 +24,9 @@ def write_migrations(directory, files):
 
 def history(url):
     with psycopg.connect(url) as conn:
-        return conn.execute("select version, name from schema_migrations order by version").fetchall()
+        return conn.execute(
+            "select version, name from schema_migrations order by version"
+        ).fetchall()
 
 
 def table_exists(url, name):
@@ -70,7 +72,9 @@ def test_migrations_apply_in_version_order(tmp_path, fresh_database):
     directory = write_migrations(tmp_path / "m", {**MIGRATIONS, "V010__tenth.sql": "select 1;"})
     report = initialize_database(url, seed=False, migrations_dir=directory)
     assert [m.filename for m in report.applied] == [
-        "V001__first.sql", "V002__second.sql", "V010__tenth.sql"
+        "V001__first.sql",
+        "V002__second.sql",
+        "V010__tenth.sql",
     ]
     assert history(url) == [(1, "first"), (2, "second"), (10, "tenth")]
 
@@ -79,8 +83,12 @@ def test_migration_edited_after_apply_is_refused(tmp_path, fresh_database):
     url = fresh_database()
     directory = write_migrations(tmp_path / "m", MIGRATIONS)
     initialize_database(url, seed=False, migrations_dir=directory)
-    (directory / "V001__first.sql").write_text("-- one, edited\ncreate table first_table (id int);\n")
-    with pytest.raises(TrackerError, match='migration "V001__first.sql" changed after it was applied'):
+    (directory / "V001__first.sql").write_text(
+        "-- one, edited\ncreate table first_table (id int);\n"
+    )
+    with pytest.raises(
+        TrackerError, match='migration "V001__first.sql" changed after it was applied'
+    ):
         initialize_database(url, seed=False, migrations_dir=directory)
 
 
@@ -94,7 +102,9 @@ def test_failed_migration_rolls_back_and_names_file_and_statement(tmp_path, fres
     with pytest.raises(MigrationFailed) as failure:
         initialize_database(url, seed=False, migrations_dir=directory)
     message = str(failure.value)
-    assert '"V003__broken.sql" failed at statement 2 (insert into first_table values (1);' in message
+    assert (
+        '"V003__broken.sql" failed at statement 2 (insert into first_table values (1);' in message
+    )
     assert "duplicate key" in message
     assert not table_exists(url, "third_table")
     assert [row[0] for row in history(url)] == [1, 2]
@@ -122,7 +132,7 @@ def test_concurrent_db_init_applies_each_migration_once(fresh_database):
         barrier.wait()
         try:
             reports.append(initialize_database(url, seed=True))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=init) for _ in range(4)]
@@ -149,7 +159,9 @@ def test_db_init_unreachable_server_masks_password(run_cli):
     result = run_cli("postgresql://tracker:s3cret@127.0.0.1:1/tracker?connect_timeout=3", "db-init")
     assert result.exit_code == 1
     assert "s3cret" not in result.output
-    assert result.stderr.startswith("Error: cannot connect to postgresql://tracker:***@127.0.0.1:1/tracker")
+    assert result.stderr.startswith(
+        "Error: cannot connect to postgresql://tracker:***@127.0.0.1:1/tracker"
+    )
     assert "Connection refused" in result.stderr
     assert result.stderr.count("\n") == 1
 
@@ -168,7 +180,9 @@ def test_db_init_wrong_password_masks_password(run_cli):
         result = run_cli(url, "db-init")
         assert result.exit_code == 1
         assert "wr0ng-pass" not in result.output
-        assert result.stderr.startswith("Error: cannot connect to postgresql://tracker_pw_test:***@/postgres")
+        assert result.stderr.startswith(
+            "Error: cannot connect to postgresql://tracker_pw_test:***@/postgres"
+        )
         assert "password authentication failed" in result.stderr
         assert result.stderr.count("\n") == 1
     finally:
@@ -230,7 +244,10 @@ def test_cli_run_with_any_python_uses_the_project_venv(tmp_path):
     cli_path = Path(__file__).resolve().parent.parent / "cli.py"
     result = subprocess.run(
         [str(base_python), "-I", "-S", str(cli_path), "db", "--help"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "Inspect or stop the database." in result.stdout

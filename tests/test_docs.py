@@ -60,9 +60,7 @@ def test_docs_readme_gives_the_two_setup_commands():
     assert "make export" in quick_start and "make test" in quick_start
 
 
-@pytest.mark.parametrize(
-    "target", re.findall(r"^([a-z][a-z-]*):.*##", MAKEFILE, re.M), ids=str
-)
+@pytest.mark.parametrize("target", re.findall(r"^([a-z][a-z-]*):.*##", MAKEFILE, re.M), ids=str)
 def test_docs_readme_mentions_every_make_target(target):
     if target == "help":
         assert "make help" in README

@@ -149,7 +149,7 @@ def test_export_writes_bom_by_default_and_not_with_no_bom(built_url, run_cli, tm
         without = tmp_path / "without" / "csv" / path.name
         assert path.read_bytes().startswith(BOM)
         assert not without.read_bytes().startswith(BOM)
-        assert path.read_bytes()[len(BOM):] == without.read_bytes()
+        assert path.read_bytes()[len(BOM) :] == without.read_bytes()
 
 
 def test_export_parquet_has_real_types(built_url, run_cli, tmp_path):
@@ -192,8 +192,10 @@ def test_export_manifest_matches_an_independent_recount(built_url, run_cli, tmp_
         else:
             table = pq.read_table(path)
             header = table.column_names
-            values = {name: [str(v) if v is not None else "" for v in table[name].to_pylist()]
-                      for name in header}
+            values = {
+                name: [str(v) if v is not None else "" for v in table[name].to_pylist()]
+                for name in header
+            }
             rows = table.to_pylist()
         assert names == header
         assert entry["rows"] == len(rows)
@@ -222,7 +224,8 @@ def test_export_leaves_out_pii_unless_include_pii(built_url, run_cli, tmp_path):
     assert result.exit_code == 0, result.output
     header, rows = read_csv(tmp_path / "pii" / "csv" / "dim_user.csv")
     assert sorted(row[header.index("email")] for row in rows) == [
-        "aman@example.com", "priya@example.com"
+        "aman@example.com",
+        "priya@example.com",
     ]
     table = pq.read_table(tmp_path / "pii" / "parquet" / "dim_user.parquet")
     assert "email" in table.column_names
@@ -231,11 +234,11 @@ def test_export_leaves_out_pii_unless_include_pii(built_url, run_cli, tmp_path):
 
 
 def test_export_select_writes_only_those_models(built_url, run_cli, tmp_path):
-    result = export(run_cli, built_url, tmp_path, "--select", "monthly_totals, dim_date",
-                    "--format", "csv")
+    result = export(
+        run_cli, built_url, tmp_path, "--select", "monthly_totals, dim_date", "--format", "csv"
+    )
     assert result.exit_code == 0, result.output
-    assert sorted(tree(tmp_path)) == ["csv/dim_date.csv", "csv/monthly_totals.csv",
-                                      "manifest.json"]
+    assert sorted(tree(tmp_path)) == ["csv/dim_date.csv", "csv/monthly_totals.csv", "manifest.json"]
 
 
 def test_export_unknown_select_fails_and_keeps_previous_export(built_url, run_cli, tmp_path):
@@ -286,11 +289,16 @@ def test_export_failure_on_a_later_file_keeps_previous_export(built_url, run_cli
     relation, kept = (psycopg.sql.Identifier("analytics", name) for name in (last, f"{last}_ok"))
     with psycopg.connect(built_url, autocommit=True) as conn:
         # Same name and columns, but reading it raises once the query runs.
-        conn.execute(psycopg.sql.SQL("alter table {} rename to {}").format(
-            relation, psycopg.sql.Identifier(f"{last}_ok")))
-        conn.execute(psycopg.sql.SQL(
-            "create view {} as select * from {} where 1 / (select count(*) - count(*) from {}) = 0"
-        ).format(relation, kept, kept))
+        conn.execute(
+            psycopg.sql.SQL("alter table {} rename to {}").format(
+                relation, psycopg.sql.Identifier(f"{last}_ok")
+            )
+        )
+        conn.execute(
+            psycopg.sql.SQL(
+                "create view {} as select * from {} where 1 / (select count(*) - count(*) from {}) = 0"
+            ).format(relation, kept, kept)
+        )
     result = export(run_cli, built_url, tmp_path)
     assert result.exit_code == 1
     assert f"Error: exporting analytics.{last} failed: division by zero." in result.stderr
@@ -355,8 +363,9 @@ def test_export_reads_one_snapshot_while_others_write(built_url, tmp_path):
                 )
             inserted.append(event.path)
 
-    export_models(built_url, export_items(models), tmp_path, formats=("csv",),
-                  on_progress=on_progress)
+    export_models(
+        built_url, export_items(models), tmp_path, formats=("csv",), on_progress=on_progress
+    )
     assert inserted and inserted[0] != "csv/fact_expenses.csv"
     header, facts = read_csv(tmp_path / "csv" / "fact_expenses.csv")
     assert "added during export" not in [row[header.index("note")] for row in facts]
@@ -376,14 +385,16 @@ def test_export_reads_one_snapshot_while_others_write(built_url, tmp_path):
 def test_export_before_run_says_to_run_the_models(db_url, run_cli, tmp_path):
     result = export(run_cli, db_url, tmp_path)
     assert result.exit_code == 1
-    assert "analytics.alerts, analytics.budget_vs_actual, analytics.dim_category and 7 more " \
-           "do not exist" in result.stderr
+    assert (
+        "analytics.alerts, analytics.budget_vs_actual, analytics.dim_category and 7 more "
+        "do not exist" in result.stderr
+    )
     assert "Build the models first: `python cli.py run`." in result.stderr
     assert tree(tmp_path) == {}
 
 
 def test_export_into_a_path_with_quotes_and_spaces(built_url, run_cli, tmp_path):
-    out = tmp_path / "it's a \"folder\" with spaces"
+    out = tmp_path / 'it\'s a "folder" with spaces'
     result = export(run_cli, built_url, out, "--select", "monthly_totals")
     assert result.exit_code == 0, result.output
     assert read_csv(out / "csv" / "monthly_totals.csv")[0][0] == "user_id"
@@ -391,8 +402,9 @@ def test_export_into_a_path_with_quotes_and_spaces(built_url, run_cli, tmp_path)
     assert "[2/2] parquet/monthly_totals.parquet" in result.stderr
 
 
-def test_export_second_export_into_the_same_folder_gives_up_after_waiting(built_url, run_cli,
-                                                                         tmp_path):
+def test_export_second_export_into_the_same_folder_gives_up_after_waiting(
+    built_url, run_cli, tmp_path
+):
     import fcntl
     import os
 
@@ -422,7 +434,7 @@ def test_export_help_has_example_and_readmes_document_every_model(run_cli):
     for model in exported_models():
         # Each file is described, and has its Power Query type list.
         assert f"`{model.name}`" in guide, model.name
-        assert f"// {model.name}" in guide or f'csv\\{model.name}.csv' in guide, model.name
+        assert f"// {model.name}" in guide or f"csv\\{model.name}.csv" in guide, model.name
 
 
 def test_export_committed_sample_matches_its_manifest():
@@ -467,21 +479,27 @@ def test_export_without_psql_writes_the_same_files(built_url, tmp_path):
     export_models(built_url, models, tmp_path / "psql", use_psql=True)
     export_models(built_url, models, tmp_path / "psycopg", use_psql=False)
     with_psql, without = tree(tmp_path / "psql"), tree(tmp_path / "psycopg")
-    assert json.loads(with_psql.pop("manifest.json"))["files"] == json.loads(
-        without.pop("manifest.json"))["files"]
+    assert (
+        json.loads(with_psql.pop("manifest.json"))["files"]
+        == json.loads(without.pop("manifest.json"))["files"]
+    )
     assert with_psql == without
 
 
-def test_export_select_with_graph_operators_keeps_only_exported_models(built_url, run_cli,
-                                                                       tmp_path):
-    result = export(run_cli, built_url, tmp_path, "--select", "+monthly_totals stg_budgets+",
-                    "--format", "csv")
+def test_export_select_with_graph_operators_keeps_only_exported_models(
+    built_url, run_cli, tmp_path
+):
+    result = export(
+        run_cli, built_url, tmp_path, "--select", "+monthly_totals stg_budgets+", "--format", "csv"
+    )
     assert result.exit_code == 0, result.output
-    exported = sorted(entry["model"] for entry in
-                      json.loads((tmp_path / "manifest.json").read_text())["files"])
+    exported = sorted(
+        entry["model"] for entry in json.loads((tmp_path / "manifest.json").read_text())["files"]
+    )
     project = load_project()
     expected = sorted(
-        name for name in {"monthly_totals"} | project.downstream("stg_budgets")
+        name
+        for name in {"monthly_totals"} | project.downstream("stg_budgets")
         if project[name].export
     )
     assert exported == expected and "budget_vs_actual" in exported

@@ -102,10 +102,13 @@ def test_generate_counts_and_months_match_the_options(run_cli, db_url):
     # Most user/category/month keys have a budget, not all; some budgets are 0.
     assert 0.85 * 30 * 9 * 6 <= budgets < 30 * 9 * 6
     assert scalar(db_url, "select count(*) from budgets where amount = 0") > 0
-    months = [row[0] for row in query(
-        db_url,
-        "select distinct date_trunc('month', date)::date from expenses order by 1",
-    )]
+    months = [
+        row[0]
+        for row in query(
+            db_url,
+            "select distinct date_trunc('month', date)::date from expenses order by 1",
+        )
+    ]
     assert months == [
         dt.date(2024, 10, 1),
         dt.date(2024, 11, 1),
@@ -125,11 +128,13 @@ def test_generate_counts_and_months_match_the_options(run_cli, db_url):
 
 def test_generate_amounts_are_category_typical(run_cli, db_url):
     assert run_cli(db_url, "generate", *SMALL, "--seed", "4").exit_code == 0
-    averages = dict(query(
-        db_url,
-        "select categories.name, avg(amount) from expenses"
-        " inner join categories on categories.id = expenses.category_id group by 1",
-    ))
+    averages = dict(
+        query(
+            db_url,
+            "select categories.name, avg(amount) from expenses"
+            " inner join categories on categories.id = expenses.category_id group by 1",
+        )
+    )
     assert averages["Rent"] > averages["Shopping"] > averages["Food"] > averages["Transport"]
     top = scalar(
         db_url,
@@ -229,11 +234,14 @@ def test_generate_adds_to_a_database_with_data(run_cli, seeded_url):
     # The seed's five categories are reused; the four others are added.
     assert (users, categories, expenses) == (before[0] + 30, 9, before[3] + 6000)
     assert "categories  4" in result.output
-    assert scalar(
-        seeded_url,
-        "select count(*) from expenses inner join users on users.id = expenses.user_id"
-        " where users.email = 'aman@example.com'",
-    ) > 0
+    assert (
+        scalar(
+            seeded_url,
+            "select count(*) from expenses inner join users on users.id = expenses.user_id"
+            " where users.email = 'aman@example.com'",
+        )
+        > 0
+    )
 
 
 def test_generate_same_seed_twice_fails_and_writes_nothing(run_cli, db_url):

@@ -3,7 +3,6 @@
 from decimal import Decimal
 
 import pytest
-
 from everyday_support import assert_refused, query, scalar, snapshot
 
 AMAN = "aman@example.com"
@@ -37,19 +36,31 @@ def run_import(run_cli, url, path, *extra, mapping=MAPPING):
 
 
 def imported(url):
-    return query(url, """
+    return query(
+        url,
+        """
         select expenses.date::text, categories.name, expenses.amount, expenses.note
         from expenses
         inner join categories on categories.id = expenses.category_id
         where import_fingerprint is not null
-        order by expenses.date, expenses.amount, expenses.id""")
+        order by expenses.date, expenses.amount, expenses.id""",
+    )
 
 
 def test_import_loads_rows_with_rules_and_default_category(run_cli, seeded_url, tmp_path):
     path = write(tmp_path, "statement.csv", STATEMENT)
     rules = write(tmp_path, "rules.csv", RULES)
-    result = run_import(run_cli, seeded_url, path, "--date-format", "%d/%m/%Y",
-                        "--rules", rules, "--default-category", "Entertainment")
+    result = run_import(
+        run_cli,
+        seeded_url,
+        path,
+        "--date-format",
+        "%d/%m/%Y",
+        "--rules",
+        rules,
+        "--default-category",
+        "Entertainment",
+    )
     assert result.exit_code == 0, result.output
     assert "Imported 6 of 6 rows from statement.csv; 0 already imported." in result.output
     assert imported(seeded_url) == [
@@ -76,7 +87,10 @@ def test_import_same_file_twice_adds_nothing(run_cli, seeded_url, tmp_path):
 
 def test_import_overlapping_statement_adds_only_new_rows(run_cli, seeded_url, tmp_path):
     args = ("--date-format", "%d/%m/%Y", "--default-category", "Food")
-    assert run_import(run_cli, seeded_url, write(tmp_path, "april.csv", STATEMENT), *args).exit_code == 0
+    assert (
+        run_import(run_cli, seeded_url, write(tmp_path, "april.csv", STATEMENT), *args).exit_code
+        == 0
+    )
     # The next export repeats the last rows (one of the two coffees, in another letter case)
     # and adds a third identical coffee and one new row.
     later = """Date,Description,Amount
@@ -89,18 +103,25 @@ def test_import_overlapping_statement_adds_only_new_rows(run_cli, seeded_url, tm
     result = run_import(run_cli, seeded_url, write(tmp_path, "may.csv", later), *args)
     assert result.exit_code == 0, result.output
     assert "Imported 2 of 5 rows from may.csv; 3 already imported." in result.output
-    assert scalar(seeded_url, "select count(*) from expenses where lower(note) like 'coffee%%'") == 3
+    assert (
+        scalar(seeded_url, "select count(*) from expenses where lower(note) like 'coffee%%'") == 3
+    )
     assert scalar(seeded_url, "select count(*) from expenses where note = 'Cinema'") == 1
 
 
 def test_import_bad_amount_names_line_and_writes_nothing(run_cli, seeded_url, tmp_path):
-    lines = ["Date,Description,Amount"] + [f"2025-05-{day:02d},Row {day},10.00" for day in range(1, 16)]
+    lines = ["Date,Description,Amount"] + [
+        f"2025-05-{day:02d},Row {day},10.00" for day in range(1, 16)
+    ]
     lines.insert(16, '2025-05-20,Broken,"12,3x"')
     path = write(tmp_path, "statement.csv", "\n".join(lines) + "\n")
     before = snapshot(seeded_url)
     result = run_import(run_cli, seeded_url, path, "--default-category", "Food")
-    assert_refused(result, 'Error: statement.csv line 17: amount "12,3x" is not a number.',
-                   "nothing was imported")
+    assert_refused(
+        result,
+        'Error: statement.csv line 17: amount "12,3x" is not a number.',
+        "nothing was imported",
+    )
     assert snapshot(seeded_url) == before
 
 
@@ -109,76 +130,143 @@ def test_import_bad_amount_names_line_and_writes_nothing(run_cli, seeded_url, tm
     [
         ("31/02/2025,Bad day,10", ["--date-format", "%d/%m/%Y"], 'line 3: date "31/02/2025"'),
         ("2025-05-02,Wrong format,10", ["--date-format", "%d/%m/%Y"], 'line 3: date "2025-05-02"'),
-        ("03/05/2025,Minus,-5", ["--date-format", "%d/%m/%Y"], 'line 3: amount "-5" must be more than 0'),
-        ("03/05/2025,Too precise,1.234", ["--date-format", "%d/%m/%Y"], "line 3: amount \"1.234\" has more"),
-        ("03/05/2025,Exp,1e3", ["--date-format", "%d/%m/%Y"], 'line 3: amount "1e3" is not a number'),
-        ("03/05/2025,Nan,NaN", ["--date-format", "%d/%m/%Y"], 'line 3: amount "NaN" is not a number'),
-        ("03/05/2025,Huge,10000000000", ["--date-format", "%d/%m/%Y"], "line 3: amount \"10000000000\" is too large"),
+        (
+            "03/05/2025,Minus,-5",
+            ["--date-format", "%d/%m/%Y"],
+            'line 3: amount "-5" must be more than 0',
+        ),
+        (
+            "03/05/2025,Too precise,1.234",
+            ["--date-format", "%d/%m/%Y"],
+            'line 3: amount "1.234" has more',
+        ),
+        (
+            "03/05/2025,Exp,1e3",
+            ["--date-format", "%d/%m/%Y"],
+            'line 3: amount "1e3" is not a number',
+        ),
+        (
+            "03/05/2025,Nan,NaN",
+            ["--date-format", "%d/%m/%Y"],
+            'line 3: amount "NaN" is not a number',
+        ),
+        (
+            "03/05/2025,Huge,10000000000",
+            ["--date-format", "%d/%m/%Y"],
+            'line 3: amount "10000000000" is too large',
+        ),
         ("03/05/2025,Short", ["--date-format", "%d/%m/%Y"], "line 3: 2 cells, the header has 3"),
     ],
 )
 def test_import_refuses_bad_rows(run_cli, seeded_url, tmp_path, row, extra, fragment):
     path = write(tmp_path, "statement.csv", f"Date,Description,Amount\n01/05/2025,Fine,10\n{row}\n")
     before = snapshot(seeded_url)
-    assert_refused(run_import(run_cli, seeded_url, path, "--default-category", "Food", *extra),
-                   f"statement.csv {fragment}")
+    assert_refused(
+        run_import(run_cli, seeded_url, path, "--default-category", "Food", *extra),
+        f"statement.csv {fragment}",
+    )
     assert snapshot(seeded_url) == before
 
 
 def test_import_without_category_for_a_row_is_refused(run_cli, seeded_url, tmp_path):
     path = write(tmp_path, "statement.csv", "Date,Description,Amount\n2025-05-01,Mystery,10\n")
     before = snapshot(seeded_url)
-    assert_refused(run_import(run_cli, seeded_url, path),
-                   'statement.csv line 2: no category for "Mystery"', "--default-category")
+    assert_refused(
+        run_import(run_cli, seeded_url, path),
+        'statement.csv line 2: no category for "Mystery"',
+        "--default-category",
+    )
     assert snapshot(seeded_url) == before
 
 
 def test_import_category_column_is_used_and_checked(run_cli, seeded_url, tmp_path):
     mapping = MAPPING + ",category=Category"
-    good = write(tmp_path, "good.csv",
-                 "Date,Description,Amount,Category\n2025-05-01,Bus,40,transport\n"
-                 "2025-05-02,Snack,20,\n")
+    good = write(
+        tmp_path,
+        "good.csv",
+        "Date,Description,Amount,Category\n2025-05-01,Bus,40,transport\n2025-05-02,Snack,20,\n",
+    )
     result = run_import(run_cli, seeded_url, good, "--default-category", "Food", mapping=mapping)
     assert result.exit_code == 0, result.output
-    assert [(row[1], row[3]) for row in imported(seeded_url)] == [("Transport", "Bus"), ("Food", "Snack")]
+    assert [(row[1], row[3]) for row in imported(seeded_url)] == [
+        ("Transport", "Bus"),
+        ("Food", "Snack"),
+    ]
     bad = write(tmp_path, "bad.csv", "Date,Description,Amount,Category\n2025-05-03,X,1,Travel\n")
     before = snapshot(seeded_url)
-    assert_refused(run_import(run_cli, seeded_url, bad, mapping=mapping),
-                   'bad.csv line 2: category "Travel" does not exist')
+    assert_refused(
+        run_import(run_cli, seeded_url, bad, mapping=mapping),
+        'bad.csv line 2: category "Travel" does not exist',
+    )
     assert snapshot(seeded_url) == before
 
 
 def test_import_decimal_comma_semicolon_and_mapping_file(run_cli, seeded_url, tmp_path):
-    path = write(tmp_path, "bank.csv",
-                 "Buchungstag;Verwendungszweck;Betrag\n01.05.2025;Miete;1.234,56\n"
-                 "02.05.2025;Kaffee;3,50\n")
-    mapping = write(tmp_path, "mapping.txt",
-                    "# bank export columns\ndate=Buchungstag\namount=Betrag\nnote=Verwendungszweck\n")
-    result = run_import(run_cli, seeded_url, path, "--delimiter", ";", "--decimal-comma",
-                        "--date-format", "%d.%m.%Y", "--default-category", "Rent",
-                        "--currency", "INR", mapping=mapping)
+    path = write(
+        tmp_path,
+        "bank.csv",
+        "Buchungstag;Verwendungszweck;Betrag\n01.05.2025;Miete;1.234,56\n02.05.2025;Kaffee;3,50\n",
+    )
+    mapping = write(
+        tmp_path,
+        "mapping.txt",
+        "# bank export columns\ndate=Buchungstag\namount=Betrag\nnote=Verwendungszweck\n",
+    )
+    result = run_import(
+        run_cli,
+        seeded_url,
+        path,
+        "--delimiter",
+        ";",
+        "--decimal-comma",
+        "--date-format",
+        "%d.%m.%Y",
+        "--default-category",
+        "Rent",
+        "--currency",
+        "INR",
+        mapping=mapping,
+    )
     assert result.exit_code == 0, result.output
-    assert query(seeded_url, """
+    assert query(
+        seeded_url,
+        """
         select date::text, amount, currency from expenses
-        where import_fingerprint is not null order by date""") == [
-        ("2025-05-01", Decimal("1234.56"), "INR"), ("2025-05-02", Decimal("3.50"), "INR")]
+        where import_fingerprint is not null order by date""",
+    ) == [("2025-05-01", Decimal("1234.56"), "INR"), ("2025-05-02", Decimal("3.50"), "INR")]
 
 
 def test_import_refuses_currency_other_than_users(run_cli, seeded_url, tmp_path):
     path = write(tmp_path, "statement.csv", STATEMENT)
     before = snapshot(seeded_url)
-    assert_refused(run_import(run_cli, seeded_url, path, "--date-format", "%d/%m/%Y",
-                              "--default-category", "Food", "--currency", "EUR"),
-                   'Error: currency "EUR" differs from aman@example.com\'s currency INR. '
-                   "Budgets and totals are kept in one currency per user; record the amount "
-                   "in INR.")
+    assert_refused(
+        run_import(
+            run_cli,
+            seeded_url,
+            path,
+            "--date-format",
+            "%d/%m/%Y",
+            "--default-category",
+            "Food",
+            "--currency",
+            "EUR",
+        ),
+        'Error: currency "EUR" differs from aman@example.com\'s currency INR. '
+        "Budgets and totals are kept in one currency per user; record the amount "
+        "in INR.",
+    )
     assert snapshot(seeded_url) == before
 
 
 def test_import_debits_negative_skips_credits(run_cli, seeded_url, tmp_path):
-    path = write(tmp_path, "statement.csv",
-                 "Date,Description,Amount\n2025-05-01,Salary,50000.00\n2025-05-02,Groceries,-812.40\n")
-    result = run_import(run_cli, seeded_url, path, "--debits-negative", "--default-category", "Food")
+    path = write(
+        tmp_path,
+        "statement.csv",
+        "Date,Description,Amount\n2025-05-01,Salary,50000.00\n2025-05-02,Groceries,-812.40\n",
+    )
+    result = run_import(
+        run_cli, seeded_url, path, "--debits-negative", "--default-category", "Food"
+    )
     assert result.exit_code == 0, result.output
     assert "Imported 1 of 1 row " in result.output and "skipped 1 credit row" in result.output
     assert [row[2] for row in imported(seeded_url)] == [Decimal("812.40")]
@@ -191,7 +279,8 @@ def test_import_crossing_budget_fires_one_alert(run_cli, seeded_url, tmp_path):
     result = run_import(run_cli, seeded_url, path, "--default-category", "Transport")
     assert result.exit_code == 0, result.output
     assert query(seeded_url, "select message from alerts") == [
-        ("Budget exceeded for Transport for May 2025. Spent: 3150.00 / 2000.00",)]
+        ("Budget exceeded for Transport for May 2025. Spent: 3150.00 / 2000.00",)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -205,19 +294,26 @@ def test_import_crossing_budget_fires_one_alert(run_cli, seeded_url, tmp_path):
 def test_import_refuses_bad_mapping(run_cli, seeded_url, tmp_path, mapping, fragment):
     path = write(tmp_path, "statement.csv", STATEMENT)
     before = snapshot(seeded_url)
-    assert_refused(run_import(run_cli, seeded_url, path, "--default-category", "Food",
-                              mapping=mapping), fragment)
+    assert_refused(
+        run_import(run_cli, seeded_url, path, "--default-category", "Food", mapping=mapping),
+        fragment,
+    )
     assert snapshot(seeded_url) == before
 
 
 def test_import_refuses_bad_rules_file(run_cli, seeded_url, tmp_path):
     path = write(tmp_path, "statement.csv", STATEMENT)
     unknown = write(tmp_path, "rules.csv", "pattern,category\nswiggy,Takeaway\n")
-    assert_refused(run_import(run_cli, seeded_url, path, "--rules", unknown),
-                   'rules file line 2: category "Takeaway" does not exist')
+    assert_refused(
+        run_import(run_cli, seeded_url, path, "--rules", unknown),
+        'rules file line 2: category "Takeaway" does not exist',
+    )
     broken = write(tmp_path, "broken.csv", "/([a-z/,Food\n")
-    assert_refused(run_import(run_cli, seeded_url, path, "--rules", broken),
-                   "broken.csv line 1", "not a valid regular expression")
+    assert_refused(
+        run_import(run_cli, seeded_url, path, "--rules", broken),
+        "broken.csv line 1",
+        "not a valid regular expression",
+    )
 
 
 def test_import_unreachable_database_is_one_line_with_password_masked(run_cli, tmp_path):
@@ -232,54 +328,82 @@ def test_import_non_utf8_file_names_line_and_byte(run_cli, seeded_url, tmp_path)
     # A Latin-1 bank export: "Café" (byte 0xe9) on line 1502. The file is decoded in blocks,
     # ahead of the csv reader, so the line must be found in the file, not taken from the reader.
     good = [f"2025-05-{day % 28 + 1:02d},Row {day},10.00\n" for day in range(3000)]
-    text = "Date,Description,Amount\n" + "".join(good[:1500]) + "2025-05-03,Café,120.00\n" \
+    text = (
+        "Date,Description,Amount\n"
+        + "".join(good[:1500])
+        + "2025-05-03,Café,120.00\n"
         + "".join(good[1500:])
+    )
     path = tmp_path / "statement.csv"
     path.write_bytes(text.encode("latin-1"))
     before = snapshot(seeded_url)
-    assert_refused(run_import(run_cli, seeded_url, str(path), "--default-category", "Food"),
-                   "Error: statement.csv line 1502: not valid utf-8 text (byte 0xe9). "
-                   "Pass --encoding cp1252 (or the file's encoding)")
+    assert_refused(
+        run_import(run_cli, seeded_url, str(path), "--default-category", "Food"),
+        "Error: statement.csv line 1502: not valid utf-8 text (byte 0xe9). "
+        "Pass --encoding cp1252 (or the file's encoding)",
+    )
     assert snapshot(seeded_url) == before
-    result = run_import(run_cli, seeded_url, str(path), "--default-category", "Food",
-                        "--encoding", "cp1252")
+    result = run_import(
+        run_cli, seeded_url, str(path), "--default-category", "Food", "--encoding", "cp1252"
+    )
     assert result.exit_code == 0, result.output
-    assert scalar(seeded_url, "select note from expenses where amount = 120.00 "
-                              "and import_fingerprint is not null") == "Café"
+    assert (
+        scalar(
+            seeded_url,
+            "select note from expenses where amount = 120.00 and import_fingerprint is not null",
+        )
+        == "Café"
+    )
 
 
 def test_import_unknown_encoding_is_refused(run_cli, seeded_url, tmp_path):
     path = write(tmp_path, "statement.csv", STATEMENT)
     before = snapshot(seeded_url)
-    assert_refused(run_import(run_cli, seeded_url, path, "--default-category", "Food",
-                              "--encoding", "nonsense"),
-                   'Error: unknown --encoding "nonsense". Use a Python codec name such as '
-                   "utf-8, cp1252 or latin-1.")
-    assert_refused(run_import(run_cli, seeded_url, path, "--default-category", "Food",
-                              "--encoding", "base64"),
-                   '--encoding "base64" is not a text encoding')
+    assert_refused(
+        run_import(
+            run_cli, seeded_url, path, "--default-category", "Food", "--encoding", "nonsense"
+        ),
+        'Error: unknown --encoding "nonsense". Use a Python codec name such as '
+        "utf-8, cp1252 or latin-1.",
+    )
+    assert_refused(
+        run_import(run_cli, seeded_url, path, "--default-category", "Food", "--encoding", "base64"),
+        '--encoding "base64" is not a text encoding',
+    )
     assert snapshot(seeded_url) == before
 
 
 def test_import_bad_record_over_several_lines_names_its_first_line(run_cli, seeded_url, tmp_path):
     # The quoted note on line 3 runs over lines 3-5; the record's amount is bad.
-    path = write(tmp_path, "statement.csv", 'Date,Description,Amount\n2025-05-01,Fine,10\n'
-                 '2025-05-02,"Rent\nfor\nMay",abc\n2025-05-03,Fine,10\n')
+    path = write(
+        tmp_path,
+        "statement.csv",
+        "Date,Description,Amount\n2025-05-01,Fine,10\n"
+        '2025-05-02,"Rent\nfor\nMay",abc\n2025-05-03,Fine,10\n',
+    )
     before = snapshot(seeded_url)
-    assert_refused(run_import(run_cli, seeded_url, path, "--default-category", "Food"),
-                   'statement.csv line 3: amount "abc" is not a number')
+    assert_refused(
+        run_import(run_cli, seeded_url, path, "--default-category", "Food"),
+        'statement.csv line 3: amount "abc" is not a number',
+    )
     assert snapshot(seeded_url) == before
 
 
 def test_import_unreadable_csv_record_names_its_first_line(run_cli, seeded_url, tmp_path):
     # An unclosed quote on line 3 swallows the rest of the file into one field, past the csv
     # module's field size limit.
-    path = write(tmp_path, "statement.csv", 'Date,Description,Amount\n2025-05-01,Fine,10\n'
-                 '2025-05-02,"Unclosed,10\n' + "2025-05-03,Filler row,10\n" * 10000)
+    path = write(
+        tmp_path,
+        "statement.csv",
+        "Date,Description,Amount\n2025-05-01,Fine,10\n"
+        '2025-05-02,"Unclosed,10\n' + "2025-05-03,Filler row,10\n" * 10000,
+    )
     before = snapshot(seeded_url)
-    assert_refused(run_import(run_cli, seeded_url, path, "--default-category", "Food"),
-                   "statement.csv line 3: cannot read the CSV record (field larger than "
-                   "field limit", "nothing was imported")
+    assert_refused(
+        run_import(run_cli, seeded_url, path, "--default-category", "Food"),
+        "statement.csv line 3: cannot read the CSV record (field larger than field limit",
+        "nothing was imported",
+    )
     assert snapshot(seeded_url) == before
 
 
@@ -287,5 +411,7 @@ def test_import_non_utf8_rules_file_is_refused(run_cli, seeded_url, tmp_path):
     path = write(tmp_path, "statement.csv", STATEMENT)
     rules = tmp_path / "rules.csv"
     rules.write_bytes("pattern,category\ncafé,Food\n".encode("latin-1"))
-    assert_refused(run_import(run_cli, seeded_url, path, "--rules", str(rules)),
-                   "rules file rules.csv line 2: not valid utf-8 text (byte 0xe9)")
+    assert_refused(
+        run_import(run_cli, seeded_url, path, "--rules", str(rules)),
+        "rules file rules.csv line 2: not valid utf-8 text (byte 0xe9)",
+    )

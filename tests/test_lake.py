@@ -53,8 +53,11 @@ def postgres_rows(url: str, run_cli) -> dict[str, list[tuple]]:
     with psycopg.connect(url) as conn:
         conn.execute("set timezone = 'UTC'")
         for name, key in {**FACT_KEYS, **DIMENSION_KEYS}.items():
-            names = [column.name for column in conn.execute(
-                f"select * from analytics.{name} limit 0").description if column.name != "email"]
+            names = [
+                column.name
+                for column in conn.execute(f"select * from analytics.{name} limit 0").description
+                if column.name != "email"
+            ]
             columns = ", ".join(f"cast({column} as text)" for column in names)
             tables[name] = conn.execute(
                 f"select {columns} from analytics.{name} order by {key}"
@@ -82,8 +85,20 @@ def partition_files(lake: Path) -> set[str]:
 @pytest.fixture
 def lake_url(db_url, run_cli):
     """A database with generated data over 5 months across a year boundary, models built."""
-    result = run_cli(db_url, "generate", "--users", "12", "--expenses", "3000", "--months", "5",
-                     "--seed", "5", "--start-month", "2024-10")
+    result = run_cli(
+        db_url,
+        "generate",
+        "--users",
+        "12",
+        "--expenses",
+        "3000",
+        "--months",
+        "5",
+        "--seed",
+        "5",
+        "--start-month",
+        "2024-10",
+    )
     assert result.exit_code == 0, result.output
     result = run_cli(db_url, "run")
     assert result.exit_code == 0, result.output
@@ -96,21 +111,27 @@ def test_export_lake_writes_partitions_with_the_database_rows(lake_url, run_cli,
     assert result.exit_code == 0, result.output
     assert "full (no lake yet)" in result.output
     with psycopg.connect(lake_url) as conn:
-        months = [row[0] for row in conn.execute(
-            "select distinct date_trunc('month', date)::date from expenses order by 1"
-        ).fetchall()]
+        months = [
+            row[0]
+            for row in conn.execute(
+                "select distinct date_trunc('month', date)::date from expenses order by 1"
+            ).fetchall()
+        ]
         assert conn.execute("select count(*) from lake_changes").fetchone()[0] == 0
     assert months[0] == date(2024, 10, 1) and months[-1] == date(2025, 2, 1)
-    expected = {f"fact_expenses/year={m.year}/month={m.isoformat()}/part-00000.parquet"
-                for m in months}
+    expected = {
+        f"fact_expenses/year={m.year}/month={m.isoformat()}/part-00000.parquet" for m in months
+    }
     assert {path for path in partition_files(lake) if path.startswith("fact_expenses/")} == expected
     assert lake_rows(lake) == postgres_rows(lake_url, run_cli)
     # Types as in the plain export: DECIMAL money, DATE month (not the partition's integer).
     duck = duckdb.connect()
-    types = dict(duck.execute(
-        f"select column_name, column_type from (describe select * from "
-        f"read_parquet('{lake}/fact_expenses/**/*.parquet'))"
-    ).fetchall())
+    types = dict(
+        duck.execute(
+            f"select column_name, column_type from (describe select * from "
+            f"read_parquet('{lake}/fact_expenses/**/*.parquet'))"
+        ).fetchall()
+    )
     assert types["amount"] == "DECIMAL(12,2)" and types["month"] == "DATE"
     assert types["expense_id"] == "BIGINT" and types["date"] == "DATE"
     manifest = json.loads((lake / "manifest.json").read_text())
@@ -132,17 +153,28 @@ def test_export_lake_incremental_rewrites_exactly_the_changed_months(lake_url, r
         last_alert = conn.execute("select coalesce(max(id), 0) from alerts").fetchone()[0]
         # A category without budgets: the insert cannot fire an alert of its own.
         category = conn.execute(
-            "insert into categories (name) values ('Lake test') returning id").fetchone()[0]
+            "insert into categories (name) values ('Lake test') returning id"
+        ).fetchone()[0]
         user = conn.execute("select min(id) from users").fetchone()[0]
-        conn.execute("insert into expenses (user_id, category_id, amount, date, note) "
-                     "values (%s, %s, 12.34, '2024-12-31', 'new')", [user, category])
-        moved = conn.execute("select min(id) from expenses where date between "
-                             "'2025-01-01' and '2025-01-31'").fetchone()[0]
+        conn.execute(
+            "insert into expenses (user_id, category_id, amount, date, note) "
+            "values (%s, %s, 12.34, '2024-12-31', 'new')",
+            [user, category],
+        )
+        moved = conn.execute(
+            "select min(id) from expenses where date between '2025-01-01' and '2025-01-31'"
+        ).fetchone()[0]
         conn.execute("update expenses set date = '2024-12-01' where id = %s", [moved])
-        conn.execute("delete from expenses where id = (select max(id) from expenses where "
-                     "date between '2025-01-01' and '2025-01-31')")
-        alert_months = {row[0] for row in conn.execute(
-            "select distinct month from alerts where id > %s", [last_alert]).fetchall()}
+        conn.execute(
+            "delete from expenses where id = (select max(id) from expenses where "
+            "date between '2025-01-01' and '2025-01-31')"
+        )
+        alert_months = {
+            row[0]
+            for row in conn.execute(
+                "select distinct month from alerts where id > %s", [last_alert]
+            ).fetchall()
+        }
     result = run_cli(lake_url, "export", "--lake", str(lake))
     assert result.exit_code == 0, result.output
     assert "incremental" in result.output
@@ -162,21 +194,26 @@ def test_export_lake_incremental_rewrites_exactly_the_changed_months(lake_url, r
     assert run_cli(lake_url, "export", "--lake", str(full), "--full").exit_code == 0
     assert lake_rows(lake) == lake_rows(full) == postgres_rows(lake_url, run_cli)
     assert partition_files(lake) == partition_files(full)
-    shas = [{e["path"]: (e["rows"], e["sha256"], e["money_sums"])
-             for e in json.loads((d / "manifest.json").read_text())["files"]}
-            for d in (lake, full)]
+    shas = [
+        {
+            e["path"]: (e["rows"], e["sha256"], e["money_sums"])
+            for e in json.loads((d / "manifest.json").read_text())["files"]
+        }
+        for d in (lake, full)
+    ]
     assert shas[0] == shas[1]
 
 
-def test_export_lake_follows_deleted_users_budgets_and_emptied_months(lake_url, run_cli,
-                                                                       tmp_path):
+def test_export_lake_follows_deleted_users_budgets_and_emptied_months(lake_url, run_cli, tmp_path):
     lake = tmp_path / "lake"
     assert run_cli(lake_url, "export", "--lake", str(lake)).exit_code == 0
     with psycopg.connect(lake_url, autocommit=True) as conn:
         conn.execute("delete from users where id = (select max(user_id) from expenses)")
         conn.execute("update budgets set amount = amount + 1 where year = 2024 and month = 11")
-        conn.execute("update budgets set month = 3, year = 2025 where id = "
-                     "(select min(id) from budgets where year = 2024 and month = 10)")
+        conn.execute(
+            "update budgets set month = 3, year = 2025 where id = "
+            "(select min(id) from budgets where year = 2024 and month = 10)"
+        )
         conn.execute("delete from expenses where date >= '2025-02-01'")
     result = run_cli(lake_url, "export", "--lake", str(lake))
     assert result.exit_code == 0, result.output
@@ -189,17 +226,22 @@ def test_export_lake_follows_deleted_users_budgets_and_emptied_months(lake_url, 
     assert run_cli(lake_url, "verify", "--dir", str(lake)).exit_code == 0
 
 
-def test_export_lake_keeps_a_concurrent_writers_change_for_the_next_export(lake_url, run_cli,
-                                                                           tmp_path):
+def test_export_lake_keeps_a_concurrent_writers_change_for_the_next_export(
+    lake_url, run_cli, tmp_path
+):
     lake = tmp_path / "lake"
     assert run_cli(lake_url, "export", "--lake", str(lake)).exit_code == 0
     with psycopg.connect(lake_url) as slow, psycopg.connect(lake_url, autocommit=True) as fast:
         # The slow writer takes its change id first but commits only after the export's
         # snapshot; the fast one takes a later id and commits before it.
-        slow.execute("delete from expenses where id = (select min(id) from expenses where "
-                     "date between '2024-11-01' and '2024-11-30')")
-        fast.execute("delete from expenses where id = (select min(id) from expenses where "
-                     "date between '2025-02-01' and '2025-02-28')")
+        slow.execute(
+            "delete from expenses where id = (select min(id) from expenses where "
+            "date between '2024-11-01' and '2024-11-30')"
+        )
+        fast.execute(
+            "delete from expenses where id = (select min(id) from expenses where "
+            "date between '2025-02-01' and '2025-02-28')"
+        )
         ids = [row[0] for row in fast.execute("select id from lake_changes order by id")]
         assert len(ids) == 1
         result = run_cli(lake_url, "export", "--lake", str(lake))
@@ -218,16 +260,36 @@ def test_export_lake_keeps_a_concurrent_writers_change_for_the_next_export(lake_
 
 def _export_process(url: str, lake: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(PROJECT_DIR / "cli.py"), "--database-url", url,
-         "export", "--lake", str(lake), *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            str(PROJECT_DIR / "cli.py"),
+            "--database-url",
+            url,
+            "export",
+            "--lake",
+            str(lake),
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
-def test_export_lake_killed_half_way_then_run_again_gives_the_same_lake(db_url, run_cli,
-                                                                         tmp_path):
-    result = run_cli(db_url, "generate", "--users", "40", "--expenses", "60000", "--months",
-                     "14", "--seed", "9", "--start-month", "2024-07")
+def test_export_lake_killed_half_way_then_run_again_gives_the_same_lake(db_url, run_cli, tmp_path):
+    result = run_cli(
+        db_url,
+        "generate",
+        "--users",
+        "40",
+        "--expenses",
+        "60000",
+        "--months",
+        "14",
+        "--seed",
+        "9",
+        "--start-month",
+        "2024-07",
+    )
     assert result.exit_code == 0, result.output
     assert run_cli(db_url, "run").exit_code == 0
     lake = tmp_path / "lake"
@@ -266,16 +328,16 @@ def test_export_lake_killed_half_way_then_run_again_gives_the_same_lake(db_url, 
     assert run_cli(db_url, "verify", "--dir", str(lake)).exit_code == 0
 
 
-def test_export_lake_rolls_a_committed_journal_forward(lake_url, run_cli, tmp_path,
-                                                        monkeypatch):
+def test_export_lake_rolls_a_committed_journal_forward(lake_url, run_cli, tmp_path, monkeypatch):
     """A crash after the journal (the commit point): the next export finishes the moves."""
     from tracker.pipeline.lake import JOURNAL, recover_lake
 
     lake = tmp_path / "lake"
     assert run_cli(lake_url, "export", "--lake", str(lake)).exit_code == 0
     with psycopg.connect(lake_url, autocommit=True) as conn:
-        conn.execute("delete from expenses where date between '2025-01-01' and '2025-01-31' "
-                     "and id % 2 = 0")
+        conn.execute(
+            "delete from expenses where date between '2025-01-01' and '2025-01-31' and id % 2 = 0"
+        )
     # A real export, stopped right after its journal: its moves are all still to do.
     import tracker.pipeline.lake as lake_module
     from tracker.pipeline.lake import export_lake
@@ -311,30 +373,36 @@ def test_verify_proves_one_lake_partition_in_python_and_bash(lake_url, run_cli, 
     assert "PASS: 1 file in" in result.output
     env = {**os.environ, "DATABASE_URL": lake_url}
     script = str(PROJECT_DIR / "scripts" / "verify.sh")
-    done = subprocess.run(["bash", script, str(lake), partition], env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", script, str(lake), partition], env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("PASS fact_expenses/") == 1
     # A change in that month in the database, and an edited file of another month, both fail.
     with psycopg.connect(lake_url, autocommit=True) as conn:
-        conn.execute("update expenses set amount = amount + 1 where id = (select min(id) "
-                     "from expenses where date between '2025-01-01' and '2025-01-31')")
+        conn.execute(
+            "update expenses set amount = amount + 1 where id = (select min(id) "
+            "from expenses where date between '2025-01-01' and '2025-01-31')"
+        )
     result = run_cli(lake_url, "verify", "--dir", str(lake), "--partition", partition)
     assert result.exit_code == 1 and "sum(amount) is" in result.output
     # The script recounts the analytics tables, which show the change once `run` rebuilt them.
     assert run_cli(lake_url, "run").exit_code == 0
-    done = subprocess.run(["bash", script, str(lake), partition], env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", script, str(lake), partition], env=env, capture_output=True, text=True
+    )
     assert done.returncode == 1 and "PostgreSQL has" in done.stdout
     other = lake / "fact_expenses/year=2024/month=2024-11-01/part-00000.parquet"
     other.write_bytes(other.read_bytes()[:-10])
-    result = run_cli(lake_url, "verify", "--dir", str(lake), "--partition",
-                     "fact_expenses/year=2024")
+    result = run_cli(
+        lake_url, "verify", "--dir", str(lake), "--partition", "fact_expenses/year=2024"
+    )
     assert result.exit_code == 1 and "2024-11-01/part-00000.parquet does not match" in result.output
 
 
-def test_export_lake_refuses_options_that_do_not_apply_and_foreign_folders(lake_url, run_cli,
-                                                                           tmp_path):
+def test_export_lake_refuses_options_that_do_not_apply_and_foreign_folders(
+    lake_url, run_cli, tmp_path
+):
     result = run_cli(lake_url, "export", "--lake", str(tmp_path / "l"), "--format", "csv")
     assert result.exit_code == 2 and "do not apply to --lake" in result.output
     result = run_cli(lake_url, "export", "--full")
@@ -344,8 +412,9 @@ def test_export_lake_refuses_options_that_do_not_apply_and_foreign_folders(lake_
     assert result.exit_code == 2 and "not a lake" in result.output
 
 
-def test_export_lake_into_a_second_folder_takes_no_change_from_the_first(lake_url, run_cli,
-                                                                         tmp_path):
+def test_export_lake_into_a_second_folder_takes_no_change_from_the_first(
+    lake_url, run_cli, tmp_path
+):
     first, second = tmp_path / "first", tmp_path / "second"
     assert run_cli(lake_url, "export", "--lake", str(first)).exit_code == 0
     with psycopg.connect(lake_url, autocommit=True) as conn:
@@ -368,22 +437,26 @@ def test_change_triggers_record_writes_of_a_role_with_no_right_on_the_log(seeded
     with psycopg.connect(seeded_url, autocommit=True) as conn:
         conn.execute(f"create role {role}")
         try:
-            conn.execute(f"grant select, insert, update, delete on all tables in schema public "
-                         f"to {role}")
+            conn.execute(
+                f"grant select, insert, update, delete on all tables in schema public to {role}"
+            )
             conn.execute(f"grant usage on all sequences in schema public to {role}")
             conn.execute(f"revoke all on lake_changes, lake_exports from {role}")
             conn.execute("delete from lake_changes")
             conn.execute(f"set role {role}")
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("select count(*) from lake_changes")
-            conn.execute("insert into expenses (user_id, category_id, amount, date) "
-                         "values (1, 1, 5.00, '2025-07-04')")
+            conn.execute(
+                "insert into expenses (user_id, category_id, amount, date) "
+                "values (1, 1, 5.00, '2025-07-04')"
+            )
             conn.execute("set search_path = pg_temp, public")
             conn.execute("update expenses set date = '2025-08-01' where date = '2025-07-04'")
             conn.execute("reset role")
             conn.execute("reset search_path")
-            rows = conn.execute("select distinct fact, month from lake_changes "
-                                "order by 2").fetchall()
+            rows = conn.execute(
+                "select distinct fact, month from lake_changes order by 2"
+            ).fetchall()
         finally:
             conn.execute("reset role")
             conn.execute(f"drop owned by {role}")

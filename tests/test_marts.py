@@ -74,7 +74,9 @@ def expected_top_categories(frames) -> list[tuple]:
         per_category.sort(key=lambda item: (-item[2], item[1].encode()))
         for rank, (category_id, name, total, count) in enumerate(per_category, start=1):
             share = None if month_total == 0 else half_away(divide(total * 100, month_total), TENTH)
-            rows.append((user_id, month, rank, category_id, name, half_away(total, CENT), count, share))
+            rows.append(
+                (user_id, month, rank, category_id, name, half_away(total, CENT), count, share)
+            )
     return sorted(rows, key=lambda row: (row[0], row[1], row[2]))
 
 
@@ -82,7 +84,9 @@ def expected_budget_vs_actual(frames) -> list[tuple]:
     names = dict(zip(frames["categories"]["id"], frames["categories"]["name"]))
     spending = {
         key: dsum(amounts)
-        for key, amounts in frames["expenses"].groupby(["user_id", "category_id", "month"])["amount"]
+        for key, amounts in frames["expenses"].groupby(["user_id", "category_id", "month"])[
+            "amount"
+        ]
     }
     rows = []
     for budget in frames["budgets"].to_dict("records"):
@@ -92,11 +96,20 @@ def expected_budget_vs_actual(frames) -> list[tuple]:
         pct = None if amount == 0 else half_away(divide(spent * 100, amount), TENTH)
         ratio_at_least_80 = spent * 100 >= amount * 80
         status = "over" if spent > amount else ("near" if ratio_at_least_80 else "under")
-        rows.append((
-            budget["id"], budget["user_id"], month, budget["category_id"],
-            names[budget["category_id"]], amount, half_away(spent, CENT),
-            half_away(amount - spent, CENT), pct, status,
-        ))
+        rows.append(
+            (
+                budget["id"],
+                budget["user_id"],
+                month,
+                budget["category_id"],
+                names[budget["category_id"]],
+                amount,
+                half_away(spent, CENT),
+                half_away(amount - spent, CENT),
+                pct,
+                status,
+            )
+        )
     return sorted(rows, key=lambda row: (row[1], row[2], row[3]))
 
 
@@ -113,11 +126,16 @@ def expected_rolling_trend(frames) -> list[tuple]:
             months.append(next_month(months[-1]))
         series = [totals.get(month, Decimal(0)) for month in months]
         for index, month in enumerate(months):
-            window = series[max(0, index - 2): index + 1]
-            rows.append((
-                user_id, month, half_away(series[index], CENT), half_away(dsum(window), CENT),
-                half_away(divide(dsum(window), len(window)), CENT),
-            ))
+            window = series[max(0, index - 2) : index + 1]
+            rows.append(
+                (
+                    user_id,
+                    month,
+                    half_away(series[index], CENT),
+                    half_away(dsum(window), CENT),
+                    half_away(divide(dsum(window), len(window)), CENT),
+                )
+            )
     return sorted(rows)
 
 
@@ -131,6 +149,7 @@ EXPECTED = {
 
 def canonical(rows) -> list[tuple]:
     """Rows with Decimals as text (so the scale counts) and numpy scalars as Python ones."""
+
     def value(item):
         if isinstance(item, Decimal):
             return str(item)
@@ -196,47 +215,46 @@ EXPENSES = [
     (5, 1, "0.02", "2024-04-15"),
 ]
 BUDGETS = [
-    (2, 1, 2024, 3, "0.00"),      # 0, nothing spent: near, pct null
-    (2, 2, 2024, 3, "0.00"),      # 0, 0.01 spent: over, pct null
-    (2, 3, 2024, 3, "100.00"),    # exactly spent: near, 100.0
-    (2, 4, 2024, 3, "80.00"),     # 63.99: under although pct rounds to 80.0
-    (2, 5, 2024, 3, "80.00"),     # 64.00: exactly 80 %: near
-    (2, 1, 2024, 4, "100.00"),    # 100.01: over, pct 100.0
-    (2, 2, 2024, 4, "3.00"),      # 1/3 -> 33.3
-    (2, 3, 2024, 4, "3.00"),      # 2/3 -> 66.7
-    (2, 4, 2024, 4, "2000.00"),   # 0.15 % -> 0.2
-    (2, 5, 2024, 4, "2000.00"),   # 0.05 % -> 0.1
-    (2, 1, 2024, 5, "50.00"),     # a budget without spending
+    (2, 1, 2024, 3, "0.00"),  # 0, nothing spent: near, pct null
+    (2, 2, 2024, 3, "0.00"),  # 0, 0.01 spent: over, pct null
+    (2, 3, 2024, 3, "100.00"),  # exactly spent: near, 100.0
+    (2, 4, 2024, 3, "80.00"),  # 63.99: under although pct rounds to 80.0
+    (2, 5, 2024, 3, "80.00"),  # 64.00: exactly 80 %: near
+    (2, 1, 2024, 4, "100.00"),  # 100.01: over, pct 100.0
+    (2, 2, 2024, 4, "3.00"),  # 1/3 -> 33.3
+    (2, 3, 2024, 4, "3.00"),  # 2/3 -> 66.7
+    (2, 4, 2024, 4, "2000.00"),  # 0.15 % -> 0.2
+    (2, 5, 2024, 4, "2000.00"),  # 0.05 % -> 0.1
+    (2, 1, 2024, 5, "50.00"),  # a budget without spending
     (3, 1, 2024, 1, str(MAX_AMOUNT)),
-    (4, 1, 2024, 2, "0.00"),      # 0 budget, only zero amounts spent: near
+    (4, 1, 2024, 2, "0.00"),  # 0 budget, only zero amounts spent: near
 ]
 # Cy: 200, 100 and 300 maximal amounts in three months, far beyond 12 digits in total.
 BIG = [(3, 1, 200, "2024-01-20"), (3, 2, 100, "2024-02-20"), (3, 3, 300, "2024-03-20")]
 
 
 def load_edge_cases(url: str) -> None:
-    with psycopg.connect(url) as conn:
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                "insert into users (id, name, email) values (%s, %s, %s)",
-                [(user_id, name, f"{name.lower()}@example.com") for user_id, name in USERS],
+    with psycopg.connect(url) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "insert into users (id, name, email) values (%s, %s, %s)",
+            [(user_id, name, f"{name.lower()}@example.com") for user_id, name in USERS],
+        )
+        cursor.executemany("insert into categories (id, name) values (%s, %s)", CATEGORIES)
+        cursor.executemany(
+            "insert into budgets (user_id, category_id, year, month, amount) "
+            "values (%s, %s, %s, %s, %s)",
+            BUDGETS,
+        )
+        cursor.executemany(
+            "insert into expenses (user_id, category_id, amount, date) values (%s, %s, %s, %s)",
+            EXPENSES,
+        )
+        for user_id, category_id, count, day in BIG:
+            cursor.execute(
+                "insert into expenses (user_id, category_id, amount, date) "
+                "select %s, %s, %s, %s from generate_series(1, %s)",
+                [user_id, category_id, MAX_AMOUNT, day, count],
             )
-            cursor.executemany("insert into categories (id, name) values (%s, %s)", CATEGORIES)
-            cursor.executemany(
-                "insert into budgets (user_id, category_id, year, month, amount) "
-                "values (%s, %s, %s, %s, %s)",
-                BUDGETS,
-            )
-            cursor.executemany(
-                "insert into expenses (user_id, category_id, amount, date) values (%s, %s, %s, %s)",
-                EXPENSES,
-            )
-            for user_id, category_id, count, day in BIG:
-                cursor.execute(
-                    "insert into expenses (user_id, category_id, amount, date) "
-                    "select %s, %s, %s, %s from generate_series(1, %s)",
-                    [user_id, category_id, MAX_AMOUNT, day, count],
-                )
 
 
 @pytest.fixture
@@ -269,11 +287,18 @@ def test_run_marts_match_independent_computation_on_edge_cases(edge_url):
     assert budgets[(march, 5, 2)][8:] == ("80.0", "near")
     assert budgets[(april, 1, 2)][8:] == ("100.0", "over")
     assert [budgets[(april, category, 2)][8] for category in (2, 3, 4, 5)] == [
-        "33.3", "66.7", "0.2", "0.1"
+        "33.3",
+        "66.7",
+        "0.2",
+        "0.1",
     ]
     assert budgets[(dt.date(2024, 5, 1), 1, 2)][6:] == ("0.00", "50.00", "0.0", "under")
     assert budgets[(dt.date(2024, 1, 1), 1, 3)][6:] == (
-        "1999999999998.00", "-1989999999998.01", "20000.0", "over")
+        "1999999999998.00",
+        "-1989999999998.01",
+        "20000.0",
+        "over",
+    )
     assert budgets[(dt.date(2024, 2, 1), 1, 4)][6:] == ("0.00", "0.00", None, "near")
 
     top = {(row[0], row[1], row[2]): row for row in results["top_categories"]}
@@ -282,7 +307,9 @@ def test_run_marts_match_independent_computation_on_edge_cases(edge_url):
     assert [top[(1, dt.date(2024, 7, 1), rank)][7] for rank in (1, 2)] == ["99.9", "0.2"]
     assert [top[(1, dt.date(2024, 8, 1), rank)][7] for rank in (1, 2)] == ["100.0", "0.0"]
     assert [top[(4, dt.date(2024, 2, 1), rank)][4:] for rank in (1, 2)] == [
-        ("Food", "0.00", 1, None), ("Transport", "0.00", 1, None)]
+        ("Food", "0.00", 1, None),
+        ("Transport", "0.00", 1, None),
+    ]
 
     trend = {(row[0], row[1]): row[2:] for row in results["rolling_trend"]}
     asha_months = sorted(month for user_id, month in trend if user_id == 1)
@@ -294,21 +321,38 @@ def test_run_marts_match_independent_computation_on_edge_cases(edge_url):
     assert trend[(5, dt.date(2024, 3, 1))] == ("0.00", "0.01", "0.00")
     assert trend[(5, dt.date(2024, 4, 1))] == ("0.02", "0.02", "0.01")
     assert trend[(3, dt.date(2024, 3, 1))] == (
-        "2999999999997.00", "5999999999994.00", "1999999999998.00")
+        "2999999999997.00",
+        "5999999999994.00",
+        "1999999999998.00",
+    )
     assert not any(user_id == 6 for user_id, _ in trend)
 
 
 def test_run_star_schema_matches_base_tables(edge_url):
     frames = read_frames(edge_url)
     expenses = frames["expenses"]
-    want = sorted(zip(expenses["id"], expenses["user_id"], expenses["category_id"],
-                      expenses["date"], expenses["month"], expenses["amount"],
-                      [currency.strip() for currency in expenses["currency"]], expenses["note"]))
+    want = sorted(
+        zip(
+            expenses["id"],
+            expenses["user_id"],
+            expenses["category_id"],
+            expenses["date"],
+            expenses["month"],
+            expenses["amount"],
+            [currency.strip() for currency in expenses["currency"]],
+            expenses["note"],
+        )
+    )
     assert canonical(actual(edge_url, "fact_expenses")) == canonical(want)
     budgets = frames["budgets"]
     want = sorted(
-        (row["id"], row["user_id"], row["category_id"], dt.date(row["year"], row["month"], 1),
-         row["amount"])
+        (
+            row["id"],
+            row["user_id"],
+            row["category_id"],
+            dt.date(row["year"], row["month"], 1),
+            row["amount"],
+        )
         for row in budgets.to_dict("records")
     )
     assert canonical(actual(edge_url, "fact_budgets")) == canonical(want)
@@ -333,8 +377,16 @@ def test_run_dim_date_covers_whole_years_day_by_day(edge_url):
         day = first + dt.timedelta(days=offset)
         iso = day.isocalendar()
         assert row == (
-            day, day.year, (day.month - 1) // 3 + 1, day.month, day.strftime("%B"),
-            day.replace(day=1), iso.week, iso.weekday, day.strftime("%A"), iso.weekday >= 6,
+            day,
+            day.year,
+            (day.month - 1) // 3 + 1,
+            day.month,
+            day.strftime("%B"),
+            day.replace(day=1),
+            iso.week,
+            iso.weekday,
+            day.strftime("%A"),
+            iso.weekday >= 6,
         )
     assert dt.date(2024, 2, 29) in {row[0] for row in rows}
 
@@ -361,10 +413,16 @@ create table alerts (id bigint, user_id bigint, budget_id bigint, category_id bi
 
 
 DUCKDB_TYPE_NAMES = {
-    "bigint": "BIGINT", "integer": "INTEGER", "date": "DATE", "text": "VARCHAR",
-    "boolean": "BOOLEAN", "numeric(38,2)": "DECIMAL(38,2)", "numeric(38,1)": "DECIMAL(38,1)",
+    "bigint": "BIGINT",
+    "integer": "INTEGER",
+    "date": "DATE",
+    "text": "VARCHAR",
+    "boolean": "BOOLEAN",
+    "numeric(38,2)": "DECIMAL(38,2)",
+    "numeric(38,1)": "DECIMAL(38,1)",
     # TIMESTAMP only because this test's DuckDB base tables hold naive UTC (see naive_utc).
-    "numeric(12,2)": "DECIMAL(12,2)", "timestamp with time zone": "TIMESTAMP",
+    "numeric(12,2)": "DECIMAL(12,2)",
+    "timestamp with time zone": "TIMESTAMP",
 }
 
 
@@ -376,7 +434,7 @@ def pg_fetch(url: str, query: str, params=None) -> list[tuple]:
 def naive_utc(value):
     """Timestamps as naive UTC: reading DuckDB's TIMESTAMPTZ into Python needs pytz."""
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
 
 
@@ -385,21 +443,37 @@ def copy_to_duckdb(url: str, duck) -> None:
     with psycopg.connect(url) as conn:
         for table in ("users", "categories", "budgets", "expenses", "alerts"):
             # Only the columns the models read: later migrations may add others.
-            columns = [row[0] for row in duck.execute(
-                "select column_name from information_schema.columns where table_name = ? "
-                "order by ordinal_position", [table]).fetchall()]
+            columns = [
+                row[0]
+                for row in duck.execute(
+                    "select column_name from information_schema.columns where table_name = ? "
+                    "order by ordinal_position",
+                    [table],
+                ).fetchall()
+            ]
             rows = conn.execute(f"select {', '.join(columns)} from {table}").fetchall()
             if rows:
                 placeholders = ", ".join("?" for _ in columns)
                 duck.executemany(
                     f"insert into {table} ({', '.join(columns)}) values ({placeholders})",
-                    [[naive_utc(value.strip() if isinstance(value, str) and column == "currency"
-                      else value) for column, value in zip(columns, row)] for row in rows],
+                    [
+                        [
+                            naive_utc(
+                                value.strip()
+                                if isinstance(value, str) and column == "currency"
+                                else value
+                            )
+                            for column, value in zip(columns, row)
+                        ]
+                        for row in rows
+                    ],
                 )
 
 
 @pytest.mark.parametrize("dataset", ["seeds", "edge cases"])
-def test_run_duckdb_returns_the_same_rows_as_postgresql(dataset, seeded_url, db_url, run_cli, tmp_path):
+def test_run_duckdb_returns_the_same_rows_as_postgresql(
+    dataset, seeded_url, db_url, run_cli, tmp_path
+):
     url = seeded_url if dataset == "seeds" else db_url
     if dataset == "edge cases":
         load_edge_cases(url)
@@ -410,15 +484,20 @@ def test_run_duckdb_returns_the_same_rows_as_postgresql(dataset, seeded_url, db_
     run_models_duckdb(duck, project, project.select(None))
     for model in project.models.values():
         order = ", ".join(model.order_by)
-        in_duckdb = duck.execute(f"select * from analytics.{model.name} order by {order}").fetchall()
+        in_duckdb = duck.execute(
+            f"select * from analytics.{model.name} order by {order}"
+        ).fetchall()
         assert canonical(in_duckdb) == canonical(actual(url, model.name)), model.name
     for model in project.models:
-        pg_types = [row[0] for row in pg_fetch(
-            url,
-            "select format_type(atttypid, atttypmod) from pg_attribute "
-            "where attrelid = %s::regclass and attnum > 0 and not attisdropped order by attnum",
-            [f"analytics.{model}"],
-        )]
+        pg_types = [
+            row[0]
+            for row in pg_fetch(
+                url,
+                "select format_type(atttypid, atttypmod) from pg_attribute "
+                "where attrelid = %s::regclass and attnum > 0 and not attisdropped order by attnum",
+                [f"analytics.{model}"],
+            )
+        ]
         duck_types = [row[1] for row in duck.execute(f"describe analytics.{model}").fetchall()]
         assert duck_types == [DUCKDB_TYPE_NAMES.get(name, name) for name in pg_types], model
     comment = duck.execute(
@@ -430,10 +509,23 @@ def test_run_duckdb_returns_the_same_rows_as_postgresql(dataset, seeded_url, db_
 
 
 ROUNDING_CASES = [
-    ("1.00", "3.00"), ("2.00", "3.00"), ("0.03", "20.00"), ("0.01", "20.00"), ("3.00", "2000.00"),
-    ("1.00", "2000.00"), ("0.01", "2000.00"), ("-1.00", "3.00"), ("-0.03", "20.00"),
-    ("1.00", "-8.00"), ("0.00", "5.00"), ("5.00", "0.00"), ("0.01", "2"), ("0.05", "3"),
-    (str(MAX_AMOUNT * 600), "3"), ("99.99", "100.00"), ("999.95", "1000.00"),
+    ("1.00", "3.00"),
+    ("2.00", "3.00"),
+    ("0.03", "20.00"),
+    ("0.01", "20.00"),
+    ("3.00", "2000.00"),
+    ("1.00", "2000.00"),
+    ("0.01", "2000.00"),
+    ("-1.00", "3.00"),
+    ("-0.03", "20.00"),
+    ("1.00", "-8.00"),
+    ("0.00", "5.00"),
+    ("5.00", "0.00"),
+    ("0.01", "2"),
+    ("0.05", "3"),
+    (str(MAX_AMOUNT * 600), "3"),
+    ("99.99", "100.00"),
+    ("999.95", "1000.00"),
 ]
 
 
@@ -445,13 +537,20 @@ def test_macros_round_half_away_from_zero_on_both_engines(db_url, tmp_path):
         d_sql = f"'cast({denominator} as numeric(38, 2))'"
         for scale, exponent in ((1, TENTH), (2, CENT)):
             columns.append(f"{{{{ round_div({n_sql}, {d_sql}, {scale}) }}}} as c{index}_{scale}")
-            quotient = None if Decimal(denominator) == 0 else half_away(
-                abs(divide(Decimal(numerator), denominator)), exponent)
+            quotient = (
+                None
+                if Decimal(denominator) == 0
+                else half_away(abs(divide(Decimal(numerator), denominator)), exponent)
+            )
             negative = (Decimal(numerator) < 0) != (Decimal(denominator) < 0)
             # SQL numerics have no negative zero.
-            want.append(None if quotient is None else str(-quotient if negative and quotient else quotient))
-    columns += ["{{ money('cast(0.125 as numeric(38, 3))') }} as up",
-                "{{ money('cast(-0.125 as numeric(38, 3))') }} as down"]
+            want.append(
+                None if quotient is None else str(-quotient if negative and quotient else quotient)
+            )
+    columns += [
+        "{{ money('cast(0.125 as numeric(38, 3))') }} as up",
+        "{{ money('cast(-0.125 as numeric(38, 3))') }} as down",
+    ]
     want += ["0.13", "-0.13"]
     template = tmp_path / "rounding.sql"
     template.write_text("select\n    " + ",\n    ".join(columns) + "\n")
@@ -462,4 +561,7 @@ def test_macros_round_half_away_from_zero_on_both_engines(db_url, tmp_path):
 
     with psycopg.connect(db_url) as conn:
         assert as_text(conn.execute(render_file(project, template, "postgres")).fetchone()) == want
-    assert as_text(duckdb.connect().execute(render_file(project, template, "duckdb")).fetchone()) == want
+    assert (
+        as_text(duckdb.connect().execute(render_file(project, template, "duckdb")).fetchone())
+        == want
+    )

@@ -7,12 +7,14 @@ import duckdb
 import psycopg
 import pytest
 
-from tracker.plumbing import config
 from tracker.errors import InputError, TrackerError
 from tracker.pipeline.models import load_project, render, render_file, run_models, run_models_duckdb
+from tracker.plumbing import config
 
 QUERIES = config.QUERIES_DIR
-ALL_MODELS = sorted(path.stem for layer in ("staging", "marts") for path in (QUERIES / layer).glob("*.sql"))
+ALL_MODELS = sorted(
+    path.stem for layer in ("staging", "marts") for path in (QUERIES / layer).glob("*.sql")
+)
 
 
 @pytest.fixture
@@ -88,7 +90,9 @@ def test_select_plus_name_is_the_model_and_its_upstream_only():
 
 
 def test_select_unknown_model_says_did_you_mean():
-    with pytest.raises(InputError, match=r'unknown model "monthly_total"\. Did you mean "monthly_totals"\?'):
+    with pytest.raises(
+        InputError, match=r'unknown model "monthly_total"\. Did you mean "monthly_totals"\?'
+    ):
         load_project().select("+monthly_total")
 
 
@@ -119,7 +123,9 @@ def test_run_builds_every_model_with_comments(seeded_url, run_cli):
     assert built["stg_expenses"] == "v" and built["budget_vs_actual"] == "r"
 
     project = load_project()
-    description = fetch(seeded_url, "select obj_description('analytics.budget_vs_actual'::regclass)")
+    description = fetch(
+        seeded_url, "select obj_description('analytics.budget_vs_actual'::regclass)"
+    )
     assert description == [(project["budget_vs_actual"].description,)]
     for model in project.models.values():
         comments = dict(
@@ -166,10 +172,20 @@ def test_run_select_rebuilds_dependents_so_the_schema_stays_whole(seeded_url, ru
     assert run_cli(seeded_url, "run").exit_code == 0
     result = run_cli(seeded_url, "run", "--select", "stg_expenses")
     assert result.exit_code == 0, result.output
-    rebuilt = {line.split("analytics.")[1].split()[0] for line in result.stdout.splitlines()
-               if "analytics." in line}
-    assert {"stg_expenses", "monthly_totals", "rolling_trend", "top_categories",
-            "budget_vs_actual", "fact_expenses", "dim_date"} <= rebuilt
+    rebuilt = {
+        line.split("analytics.")[1].split()[0]
+        for line in result.stdout.splitlines()
+        if "analytics." in line
+    }
+    assert {
+        "stg_expenses",
+        "monthly_totals",
+        "rolling_trend",
+        "top_categories",
+        "budget_vs_actual",
+        "fact_expenses",
+        "dim_date",
+    } <= rebuilt
     assert "stg_users" not in rebuilt
     assert sorted(relations(seeded_url)) == ALL_MODELS
     assert fetch(seeded_url, "select count(*) from analytics.rolling_trend") == [(2,)]
@@ -228,12 +244,20 @@ def test_run_sql_error_names_model_and_keeps_previous_build(seeded_url, run_cli,
     before = fetch(seeded_url, "select * from analytics.budget_vs_actual order by budget_id")
     # A change that would land before the failure, to prove it is rolled back.
     stg_users = queries / "staging" / "stg_users.sql"
-    stg_users.write_text(stg_users.read_text().replace(
-        "Users of the tracker, with id renamed to user_id.", "Changed description."))
-    write_model(queries, "marts", "zz_broken", (
-        "{{ config(description='Broken on purpose.') }}\n"
-        "select missing_column from {{ ref('monthly_totals') }}\n"
-    ))
+    stg_users.write_text(
+        stg_users.read_text().replace(
+            "Users of the tracker, with id renamed to user_id.", "Changed description."
+        )
+    )
+    write_model(
+        queries,
+        "marts",
+        "zz_broken",
+        (
+            "{{ config(description='Broken on purpose.') }}\n"
+            "select missing_column from {{ ref('monthly_totals') }}\n"
+        ),
+    )
     result = run_cli(seeded_url, "run")
     assert result.exit_code == 1
     message = result.stderr.strip()
@@ -242,7 +266,9 @@ def test_run_sql_error_names_model_and_keeps_previous_build(seeded_url, run_cli,
         'column "missing_column" does not exist.'
     )
     assert "previous build is unchanged" in message
-    assert fetch(seeded_url, "select * from analytics.budget_vs_actual order by budget_id") == before
+    assert (
+        fetch(seeded_url, "select * from analytics.budget_vs_actual order by budget_id") == before
+    )
     assert fetch(seeded_url, "select obj_description('analytics.stg_users'::regclass)") == [
         ("Users of the tracker, with id renamed to user_id.",)
     ]
@@ -260,12 +286,18 @@ def test_run_refuses_to_drop_a_view_that_is_not_a_model(seeded_url, run_cli):
 
 
 def test_run_documented_column_missing_from_select_fails(seeded_url, run_cli, queries):
-    write_model(queries, "marts", "zz_documented", (
-        "{{ config(description='x', columns={'a': 'A.', 'b': 'B.'}) }}\nselect 1 as a\n"
-    ))
+    write_model(
+        queries,
+        "marts",
+        "zz_documented",
+        ("{{ config(description='x', columns={'a': 'A.', 'b': 'B.'}) }}\nselect 1 as a\n"),
+    )
     result = run_cli(seeded_url, "run")
     assert result.exit_code == 1
-    assert 'model "zz_documented" documents column "b" that its SELECT does not return' in result.stderr
+    assert (
+        'model "zz_documented" documents column "b" that its SELECT does not return'
+        in result.stderr
+    )
     assert relations(seeded_url) == {}
 
 
@@ -273,10 +305,14 @@ def test_run_vars_change_the_near_threshold(db_url, run_cli):
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("insert into users (id, name, email) values (1, 'A', 'a@example.com')")
         conn.execute("insert into categories (id, name) values (1, 'Food')")
-        conn.execute("insert into budgets (user_id, category_id, year, month, amount) "
-                     "values (1, 1, 2024, 3, 100.00)")
-        conn.execute("insert into expenses (user_id, category_id, amount, date) "
-                     "values (1, 1, 60.00, '2024-03-05')")
+        conn.execute(
+            "insert into budgets (user_id, category_id, year, month, amount) "
+            "values (1, 1, 2024, 3, 100.00)"
+        )
+        conn.execute(
+            "insert into expenses (user_id, category_id, amount, date) "
+            "values (1, 1, 60.00, '2024-03-05')"
+        )
     assert run_cli(db_url, "run").exit_code == 0
     assert fetch(db_url, "select status from analytics.budget_vs_actual") == [("under",)]
     result = run_cli(db_url, "run", "--vars", '{"near_threshold_pct": 60}')
@@ -293,10 +329,15 @@ def test_run_bad_vars_exit_2(seeded_url, run_cli, vars_json):
 
 
 def test_vars_are_quoted_literals_on_both_engines(db_url, queries):
-    write_model(queries, "marts", "zz_label", (
-        "{{ config(description='x', columns={'label': 'L.', 'amount': 'A.'}) }}\n"
-        "select {{ var('label') }} as label, {{ var('amount', 1.25) }} as amount\n"
-    ))
+    write_model(
+        queries,
+        "marts",
+        "zz_label",
+        (
+            "{{ config(description='x', columns={'label': 'L.', 'amount': 'A.'}) }}\n"
+            "select {{ var('label') }} as label, {{ var('amount', 1.25) }} as amount\n"
+        ),
+    )
     project = load_project()
     model = project["zz_label"]
     hostile = "O'Brien\\'; drop table users; --"
@@ -321,7 +362,9 @@ def test_compile_writes_plain_sql_for_the_selection(tmp_path, run_cli):
     result = run_cli(None, "compile", "--select", "+rolling_trend", "--out-dir", str(out))
     assert result.exit_code == 0, result.output
     assert sorted(path.name for path in out.iterdir()) == [
-        "monthly_totals.sql", "rolling_trend.sql", "stg_expenses.sql"
+        "monthly_totals.sql",
+        "rolling_trend.sql",
+        "stg_expenses.sql",
     ]
     text = (out / "rolling_trend.sql").read_text()
     assert "{{" not in text and "config(" not in text
@@ -364,27 +407,68 @@ def test_readme_documents_run_and_compile():
 def test_render_file_renders_any_template_with_refs_and_macros(tmp_path):
     project = load_project()
     check = tmp_path / "no_negative_totals.sql"
-    check.write_text("select * from {{ ref('monthly_totals') }} where total_spent < {{ money('0') }}\n")
+    check.write_text(
+        "select * from {{ ref('monthly_totals') }} where total_spent < {{ money('0') }}\n"
+    )
     assert render_file(project, check, "duckdb") == (
         "select * from analytics.monthly_totals where total_spent < "
         "cast(round(0, 2) as numeric(38, 2))\n"
     )
     check.write_text("select * from {{ ref('monthly_total') }}\n")
-    with pytest.raises(TrackerError, match=r'unknown model "monthly_total" .*Did you mean "monthly_totals"'):
+    with pytest.raises(
+        TrackerError, match=r'unknown model "monthly_total" .*Did you mean "monthly_totals"'
+    ):
         render_file(project, check)
 
 
 MART_TYPES = {
     "monthly_totals": ["bigint", "date", "numeric(38,2)", "bigint"],
-    "top_categories": ["bigint", "date", "bigint", "bigint", "text", "numeric(38,2)", "bigint",
-                       "numeric(38,1)"],
-    "budget_vs_actual": ["bigint", "bigint", "date", "bigint", "text", "numeric(12,2)",
-                         "numeric(38,2)", "numeric(38,2)", "numeric(38,1)", "text"],
+    "top_categories": [
+        "bigint",
+        "date",
+        "bigint",
+        "bigint",
+        "text",
+        "numeric(38,2)",
+        "bigint",
+        "numeric(38,1)",
+    ],
+    "budget_vs_actual": [
+        "bigint",
+        "bigint",
+        "date",
+        "bigint",
+        "text",
+        "numeric(12,2)",
+        "numeric(38,2)",
+        "numeric(38,2)",
+        "numeric(38,1)",
+        "text",
+    ],
     "rolling_trend": ["bigint", "date", "numeric(38,2)", "numeric(38,2)", "numeric(38,2)"],
-    "fact_expenses": ["bigint", "bigint", "bigint", "date", "date", "numeric(12,2)", "text", "text"],
+    "fact_expenses": [
+        "bigint",
+        "bigint",
+        "bigint",
+        "date",
+        "date",
+        "numeric(12,2)",
+        "text",
+        "text",
+    ],
     "fact_budgets": ["bigint", "bigint", "bigint", "date", "numeric(12,2)"],
-    "dim_date": ["date", "integer", "integer", "integer", "text", "date", "integer", "integer",
-                 "text", "boolean"],
+    "dim_date": [
+        "date",
+        "integer",
+        "integer",
+        "integer",
+        "text",
+        "date",
+        "integer",
+        "integer",
+        "text",
+        "boolean",
+    ],
 }
 
 

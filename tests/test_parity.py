@@ -7,9 +7,9 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from tracker.plumbing import config
 from tracker.pipeline import duck as tracker_duck
 from tracker.pipeline.models import load_project, render_file
+from tracker.plumbing import config
 
 GENERATE = ("generate", "--users", "30", "--expenses", "3000", "--months", "14", "--seed", "7")
 ALERT_MODEL = config.QUERIES_DIR / "checks" / "budget_alert_crossings.sql"
@@ -35,12 +35,16 @@ def test_parity_every_model_returns_the_same_rows_on_both_engines(generated_url,
     models = len(load_project().models)
     assert f"PASS: {models} models return the same rows on PostgreSQL and DuckDB." in result.output
     # The comparison had something to compare: 3,000 expenses on both sides.
-    assert any(line.split()[1:] == ["fact_expenses", "3,000", "3,000"]
-               for line in result.output.splitlines() if line.startswith("PASS"))
+    assert any(
+        line.split()[1:] == ["fact_expenses", "3,000", "3,000"]
+        for line in result.output.splitlines()
+        if line.startswith("PASS")
+    )
 
 
-def test_parity_reports_an_engine_difference_with_model_key_and_values(generated_url, run_cli,
-                                                                      tmp_path):
+def test_parity_reports_an_engine_difference_with_model_key_and_values(
+    generated_url, run_cli, tmp_path
+):
     assert run_cli(generated_url, "run").exit_code == 0
     queries = tmp_path / "queries"
     shutil.copytree(config.QUERIES_DIR, queries)
@@ -48,13 +52,19 @@ def test_parity_reports_an_engine_difference_with_model_key_and_values(generated
     old = "{% macro money(expr) -%}\ncast(round({{ expr }}, 2) as numeric(38, 2))"
     assert old in macros.read_text()
     # A macro that rounds money to whole units on DuckDB only: an engine difference.
-    macros.write_text(macros.read_text().replace(old, (
-        "{% macro money(expr) -%}\n"
-        "{% if target.engine == 'duckdb' %}cast(round({{ expr }}, 0) as numeric(38, 2))"
-        "{% else %}cast(round({{ expr }}, 2) as numeric(38, 2)){% endif %}"
-    )))
-    result = run_cli(generated_url, "parity", "--queries", str(queries), "--select",
-                     "monthly_totals")
+    macros.write_text(
+        macros.read_text().replace(
+            old,
+            (
+                "{% macro money(expr) -%}\n"
+                "{% if target.engine == 'duckdb' %}cast(round({{ expr }}, 0) as numeric(38, 2))"
+                "{% else %}cast(round({{ expr }}, 2) as numeric(38, 2)){% endif %}"
+            ),
+        )
+    )
+    result = run_cli(
+        generated_url, "parity", "--queries", str(queries), "--select", "monthly_totals"
+    )
     assert result.exit_code == 1, result.output
     assert "FAIL monthly_totals:" in result.output
     with psycopg.connect(generated_url) as conn:
@@ -62,8 +72,10 @@ def test_parity_reports_an_engine_difference_with_model_key_and_values(generated
             "select user_id, month, total_spent from analytics.monthly_totals "
             "where total_spent <> round(total_spent, 0) order by user_id::text, month limit 1"
         ).fetchone()
-    assert (f"(user_id={user_id}, month={month}) total_spent: PostgreSQL '{total}', "
-            f"DuckDB '{total.quantize(Decimal('1'), 'ROUND_HALF_UP')}.00'") in result.output
+    assert (
+        f"(user_id={user_id}, month={month}) total_spent: PostgreSQL '{total}', "
+        f"DuckDB '{total.quantize(Decimal('1'), 'ROUND_HALF_UP')}.00'"
+    ) in result.output
     assert "FAIL: 1 of 1 model differs" in result.output
 
 
@@ -73,15 +85,23 @@ def test_parity_type_difference_is_reported(generated_url, run_cli, tmp_path):
     shutil.copytree(config.QUERIES_DIR, queries)
     macros = queries / "macros" / "cross_database.sql"
     old = "cast(round({{ expr }}, 2) as numeric(38, 2))"
-    macros.write_text(macros.read_text().replace(old, (
-        "{% if target.engine == 'duckdb' %}cast(round({{ expr }}, 2) as numeric(18, 2))"
-        "{% else %}" + old + "{% endif %}"
-    )))
-    result = run_cli(generated_url, "parity", "--queries", str(queries), "--select",
-                     "monthly_totals")
+    macros.write_text(
+        macros.read_text().replace(
+            old,
+            (
+                "{% if target.engine == 'duckdb' %}cast(round({{ expr }}, 2) as numeric(18, 2))"
+                "{% else %}" + old + "{% endif %}"
+            ),
+        )
+    )
+    result = run_cli(
+        generated_url, "parity", "--queries", str(queries), "--select", "monthly_totals"
+    )
     assert result.exit_code == 1, result.output
-    assert ('column "total_spent" is DECIMAL(38,2) in PostgreSQL, DECIMAL(18,2) in DuckDB'
-            in result.output)
+    assert (
+        'column "total_spent" is DECIMAL(38,2) in PostgreSQL, DECIMAL(18,2) in DuckDB'
+        in result.output
+    )
 
 
 def test_parity_without_run_says_to_build_the_models(generated_url, run_cli):
@@ -93,8 +113,12 @@ def test_parity_without_run_says_to_build_the_models(generated_url, run_cli):
 
 def _copy_reference_tables(source, target) -> None:
     for table, columns in COPIED.items():
-        with source.cursor().copy(f"copy (select {columns} from {table} order by id) to stdout") as out, \
-                target.cursor().copy(f"copy {table} ({columns}) from stdin") as into:
+        with (
+            source.cursor().copy(
+                f"copy (select {columns} from {table} order by id) to stdout"
+            ) as out,
+            target.cursor().copy(f"copy {table} ({columns}) from stdin") as into,
+        ):
             for chunk in out:
                 into.write(chunk)
 
@@ -111,16 +135,16 @@ def _differences(label_a, rows_a: dict, label_b, rows_b: dict) -> list[str]:
 
 
 def test_parity_alert_model_equals_the_trigger_row_by_row_and_by_copy(
-        generated_url, fresh_database, empty_template, tmp_path):
+    generated_url, fresh_database, empty_template, tmp_path
+):
     project = load_project()
     with psycopg.connect(generated_url) as source:
         crossings = source.execute(
             "select user_id, category_id, month, spent, budget_amount, expense_id from ("
-            + render_file(project, ALERT_MODEL, "postgres") + ") as crossings"
+            + render_file(project, ALERT_MODEL, "postgres")
+            + ") as crossings"
         ).fetchall()
-        expenses = source.execute(
-            f"select {EXPENSE_COLUMNS} from expenses order by id"
-        ).fetchall()
+        expenses = source.execute(f"select {EXPENSE_COLUMNS} from expenses order by id").fetchall()
         final_totals = dict(
             ((user_id, category_id, month), total)
             for user_id, category_id, month, total in source.execute(
@@ -142,7 +166,8 @@ def test_parity_alert_model_equals_the_trigger_row_by_row_and_by_copy(
     tracker_duck.copy_from_postgres(generated_url, duck, tmp_path)
     in_duckdb = duck.execute(
         "select user_id, category_id, month, spent, budget_amount, expense_id from ("
-        + render_file(project, ALERT_MODEL, "duckdb") + ") as crossings order by all"
+        + render_file(project, ALERT_MODEL, "duckdb")
+        + ") as crossings order by all"
     ).fetchall()
     assert in_duckdb == sorted(crossings)
 

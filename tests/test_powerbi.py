@@ -19,12 +19,12 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import tmdl_parser
-from pbi_parsers import dax, pq as power_query
-from referencing import Registry, Resource
-
 import tmdl_grammar
+import tmdl_parser
 from conftest import WORKER, _create_database, _drop_database
+from pbi_parsers import dax
+from pbi_parsers import pq as power_query
+from referencing import Registry, Resource
 
 SCHEMAS_DIR = Path(__file__).parent / "powerbi_schemas"
 PUBLISHED = "https://developer.microsoft.com/json-schemas/"
@@ -96,8 +96,10 @@ def _registry() -> tuple[Registry, dict]:
 def _validate(document: dict, registry: Registry, by_id: dict) -> list[str]:
     schema = by_id[document["$schema"]]
     validator = jsonschema.Draft7Validator(schema, registry=registry)
-    return [f"{list(error.absolute_path)}: {error.message[:200]}"
-            for error in validator.iter_errors(document)]
+    return [
+        f"{list(error.absolute_path)}: {error.message[:200]}"
+        for error in validator.iter_errors(document)
+    ]
 
 
 def _model_dir(exported: Path) -> Path:
@@ -124,7 +126,8 @@ def _relationships(exported: Path) -> list[tuple[str, str, str, str]]:
         to_table, to_column = node.properties["toColumn"].split(".")
         # Defaults only: many to one, filtering from the dimension to the fact.
         assert not {"fromCardinality", "toCardinality", "crossFilteringBehavior"} & set(
-            node.properties)
+            node.properties
+        )
         found.append((from_table, from_column, to_table, to_column))
     return found
 
@@ -153,11 +156,23 @@ def _source_file(partition_source: str) -> str:
 def test_powerbi_json_files_validate_against_microsofts_schemas(exported):
     registry, by_id = _registry()
     project = exported / "powerbi"
-    documents = [path for path in project.rglob("*")
-                 if path.is_file() and (path.suffix in JSON_SUFFIXES or path.name == ".platform")]
+    documents = [
+        path
+        for path in project.rglob("*")
+        if path.is_file() and (path.suffix in JSON_SUFFIXES or path.name == ".platform")
+    ]
     names = {path.name for path in documents}
-    assert {"SpendingTracker.pbip", "definition.pbir", "definition.pbism", ".platform",
-            "report.json", "version.json", "pages.json", "page.json", "visual.json"} <= names
+    assert {
+        "SpendingTracker.pbip",
+        "definition.pbir",
+        "definition.pbism",
+        ".platform",
+        "report.json",
+        "version.json",
+        "pages.json",
+        "page.json",
+        "visual.json",
+    } <= names
     for path in documents:
         document = json.loads(path.read_text(encoding="utf-8"))
         assert _validate(document, registry, by_id) == [], path
@@ -178,7 +193,9 @@ def test_powerbi_paths_point_at_files_that_exist(exported):
     assert (report / "definition.pbir").is_file()
     pbir = json.loads((report / "definition.pbir").read_text())
     model = (report / pbir["datasetReference"]["byPath"]["path"]).resolve()
-    assert (model / "definition.pbism").is_file() and (model / "definition" / "model.tmdl").is_file()
+    assert (model / "definition.pbism").is_file() and (
+        model / "definition" / "model.tmdl"
+    ).is_file()
     pages = json.loads((report / "definition" / "pages" / "pages.json").read_text())
     for page in pages["pageOrder"]:
         assert (report / "definition" / "pages" / page / "page.json").is_file()
@@ -187,10 +204,15 @@ def test_powerbi_paths_point_at_files_that_exist(exported):
 def test_powerbi_tmdl_parses_with_two_independent_parsers(exported):
     definition = _model_dir(exported)
     files = sorted(definition.rglob("*.tmdl"))
-    assert {path.name for path in files} >= {"database.tmdl", "model.tmdl", "expressions.tmdl",
-                                             "relationships.tmdl"}
-    strict = {path: tmdl_grammar.parse(path.read_text(encoding="utf-8"), str(path))
-              for path in files}
+    assert {path.name for path in files} >= {
+        "database.tmdl",
+        "model.tmdl",
+        "expressions.tmdl",
+        "relationships.tmdl",
+    }
+    strict = {
+        path: tmdl_grammar.parse(path.read_text(encoding="utf-8"), str(path)) for path in files
+    }
     database = strict[definition / "database.tmdl"].children[0]
     assert int(database.properties["compatibilityLevel"]) >= 1567
     model = strict[definition / "model.tmdl"]
@@ -209,11 +231,17 @@ def test_powerbi_tmdl_parses_with_two_independent_parsers(exported):
             (m.name, m.value.strip()) for m in table.all("measure")
         ]
     other = tmdl_parser.TmdlParser(str(definition / "relationships.tmdl")).parse()
-    assert sorted((r["fromTable"], r["fromColumnName"], r["toTable"], r["toColumnName"])
-                  for r in other["relationships"]) == sorted(_relationships(exported))
+    assert sorted(
+        (r["fromTable"], r["fromColumnName"], r["toTable"], r["toColumnName"])
+        for r in other["relationships"]
+    ) == sorted(_relationships(exported))
     # And the strict one refuses what TMDL does not allow.
-    for bad in ("table t\n    lineageTag: x\n", "table t\n\tcolour: red\n",
-                "table t\n\tcolumn c\n\t\tdataType: money\n", "measure m = 1\n"):
+    for bad in (
+        "table t\n    lineageTag: x\n",
+        "table t\n\tcolour: red\n",
+        "table t\n\tcolumn c\n\t\tdataType: money\n",
+        "measure m = 1\n",
+    ):
         with pytest.raises(tmdl_grammar.TmdlError):
             tmdl_grammar.parse(bad)
 
@@ -278,8 +306,12 @@ def test_powerbi_relationships_are_one_to_many_on_existing_columns(exported):
         assert len(keys) == len(set(keys)), f"{to_table}.{to_column} is not unique"
         values = {value for value in facts.column(from_column).to_pylist() if value is not None}
         assert values <= set(keys), (from_table, from_column)
-    hidden = {(table.name, column.name) for table in _tables(exported).values()
-              for column in table.all("column") if "isHidden" in column.flags}
+    hidden = {
+        (table.name, column.name)
+        for table in _tables(exported).values()
+        for column in table.all("column")
+        if "isHidden" in column.flags
+    }
     assert ("fact_expenses", "user_id") in hidden and ("fact_expenses", "date") not in hidden
 
 
@@ -289,7 +321,9 @@ def test_powerbi_dim_date_is_the_date_table(exported):
     keys = [column for column in table.all("column") if "isKey" in column.flags]
     assert [column.name for column in keys] == ["date"]
     assert keys[0].properties["dataType"] == "dateTime"
-    days = sorted(pq.read_table(exported / "parquet" / "dim_date.parquet").column("date").to_pylist())
+    days = sorted(
+        pq.read_table(exported / "parquet" / "dim_date.parquet").column("date").to_pylist()
+    )
     # Power BI's rule for a date table: unique, continuous days.
     assert all(later - earlier == timedelta(days=1) for earlier, later in zip(days, days[1:]))
     sort_by = {c.name: c.properties.get("sortByColumn") for c in table.all("column")}
@@ -298,9 +332,12 @@ def test_powerbi_dim_date_is_the_date_table(exported):
 
 def test_powerbi_measures_parse_and_reference_the_model(exported):
     tables = _tables(exported)
-    columns = {(table, column.name) for table, node in tables.items()
-               for column in node.all("column")}
-    measures = {measure.name: measure for node in tables.values() for measure in node.all("measure")}
+    columns = {
+        (table, column.name) for table, node in tables.items() for column in node.all("column")
+    }
+    measures = {
+        measure.name: measure for node in tables.values() for measure in node.all("measure")
+    }
     assert set(measures) == MEASURES
     for name, measure in measures.items():
         assert measure.properties.get("formatString"), name
@@ -315,15 +352,19 @@ def test_powerbi_measures_parse_and_reference_the_model(exported):
 
 def test_powerbi_report_page_has_the_visuals_and_slicers(exported):
     tables = _tables(exported)
-    fields = {(table, column.name) for table, node in tables.items() for column in node.all("column")}
-    fields |= {(table, measure.name) for table, node in tables.items()
-               for measure in node.all("measure")}
+    fields = {
+        (table, column.name) for table, node in tables.items() for column in node.all("column")
+    }
+    fields |= {
+        (table, measure.name) for table, node in tables.items() for measure in node.all("measure")
+    }
     visuals = {}
     for path in (exported / "powerbi").rglob("visual.json"):
         visual = json.loads(path.read_text(encoding="utf-8"))
         assert visual["name"] == path.parent.name
-        refs = re.findall(r'"Entity": "([^"]+)"\}\}, "Property": "([^"]+)"',
-                          json.dumps(visual["visual"]))
+        refs = re.findall(
+            r'"Entity": "([^"]+)"\}\}, "Property": "([^"]+)"', json.dumps(visual["visual"])
+        )
         assert refs, path
         for ref in refs:
             assert ref in fields, (path, ref)
@@ -331,15 +372,21 @@ def test_powerbi_report_page_has_the_visuals_and_slicers(exported):
     kinds = [kind for kind, _ in visuals.values()]
     assert {"lineChart", "clusteredBarChart", "tableEx", "card"} <= set(kinds)
     slicers = set().union(*(refs for kind, refs in visuals.values() if kind == "slicer"))
-    assert slicers == {("dim_user", "name"), ("dim_date", "month_start"),
-                       ("dim_category", "category")}
+    assert slicers == {
+        ("dim_user", "name"),
+        ("dim_date", "month_start"),
+        ("dim_category", "category"),
+    }
     table = next(refs for kind, refs in visuals.values() if kind == "tableEx")
     assert ("fact_expenses", "note") in table and ("fact_expenses", "amount") in table
     line = next(refs for kind, refs in visuals.values() if kind == "lineChart")
     assert ("fact_expenses", "Total Spent") in line
     cards = set().union(*(refs for kind, refs in visuals.values() if kind == "card"))
-    assert {("fact_expenses", "Total Spent"), ("fact_budgets", "Budget"),
-            ("fact_budgets", "% Used")} <= cards
+    assert {
+        ("fact_expenses", "Total Spent"),
+        ("fact_budgets", "Budget"),
+        ("fact_budgets", "% Used"),
+    } <= cards
 
 
 def test_powerbi_project_follows_a_new_column_and_a_csv_export(seeded_url, run_cli, tmp_path):

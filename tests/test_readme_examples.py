@@ -24,8 +24,7 @@ def everyday_commands() -> list[list[str]]:
     return commands
 
 
-def test_readme_everyday_examples_run_in_order_on_the_sample_data(run_cli, seeded_url,
-                                                                  monkeypatch):
+def test_readme_everyday_examples_run_in_order_on_the_sample_data(run_cli, seeded_url, monkeypatch):
     monkeypatch.chdir(PROJECT)  # examples/statement.csv is a path relative to the project
     commands = everyday_commands()
     assert len(commands) > 25
@@ -35,6 +34,9 @@ def test_readme_everyday_examples_run_in_order_on_the_sample_data(run_cli, seede
         assert result.exit_code == 0, (words, result.output)
         outputs[" ".join(words[:2])] = result.output
     assert scalar(seeded_url, "select acknowledged_at is not null from alerts where id = 1")
-    assert "Alert 2: Budget exceeded for Shopping for May 2025." in outputs["import examples/statement.csv"]
+    assert (
+        "Alert 2: Budget exceeded for Shopping for May 2025."
+        in outputs["import examples/statement.csv"]
+    )
     assert query(seeded_url, "select count(*) from users where email like 'asha%%'") == [(0,)]
     assert scalar(seeded_url, "select count(*) from categories where name = 'Entertainment'") == 0

@@ -7,9 +7,14 @@ import sys
 from pathlib import Path
 
 import psycopg
-
-from report_support import (HOSTILE_CATEGORY, HOSTILE_NAME, HOSTILE_NOTE, ReportPage,
-                            assert_section_matches, expected_month)
+from report_support import (
+    HOSTILE_CATEGORY,
+    HOSTILE_NAME,
+    HOSTILE_NOTE,
+    ReportPage,
+    assert_section_matches,
+    expected_month,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -40,8 +45,13 @@ def test_report_totals_equal_the_base_tables_on_the_sample(seeded_url, run_cli, 
     aman = page.sections[ids["aman@example.com"]]
     assert aman["cards"]["spent"] == ("4800.00", "₹4,800.00")
     assert ("h1", "Spending report") in page.headings
-    assert {"Monthly spending", "Top categories", "Budget vs actual", "Alerts",
-            "Biggest expenses"} <= {text for level, text in page.headings if level == "h3"}
+    assert {
+        "Monthly spending",
+        "Top categories",
+        "Budget vs actual",
+        "Alerts",
+        "Biggest expenses",
+    } <= {text for level, text in page.headings if level == "h3"}
     # One self-contained file: no script, no external reference, charts inline.
     assert "<script" not in html.lower()
     assert not re.search(r'(src|href)="(?!#)', html), "only in-page links"
@@ -54,8 +64,20 @@ def test_report_totals_equal_the_base_tables_on_the_sample(seeded_url, run_cli, 
 
 
 def test_report_totals_equal_the_base_tables_on_generated_data(db_url, run_cli, tmp_path):
-    generated = run_cli(db_url, "generate", "--users", "6", "--expenses", "3000", "--months", "5",
-                        "--seed", "11", "--start-month", "2024-11")
+    generated = run_cli(
+        db_url,
+        "generate",
+        "--users",
+        "6",
+        "--expenses",
+        "3000",
+        "--months",
+        "5",
+        "--seed",
+        "11",
+        "--start-month",
+        "2024-11",
+    )
     assert generated.exit_code == 0, generated.output
     assert run_cli(db_url, "run").exit_code == 0
     result, html = report(run_cli, db_url, tmp_path / "all.html", "--month", "2025-01")
@@ -84,7 +106,8 @@ def test_report_escapes_hostile_notes_and_names(seeded_url, run_cli, tmp_path):
     with psycopg.connect(seeded_url, autocommit=True) as conn:
         user_id = conn.execute(
             "insert into users (name, email, currency) values (%s, 'evil@example.com', 'CHF') "
-            "returning id", [HOSTILE_NAME]
+            "returning id",
+            [HOSTILE_NAME],
         ).fetchone()[0]
         category_id = conn.execute(
             "insert into categories (name, color) values (%s, '#123456') returning id",
@@ -92,7 +115,8 @@ def test_report_escapes_hostile_notes_and_names(seeded_url, run_cli, tmp_path):
         ).fetchone()[0]
         conn.execute(
             "insert into budgets (user_id, category_id, year, month, amount) "
-            "values (%s, %s, 2025, 5, 1000.00)", [user_id, category_id]
+            "values (%s, %s, 2025, 5, 1000.00)",
+            [user_id, category_id],
         )
         conn.execute(
             "insert into expenses (user_id, category_id, amount, currency, date, note) "
@@ -107,7 +131,9 @@ def test_report_escapes_hostile_notes_and_names(seeded_url, run_cli, tmp_path):
     assert "</title><" not in html
     # Every hostile string is there as text, escaped, in the page and in the charts' labels.
     assert "&lt;script&gt;alert(&#34;note&#34;)&lt;/script&gt;&lt;/svg&gt;" in html
-    assert "&lt;/text&gt;&lt;/svg&gt;&lt;script&gt;alert(2)&lt;/script&gt; $x$ &amp; &lt;b&gt;" in html
+    assert (
+        "&lt;/text&gt;&lt;/svg&gt;&lt;script&gt;alert(2)&lt;/script&gt; $x$ &amp; &lt;b&gt;" in html
+    )
     page = ReportPage(html)
     section = page.sections[user_id]
     assert section["name"] == HOSTILE_NAME
@@ -120,15 +146,26 @@ def test_report_escapes_hostile_notes_and_names(seeded_url, run_cli, tmp_path):
 
 
 def test_report_for_a_user_without_data_and_bad_input(seeded_url, run_cli, tmp_path):
-    assert run_cli(seeded_url, "user", "add", "--name", "New Person", "--email",
-                   "new@example.com").exit_code == 0
+    assert (
+        run_cli(
+            seeded_url, "user", "add", "--name", "New Person", "--email", "new@example.com"
+        ).exit_code
+        == 0
+    )
     assert run_cli(seeded_url, "run").exit_code == 0
     result, html = report(run_cli, seeded_url, tmp_path / "new.html", "--user", "new@example.com")
     assert result.exit_code == 0, result.output
     assert "No expenses or budgets yet." in html
     # A month without anything: zeros, and no rolling average to show.
-    result, html = report(run_cli, seeded_url, tmp_path / "jan.html", "--user", "aman@example.com",
-                          "--month", "2024-01")
+    result, html = report(
+        run_cli,
+        seeded_url,
+        tmp_path / "jan.html",
+        "--user",
+        "aman@example.com",
+        "--month",
+        "2024-01",
+    )
     assert result.exit_code == 0, result.output
     (section,) = ReportPage(html).sections.values()
     assert section["cards"]["spent"] == ("0.00", "₹0.00")
@@ -161,12 +198,24 @@ def test_make_export_writes_the_report_and_the_powerbi_project(seeded_url, tmp_p
     stamp = tmp_path / "installed"
     stamp.touch()
     done = subprocess.run(
-        ["make", "--no-print-directory", "export", f"EXPORT_DIR={out}",
-         f"PY={sys.executable}", f"STAMP={stamp}"],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600,
+        [
+            "make",
+            "--no-print-directory",
+            "export",
+            f"EXPORT_DIR={out}",
+            f"PY={sys.executable}",
+            f"STAMP={stamp}",
+        ],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (out / "manifest.json").is_file() and (out / "parquet" / "fact_expenses.parquet").is_file()
+    assert (out / "manifest.json").is_file() and (
+        out / "parquet" / "fact_expenses.parquet"
+    ).is_file()
     assert (out / "powerbi" / "SpendingTracker.pbip").is_file()
     page = ReportPage((out / "report.html").read_text(encoding="utf-8"))
     assert len(page.sections) == 2

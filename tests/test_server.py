@@ -40,9 +40,23 @@ def test_server_socket_is_private_to_its_owner(own_server):
     if os.geteuid() == 0:
         # Another OS user must not reach the trusted postgres role.
         result = subprocess.run(
-            ["runuser", "-u", "nobody", "--", binary("psql"), "-h", str(socket_dir),
-             "-U", "postgres", "-d", "postgres", "-Atc", "select 1"],
-            capture_output=True, text=True,
+            [
+                "runuser",
+                "-u",
+                "nobody",
+                "--",
+                binary("psql"),
+                "-h",
+                str(socket_dir),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-Atc",
+                "select 1",
+            ],
+            capture_output=True,
+            text=True,
         )
         assert result.returncode != 0
         assert "Permission denied" in result.stderr
@@ -85,8 +99,11 @@ def test_server_refuses_a_symlink_planted_as_its_socket_folder(own_tmp):
         server.socket_dir.unlink()
         server.stop()
     after = victim.stat()
-    assert (after.st_mode, after.st_uid, after.st_gid) == (before.st_mode, before.st_uid,
-                                                           before.st_gid)
+    assert (after.st_mode, after.st_uid, after.st_gid) == (
+        before.st_mode,
+        before.st_uid,
+        before.st_gid,
+    )
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's folder")
@@ -123,4 +140,5 @@ def test_server_with_a_long_path_uses_a_private_folder_in_tmp(own_tmp):
     finally:
         server.stop()
         import shutil
+
         shutil.rmtree(server.socket_dir, ignore_errors=True)

@@ -48,13 +48,19 @@ def assert_no_drift(conn) -> None:
 
 @pytest.fixture
 def people(conn):
-    users = [row[0] for row in conn.execute(
-        "insert into users (name, email) values ('Aman', 'aman@example.com'),"
-        " ('Priya', 'priya@example.com') returning id"
-    ).fetchall()]
-    categories = [row[0] for row in conn.execute(
-        "insert into categories (name) values ('Food'), ('Travel'), ('Rent') returning id"
-    ).fetchall()]
+    users = [
+        row[0]
+        for row in conn.execute(
+            "insert into users (name, email) values ('Aman', 'aman@example.com'),"
+            " ('Priya', 'priya@example.com') returning id"
+        ).fetchall()
+    ]
+    categories = [
+        row[0]
+        for row in conn.execute(
+            "insert into categories (name) values ('Food'), ('Travel'), ('Rent') returning id"
+        ).fetchall()
+    ]
     return users, categories
 
 
@@ -125,9 +131,12 @@ def test_spending_totals_concurrent_writers_never_drift_or_deadlock(db_url, conn
                             "insert into expenses (user_id, category_id, amount, date)"
                             " select * from unnest(%s::bigint[], %s::bigint[], %s::numeric[],"
                             " %s::date[])",
-                            [[user for user, _ in picked], [category for _, category in picked],
-                             [rng.randint(1, 40) for _ in picked],
-                             [rng.choice(["2025-05-02", "2025-06-03"]) for _ in picked]],
+                            [
+                                [user for user, _ in picked],
+                                [category for _, category in picked],
+                                [rng.randint(1, 40) for _ in picked],
+                                [rng.choice(["2025-05-02", "2025-06-03"]) for _ in picked],
+                            ],
                         )
                     elif action < 0.7:  # moves one expense to another key (and raises it)
                         session.execute(
@@ -152,7 +161,7 @@ def test_spending_totals_concurrent_writers_never_drift_or_deadlock(db_url, conn
                                 " values (%s, %s, 3, '2025-05-09')",
                                 [user, rng.choice([food, travel])],
                             )
-        except Exception as exc:  # noqa: BLE001 - re-raised in the test thread
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
@@ -217,11 +226,13 @@ def test_spending_totals_and_alerts_work_for_a_role_without_rights_on_them(conn,
     identifier = sql.Identifier(role)
     conn.execute(sql.SQL("create role {} nologin").format(identifier))
     try:
-        conn.execute(sql.SQL(
-            "grant select, insert, update, delete on expenses, budgets to {0};"
-            " grant select on users, categories to {0};"
-            " grant usage on all sequences in schema public to {0}"
-        ).format(identifier))
+        conn.execute(
+            sql.SQL(
+                "grant select, insert, update, delete on expenses, budgets to {0};"
+                " grant select on users, categories to {0};"
+                " grant usage on all sequences in schema public to {0}"
+            ).format(identifier)
+        )
         conn.execute(sql.SQL("set role {}").format(identifier))
         conn.execute(
             "insert into budgets (user_id, category_id, year, month, amount)"

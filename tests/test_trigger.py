@@ -66,11 +66,18 @@ def test_trigger_single_insert_crossing_fires_one_exact_alert(conn, world):
         "select user_id, budget_id, category_id, month, alert_type, message, spent, budget_amount"
         " from alerts"
     ).fetchall()
-    assert row == [(
-        world["user"], budget, world["food"], MAY, "BUDGET_EXCEEDED",
-        "Budget exceeded for Food for May 2025. Spent: 9450.00 / 8000.00",
-        Decimal("9450.00"), Decimal("8000.00"),
-    )]
+    assert row == [
+        (
+            world["user"],
+            budget,
+            world["food"],
+            MAY,
+            "BUDGET_EXCEEDED",
+            "Budget exceeded for Food for May 2025. Spent: 9450.00 / 8000.00",
+            Decimal("9450.00"),
+            Decimal("8000.00"),
+        )
+    ]
 
 
 def test_trigger_later_inserts_after_crossing_do_not_fire(conn, world):
@@ -208,10 +215,14 @@ def test_trigger_budget_inserted_below_spending_fires(conn, world):
     spend(conn, u, travel, "100")
     budget = add_budget(conn, u, food, "1000")
     add_budget(conn, u, travel, "100")
-    assert alerts(conn) == [(
-        budget, "Budget exceeded for Food for May 2025. Spent: 1500.00 / 1000.00",
-        Decimal("1500.00"), Decimal("1000.00"),
-    )]
+    assert alerts(conn) == [
+        (
+            budget,
+            "Budget exceeded for Food for May 2025. Spent: 1500.00 / 1000.00",
+            Decimal("1500.00"),
+            Decimal("1000.00"),
+        )
+    ]
 
 
 def test_trigger_budget_lowered_fires_raised_does_not(conn, world):
@@ -258,11 +269,14 @@ def test_trigger_spent_beyond_twelve_digits_keeps_two_decimals(conn, world):
     budget = add_budget(conn, u, food, "9999999999.99")
     spend(conn, u, food, "9999999999.99")
     spend(conn, u, food, "9999999999.99")
-    assert alerts(conn) == [(
-        budget,
-        "Budget exceeded for Food for May 2025. Spent: 19999999999.98 / 9999999999.99",
-        Decimal("19999999999.98"), Decimal("9999999999.99"),
-    )]
+    assert alerts(conn) == [
+        (
+            budget,
+            "Budget exceeded for Food for May 2025. Spent: 19999999999.98 / 9999999999.99",
+            Decimal("19999999999.98"),
+            Decimal("9999999999.99"),
+        )
+    ]
 
 
 def test_trigger_alert_rolls_back_with_its_transaction(db_url, conn, world):
@@ -297,7 +311,7 @@ def run_in_thread(target):
     def wrapped():
         try:
             target()
-        except Exception as exc:  # noqa: BLE001 - re-raised in the test thread
+        except Exception as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=wrapped)
@@ -390,12 +404,16 @@ def test_trigger_stress_many_concurrent_small_inserts_fire_once_per_key(db_url, 
         "select category_id, count(*), min(spent), max(spent), min(budget_amount)"
         " from alerts group by category_id"
     ).fetchall()
-    totals = dict(conn.execute(
-        "select category_id, sum(amount) from expenses group by category_id"
-    ).fetchall())
-    assert {category for category, *_ in fired} == {
-        category for category, budget in budgets.items() if totals[category] > budget
-    } == {food, travel}
+    totals = dict(
+        conn.execute(
+            "select category_id, sum(amount) from expenses group by category_id"
+        ).fetchall()
+    )
+    assert (
+        {category for category, *_ in fired}
+        == {category for category, budget in budgets.items() if totals[category] > budget}
+        == {food, travel}
+    )
     for category, count, low, high, budget_amount in fired:
         # one alert, fired by the statement that crossed (at most 9 over the budget)
         assert count == 1
@@ -486,14 +504,13 @@ def test_trigger_any_increase_or_budget_change_outside_read_committed_is_refused
             session.rollback()
     assert expense_count(conn) == 0
     assert conn.execute("select count(*), sum(amount) from budgets").fetchone() == (
-        1, Decimal("1000.00")
+        1,
+        Decimal("1000.00"),
     )
 
 
 @pytest.mark.parametrize("level", ["repeatable read", "serializable"])
-def test_trigger_statements_that_only_lower_spending_run_at_any_level(
-    db_url, conn, world, level
-):
+def test_trigger_statements_that_only_lower_spending_run_at_any_level(db_url, conn, world, level):
     """No key to judge, so no check: read-only snapshots and clean-ups keep working."""
     u, food = world["user"], world["food"]
     add_budget(conn, u, food, "1000")
@@ -546,12 +563,22 @@ def test_trigger_database_defaulting_to_repeatable_read_refuses_cli_expense(
 ):
     add_budget(conn, world["user"], world["food"], "1000")
     conn.execute(
-        sql.SQL("alter database {} set default_transaction_isolation = 'repeatable read'")
-        .format(sql.Identifier(conn.info.dbname))
+        sql.SQL("alter database {} set default_transaction_isolation = 'repeatable read'").format(
+            sql.Identifier(conn.info.dbname)
+        )
     )
     result = run_cli(
-        db_url, "expense", "add", "--user", "aman@example.com", "--category", "Food",
-        "--amount", "1500", "--date", "2025-05-10",
+        db_url,
+        "expense",
+        "add",
+        "--user",
+        "aman@example.com",
+        "--category",
+        "Food",
+        "--amount",
+        "1500",
+        "--date",
+        "2025-05-10",
     )
     assert result.exit_code == 1, result.output
     assert result.stderr == (

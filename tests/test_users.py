@@ -3,17 +3,26 @@
 import json
 
 import pytest
-
 from everyday_support import assert_refused, query, snapshot
 
 
 def test_user_add_creates_user_with_currency(run_cli, seeded_url):
-    result = run_cli(seeded_url, "user", "add", "--name", "Asha Rao", "--email", "Asha@Example.com",
-                     "--currency", "EUR")
+    result = run_cli(
+        seeded_url,
+        "user",
+        "add",
+        "--name",
+        "Asha Rao",
+        "--email",
+        "Asha@Example.com",
+        "--currency",
+        "EUR",
+    )
     assert result.exit_code == 0, result.output
     assert "asha@example.com" in result.output
-    assert query(seeded_url, "select name, email, currency from users where email = %s",
-                 ["asha@example.com"]) == [("Asha Rao", "asha@example.com", "EUR")]
+    assert query(
+        seeded_url, "select name, email, currency from users where email = %s", ["asha@example.com"]
+    ) == [("Asha Rao", "asha@example.com", "EUR")]
 
 
 def test_user_add_defaults_currency_to_inr(run_cli, db_url):

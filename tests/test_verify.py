@@ -93,8 +93,9 @@ def test_verify_sh_passes_on_a_fresh_export_with_tricky_notes(exported):
     assert lowest < 0, "a negative money value must be summed too"
     assert f"PASS csv/fact_expenses.csv: rows=11 amount={total}" in done.stdout
     assert f"remaining={remaining}" in file_line(done.stdout, "csv/budget_vs_actual.csv")
-    assert done.stdout.rstrip().endswith(f"PASS: {len(manifest['files'])} files in {out} match "
-                                         "the manifest and PostgreSQL")
+    assert done.stdout.rstrip().endswith(
+        f"PASS: {len(manifest['files'])} files in {out} match the manifest and PostgreSQL"
+    )
 
 
 def test_verify_sh_sums_money_exactly_beyond_double_precision(seeded_url, run_cli, tmp_path):
@@ -161,7 +162,9 @@ def test_verify_fails_on_an_edited_row(exported, run_cli):
     path.write_bytes(data.replace(b",1200.00,", b",1209.00,"))  # same size, different money
     result = run_cli(url, "verify", "--dir", str(out))
     assert result.exit_code == 1
-    assert "sum(amount) is " in result.output and "in DuckDB (csv/fact_expenses.csv)" in result.output
+    assert (
+        "sum(amount) is " in result.output and "in DuckDB (csv/fact_expenses.csv)" in result.output
+    )
     done = verify_sh(url, out)
     assert done.returncode == 1
     line = file_line(done.stdout, "csv/fact_expenses.csv")
@@ -191,8 +194,10 @@ def test_verify_fails_when_the_database_changed_since_the_export(exported, run_c
     assert run_cli(url, "run").exit_code == 0
     result = run_cli(url, "verify", "--dir", str(out))
     assert result.exit_code == 1
-    assert ("PostgreSQL has 12 rows in analytics.fact_expenses, the manifest 11: the data "
-            "changed since the export") in result.output
+    assert (
+        "PostgreSQL has 12 rows in analytics.fact_expenses, the manifest 11: the data "
+        "changed since the export"
+    ) in result.output
     done = verify_sh(url, out)
     assert done.returncode == 1
     assert "PostgreSQL has rows=12" in file_line(done.stdout, "csv/fact_expenses.csv")

@@ -33,12 +33,25 @@ PROPERTIES = {
     "model": {"culture", "defaultPowerBIDataSourceVersion", "sourceQueryCulture"},
     "dataAccessOptions": set(),
     "table": {"lineageTag", "dataCategory"},
-    "column": {"dataType", "formatString", "lineageTag", "summarizeBy", "sourceColumn",
-               "sortByColumn", "dataCategory"},
+    "column": {
+        "dataType",
+        "formatString",
+        "lineageTag",
+        "summarizeBy",
+        "sourceColumn",
+        "sortByColumn",
+        "dataCategory",
+    },
     "measure": {"formatString", "lineageTag"},
     "partition": {"mode", "source"},
-    "relationship": {"fromColumn", "toColumn", "crossFilteringBehavior", "fromCardinality",
-                     "toCardinality", "isActive"},
+    "relationship": {
+        "fromColumn",
+        "toColumn",
+        "crossFilteringBehavior",
+        "fromCardinality",
+        "toCardinality",
+        "isActive",
+    },
     "expression": {"lineageTag", "queryGroup"},
 }
 FLAGS = {
@@ -57,7 +70,9 @@ ENUMS = {
 DEFAULTS = {"measure", "partition", "expression", "annotation"}
 # Relationship names are GUIDs, written bare as Power BI Desktop writes them.
 NAME = r"(?:[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|[A-Za-z_][A-Za-z0-9_]*|'(?:[^']|'')+')"
-DECLARATION = re.compile(rf"^(?P<type>[A-Za-z]+)(?: (?P<name>{NAME}(?:\.{NAME})?))?(?: = ?(?P<value>.*))?$")
+DECLARATION = re.compile(
+    rf"^(?P<type>[A-Za-z]+)(?: (?P<name>{NAME}(?:\.{NAME})?))?(?: = ?(?P<value>.*))?$"
+)
 PROPERTY = re.compile(r"^(?P<key>[A-Za-z]+): (?P<value>\S.*)$")
 
 
@@ -88,7 +103,7 @@ def unquote(name: str) -> str:
 
 def _depth(line: str, path: str, number: int) -> int:
     depth = len(line) - len(line.lstrip("\t"))
-    if line[depth:depth + 1] == " ":
+    if line[depth : depth + 1] == " ":
         raise TmdlError(f"{path}:{number}: indentation must be tabs")
     return depth
 
@@ -154,16 +169,21 @@ def parse(text: str, path: str = "<tmdl>") -> Node:
             annotation = re.fullmatch(r"annotation ([A-Za-z_][A-Za-z0-9_]*) = (.+)", content)
             if not annotation:
                 raise TmdlError(f"{path}:{number}: bad annotation {content!r}")
-            parent.children.append(Node("annotation", annotation.group(1), number,
-                                        value=annotation.group(2)))
+            parent.children.append(
+                Node("annotation", annotation.group(1), number, value=annotation.group(2))
+            )
             continue
         if value is not None and node_type not in DEFAULTS:
             raise TmdlError(f"{path}:{number}: {node_type} takes no '= value'")
         if node_type in ("measure", "partition", "expression") and value is None:
             raise TmdlError(f"{path}:{number}: {node_type} needs '= ...'")
         name = declaration.group("name")
-        node = Node(node_type, unquote(name) if name else None, number,
-                    description="\n".join(description) or None)
+        node = Node(
+            node_type,
+            unquote(name) if name else None,
+            number,
+            description="\n".join(description) or None,
+        )
         description = []
         if value == "" or (value is not None and content.endswith("=")):
             node.value, index = _block(lines, index, depth, path)

@@ -18,10 +18,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
 
-from tracker.plumbing import db
 from tracker.api import routes_budgets, routes_expenses, routes_more, routes_seed
 from tracker.api.problems import PROBLEM_MEDIA_TYPE, ApiProblem, error_responses, install_handlers
 from tracker.api.schemas import Health
+from tracker.plumbing import db
 
 DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 DOCS_STATIC_URL = "/docs-assets"
@@ -35,7 +35,9 @@ def create_app(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Fast
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.pool = db.pool(
-            database_url, min_size=min(4, pool_size), max_size=pool_size,
+            database_url,
+            min_size=min(4, pool_size),
+            max_size=pool_size,
             kwargs={"autocommit": True},
         )
         try:
@@ -69,14 +71,15 @@ def create_app(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Fast
             swagger_favicon_url=f"{DOCS_STATIC_URL}/favicon.png",
         )
 
-    @app.get("/api/health", response_model=Health, tags=["health"],
-             responses=error_responses(500, 503))
+    @app.get(
+        "/api/health", response_model=Health, tags=["health"], responses=error_responses(500, 503)
+    )
     def health(request: Request):
         """Whether the database answers (no token needed)."""
         try:
             with request.app.state.pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
                 conn.execute("select 1")
-        except Exception:  # noqa: BLE001 - any failure means unreachable; details stay here
+        except Exception:
             raise ApiProblem(503, "The database is not reachable.") from None
         return Health(status="ok", database="reachable")
 
@@ -90,8 +93,9 @@ def _openapi(app: FastAPI) -> dict:
     """FastAPI's schema, with every error response as application/problem+json."""
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                         routes=app.routes)
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
     for path in schema["paths"].values():
         for operation in path.values():
             for status, answer in operation.get("responses", {}).items():

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from tracker.everyday import tokens
 from tracker.api.problems import ApiProblem
+from tracker.everyday import tokens
 
 API_ROLE = "tracker_api"
 

@@ -12,10 +12,10 @@ from typing import Annotated
 
 from pydantic import Field, StrictFloat, StrictInt, StrictStr
 
+from tracker.api.problems import ApiProblem, field_problem
+from tracker.errors import InputError
 from tracker.everyday import validate
 from tracker.everyday.categories import Category, find_category
-from tracker.errors import InputError
-from tracker.api.problems import ApiProblem, field_problem
 
 MoneyIn = Annotated[
     StrictInt | StrictFloat | StrictStr,

@@ -9,7 +9,7 @@ rights, which row-level security does not bind), and tracker_api has no access t
 
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 
 import psycopg
 from psycopg import sql
@@ -19,7 +19,7 @@ from tracker.pipeline import models
 MARTS = ("monthly_totals", "top_categories", "budget_vs_actual", "rolling_trend")
 
 
-@lru_cache(maxsize=None)
+@cache
 def mart_sql(name: str) -> str:
     """One statement computing mart `name` from the base tables."""
     project = models.load_project()

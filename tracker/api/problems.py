@@ -8,7 +8,6 @@ import logging
 import re
 
 import psycopg
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
@@ -53,8 +52,13 @@ class Problem(BaseModel):
 class ApiProblem(Exception):
     """A refusal the API answers with a problem document."""
 
-    def __init__(self, status: int, detail: str, errors: list[tuple[str, str]] | None = None,
-                 headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: list[tuple[str, str]] | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -76,12 +80,17 @@ def clean_message(text: str) -> str:
     """The library's `Error: ...` line without its prefix and CLI-only hints."""
     line = text.strip().splitlines()[0] if text.strip() else "The request was refused."
     if line.startswith("Error: "):
-        line = line[len("Error: "):]
+        line = line[len("Error: ") :]
     return line
 
 
-def problem_response(request: Request, status: int, detail: str,
-                     errors: list[tuple[str, str]] = (), headers: dict | None = None):
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    errors: list[tuple[str, str]] = (),
+    headers: dict | None = None,
+):
     body = Problem(
         title=TITLES.get(status, "Error"),
         status=status,
@@ -157,8 +166,12 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(psycopg.OperationalError)
     async def database_unavailable(request: Request, exc: psycopg.OperationalError):
-        log.error("database unavailable on %s %s: %s", request.method, request.url.path,
-                  type(exc).__name__)
+        log.error(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
         return problem_response(request, 503, "The database is not reachable. Try again.")
 
     # Handled here rather than by the catch-all below, which Starlette runs only after the

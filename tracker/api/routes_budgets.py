@@ -4,8 +4,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from tracker.everyday.budgets import list_budgets, set_budget, transfer_budget
-from tracker.errors import InputError, TrackerError
 from tracker.api import fields
 from tracker.api.deps import Token, session
 from tracker.api.problems import (
@@ -17,13 +15,18 @@ from tracker.api.problems import (
     not_found,
 )
 from tracker.api.schemas import AlertOut, BudgetIn, BudgetOut, BudgetSet, TransferIn, TransferOut
+from tracker.errors import InputError, TrackerError
+from tracker.everyday.budgets import list_budgets, set_budget, transfer_budget
 
 router = APIRouter(prefix="/api/v1", tags=["budgets"], responses=COMMON_ERRORS)
 
 
 @router.get("/budgets", response_model=list[BudgetOut])
-def read_budgets(request: Request, token: Token,
-                 month: Annotated[str | None, Query(description="YYYY-MM")] = None):
+def read_budgets(
+    request: Request,
+    token: Token,
+    month: Annotated[str | None, Query(description="YYYY-MM")] = None,
+):
     """Your budgets (one month, or all) against what you spent."""
     month = fields.month(month)
     with session(request, token) as current:
@@ -32,8 +35,9 @@ def read_budgets(request: Request, token: Token,
 
 
 @router.get("/budgets/{budget_id}", response_model=BudgetOut, responses=error_responses(404))
-def read_budget(budget_id: Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)], request: Request,
-                token: Token):
+def read_budget(
+    budget_id: Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)], request: Request, token: Token
+):
     """One of your budgets against what you spent."""
     with session(request, token) as current:
         rows = list_budgets(current.conn, current.user_id)
@@ -63,8 +67,9 @@ def put_budget(body: BudgetIn, request: Request, response: Response, token: Toke
     )
 
 
-@router.post("/budget-transfers", status_code=201, response_model=TransferOut,
-             responses=error_responses(409))
+@router.post(
+    "/budget-transfers", status_code=201, response_model=TransferOut, responses=error_responses(409)
+)
 def post_transfer(body: TransferIn, request: Request, token: Token):
     """Move an amount from one of your category budgets to another for a month, atomically."""
     month = fields.month(body.month)

@@ -7,9 +7,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from tracker.everyday import expense_pages
-from tracker.errors import InputError
-from tracker.everyday.expenses import add_expense, delete_expense, get_expense, update_expense
 from tracker.api import fields
 from tracker.api.deps import Token, session
 from tracker.api.problems import (
@@ -21,9 +18,11 @@ from tracker.api.problems import (
     not_found,
 )
 from tracker.api.schemas import ExpenseChanged, ExpenseIn, ExpenseOut, ExpensePage, ExpensePatch
+from tracker.errors import InputError
+from tracker.everyday import expense_pages
+from tracker.everyday.expenses import add_expense, delete_expense, get_expense, update_expense
 
-router = APIRouter(prefix="/api/v1/expenses", tags=["expenses"],
-                   responses=COMMON_ERRORS)
+router = APIRouter(prefix="/api/v1/expenses", tags=["expenses"], responses=COMMON_ERRORS)
 ExpenseId = Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)]
 
 
@@ -53,7 +52,8 @@ def create_for(conn, user_id: int, body) -> ExpenseChanged:
         if text.startswith("category"):
             reference = getattr(body, category_field)
             raise ApiProblem(
-                422, f'category "{reference}" does not exist. See GET /api/v1/categories.',
+                422,
+                f'category "{reference}" does not exist. See GET /api/v1/categories.',
                 [(category_field, f'category "{reference}" does not exist')],
             ) from None
         raise field_problem("currency", exc) from None
@@ -82,8 +82,7 @@ _FIND_KEY = """
 """
 
 
-@router.post("", status_code=201, response_model=ExpenseChanged,
-             responses=error_responses(409))
+@router.post("", status_code=201, response_model=ExpenseChanged, responses=error_responses(409))
 def create_expense(
     body: ExpenseIn,
     request: Request,
@@ -91,9 +90,13 @@ def create_expense(
     token: Token,
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", min_length=1, max_length=255,
-               description="Retrying with the same key creates nothing new and returns the "
-                           "first answer."),
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Retrying with the same key creates nothing new and returns the "
+            "first answer.",
+        ),
     ] = None,
 ):
     """Record an expense; crossing a budget fires an alert, returned with it."""
@@ -154,9 +157,11 @@ def list_expenses(
         "month": fields.month(month, "month"),
         "date_from": fields.day(date_from, "from"),
         "date_to": fields.day(date_to, "to"),
-        "min_amount": None if min_amount is None
+        "min_amount": None
+        if min_amount is None
         else fields.money(min_amount, "min", allow_zero=True),
-        "max_amount": None if max_amount is None
+        "max_amount": None
+        if max_amount is None
         else fields.money(max_amount, "max", allow_zero=True),
     }
     fields.text(cursor, "cursor")
@@ -166,15 +171,22 @@ def list_expenses(
             category_id = fields.category(current.conn, category).id
         try:
             page = expense_pages.list_expense_page(
-                current.conn, current.user_id, category=category_id, sort=sort,
-                descending=order == "desc", limit=limit, cursor=cursor, **filters,
+                current.conn,
+                current.user_id,
+                category=category_id,
+                sort=sort,
+                descending=order == "desc",
+                limit=limit,
+                cursor=cursor,
+                **filters,
             )
         except InputError as exc:
             text = clean_message(str(exc))
             field = "cursor" if "cursor" in text else ("from" if "from" in text else "min")
             raise field_problem(field, exc) from None
-    return ExpensePage(items=[ExpenseOut.of(item) for item in page.items],
-                       next_cursor=page.next_cursor)
+    return ExpensePage(
+        items=[ExpenseOut.of(item) for item in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/{expense_id}", response_model=ExpenseOut, responses=error_responses(404))
@@ -189,8 +201,11 @@ def change_expense(expense_id: ExpenseId, body: ExpensePatch, request: Request, 
     """Change an expense's category, amount, date or note (only the members sent)."""
     sent = body.model_fields_set
     if not sent:
-        raise ApiProblem(422, "Nothing to change. Send at least one of category, amount, "
-                              "date, note.", [("body", "no member to change")])
+        raise ApiProblem(
+            422,
+            "Nothing to change. Send at least one of category, amount, date, note.",
+            [("body", "no member to change")],
+        )
     for member in ("amount", "date", "category"):
         if member in sent and getattr(body, member) is None:
             raise field_problem(member, f"{member} cannot be null; leave it out to keep it.")

@@ -4,11 +4,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
-from tracker.everyday.alerts import acknowledge_alert, list_alerts
-from tracker.everyday.categories import find_category, list_categories
-from tracker.errors import InputError
-from tracker.everyday.summary import summarize_month
-from tracker.everyday.users import find_user
 from tracker.api import fields, marts
 from tracker.api.deps import Token, session
 from tracker.api.problems import COMMON_ERRORS, error_responses, not_found
@@ -23,6 +18,11 @@ from tracker.api.schemas import (
     TopExpenseOut,
     UserOut,
 )
+from tracker.errors import InputError
+from tracker.everyday.alerts import acknowledge_alert, list_alerts
+from tracker.everyday.categories import find_category, list_categories
+from tracker.everyday.summary import summarize_month
+from tracker.everyday.users import find_user
 
 router = APIRouter(prefix="/api/v1", responses=COMMON_ERRORS)
 AnyId = Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)]
@@ -42,12 +42,24 @@ def read_categories(request: Request, token: Token):
     """Every category (shared by all users), with how many of your expenses use it."""
     with session(request, token) as current:
         rows = list_categories(current.conn)
-    return [CategoryUsageOut(id=row.id, name=row.name, description=row.description,
-                             color=row.color, expense_count=row.expense_count) for row in rows]
+    return [
+        CategoryUsageOut(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            color=row.color,
+            expense_count=row.expense_count,
+        )
+        for row in rows
+    ]
 
 
-@router.get("/categories/{category_id}", response_model=CategoryOut, tags=["categories"],
-            responses=error_responses(404))
+@router.get(
+    "/categories/{category_id}",
+    response_model=CategoryOut,
+    tags=["categories"],
+    responses=error_responses(404),
+)
 def read_category(category_id: AnyId, request: Request, token: Token):
     """One category by id."""
     with session(request, token) as current:
@@ -61,8 +73,12 @@ def read_category(category_id: AnyId, request: Request, token: Token):
 
 
 @router.get("/alerts", response_model=list[AlertOut], tags=["alerts"])
-def read_alerts(request: Request, token: Token, unread: bool = False,
-                month: Annotated[str | None, Query(description="YYYY-MM")] = None):
+def read_alerts(
+    request: Request,
+    token: Token,
+    unread: bool = False,
+    month: Annotated[str | None, Query(description="YYYY-MM")] = None,
+):
     """Your budget alerts, newest first."""
     month = fields.month(month)
     with session(request, token) as current:
@@ -70,8 +86,12 @@ def read_alerts(request: Request, token: Token, unread: bool = False,
     return [AlertOut.of(row) for row in rows]
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=AcknowledgementOut, tags=["alerts"],
-             responses=error_responses(404))
+@router.post(
+    "/alerts/{alert_id}/ack",
+    response_model=AcknowledgementOut,
+    tags=["alerts"],
+    responses=error_responses(404),
+)
 def ack_alert(alert_id: AnyId, request: Request, token: Token):
     """Acknowledge one of your alerts (again: nothing changes, `already` says so)."""
     with session(request, token) as current:
@@ -93,10 +113,14 @@ def month_summary(request: Request, token: str | None, user_id: int | None, mont
 
 def summary_lines(summary) -> list[SummaryLine]:
     return [
-        SummaryLine(category=line.category, budget=fields.money_text(line.budget),
-                    spent=fields.money_text(line.spent),
-                    remaining=fields.money_text(line.remaining),
-                    expense_count=line.expense_count, status=line.status)
+        SummaryLine(
+            category=line.category,
+            budget=fields.money_text(line.budget),
+            spent=fields.money_text(line.spent),
+            remaining=fields.money_text(line.remaining),
+            expense_count=line.expense_count,
+            status=line.status,
+        )
         for line in summary.categories
     ]
 
@@ -113,8 +137,13 @@ def read_summary(request: Request, token: Token, month: MonthQuery = None):
         total_budget=fields.money_text(summary.total_budget),
         categories=summary_lines(summary),
         top_expenses=[
-            TopExpenseOut(id=top.id, date=top.date.isoformat(), category=top.category,
-                          amount=fields.money_text(top.amount), note=top.note)
+            TopExpenseOut(
+                id=top.id,
+                date=top.date.isoformat(),
+                category=top.category,
+                amount=fields.money_text(top.amount),
+                note=top.note,
+            )
             for top in summary.top_expenses
         ],
         alerts=[AlertOut.of(alert) for alert in summary.alerts],
@@ -129,8 +158,9 @@ def _mart_route(name: str, summary: str):
 
     read.__name__ = f"read_{name}"
     read.__doc__ = summary
-    router.add_api_route(f"/marts/{name}", read, methods=["GET"], response_model=MartOut,
-                         tags=["marts"])
+    router.add_api_route(
+        f"/marts/{name}", read, methods=["GET"], response_model=MartOut, tags=["marts"]
+    )
 
 
 _mart_route("monthly_totals", "Your spending per month (the monthly_totals mart).")

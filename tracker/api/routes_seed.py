@@ -11,12 +11,12 @@ from tracker.api.routes_expenses import create_for
 from tracker.api.routes_more import MonthQuery, month_summary, summary_lines
 from tracker.api.schemas import AlertOut, SeedCreated, SeedExpenseIn, SeedSummaryOut
 
-router = APIRouter(prefix="/api", tags=["seed-compatible"],
-                   responses=COMMON_ERRORS)
+router = APIRouter(prefix="/api", tags=["seed-compatible"], responses=COMMON_ERRORS)
 
 
-@router.post("/expenses", status_code=201, response_model=SeedCreated,
-             responses=error_responses(403))
+@router.post(
+    "/expenses", status_code=201, response_model=SeedCreated, responses=error_responses(403)
+)
 def seed_create_expense(body: SeedExpenseIn, request: Request, token: Token):
     """Record an expense with the seed's body; user_id must be your own."""
     with session(request, token) as current:
@@ -31,10 +31,15 @@ def seed_create_expense(body: SeedExpenseIn, request: Request, token: Token):
     return SeedCreated(status="ok", id=created.id, alerts=created.alerts)
 
 
-@router.get("/users/{user_id}/summary", response_model=SeedSummaryOut,
-            responses=error_responses(404))
-def seed_user_summary(user_id: Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)],
-                      request: Request, token: Token, month: MonthQuery = None):
+@router.get(
+    "/users/{user_id}/summary", response_model=SeedSummaryOut, responses=error_responses(404)
+)
+def seed_user_summary(
+    user_id: Annotated[int, Path(ge=1, le=fields.BIGINT_MAX)],
+    request: Request,
+    token: Token,
+    month: MonthQuery = None,
+):
     """The seed's month summary: total_this_month and each category's budget and spent."""
     caller, summary = month_summary(request, token, user_id, month)
     return SeedSummaryOut(

@@ -5,10 +5,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tracker.api.fields import CategoryRef, MoneyIn, MoneyOut, money_text
 from tracker.everyday.alerts import Alert
 from tracker.everyday.budgets import BudgetStatus
 from tracker.everyday.expenses import Expense
-from tracker.api.fields import CategoryRef, MoneyIn, MoneyOut, money_text
 
 
 class Strict(BaseModel):
@@ -228,8 +228,9 @@ class SeedExpenseIn(Strict):
 class ExpenseIn(Strict):
     category: CategoryRef
     amount: MoneyIn
-    date: str | None = Field(default=None, description="YYYY-MM-DD (default: today).",
-                             examples=["2025-05-15"])
+    date: str | None = Field(
+        default=None, description="YYYY-MM-DD (default: today).", examples=["2025-05-15"]
+    )
     note: str | None = Field(default=None, max_length=2000)
     currency: str | None = Field(default=None, description="Must be your currency.")
 
@@ -238,8 +239,9 @@ class ExpensePatch(Strict):
     category: CategoryRef | None = None
     amount: MoneyIn | None = None
     date: str | None = Field(default=None, examples=["2025-05-15"])
-    note: str | None = Field(default=None, max_length=2000,
-                             description="Send null to clear it; leave it out to keep it.")
+    note: str | None = Field(
+        default=None, max_length=2000, description="Send null to clear it; leave it out to keep it."
+    )
 
 
 class BudgetIn(Strict):

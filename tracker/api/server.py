@@ -4,12 +4,10 @@ import signal
 
 import uvicorn
 
-from tracker.plumbing import config
-
-from tracker.plumbing import db
-from tracker.errors import TrackerError
 from tracker.api.app import DEFAULT_POOL_SIZE, create_app
 from tracker.api.context import API_ROLE
+from tracker.errors import TrackerError
+from tracker.plumbing import config, db
 
 
 def _stopped(signum, frame) -> None:
@@ -32,19 +30,32 @@ def check_database(database_url: str) -> None:
         )
 
 
-def serve(database_url: str, *, host: str = "127.0.0.1", port: int = 8000,
-          pool_size: int = DEFAULT_POOL_SIZE, access_log: bool = True) -> None:
+def serve(
+    database_url: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    access_log: bool = True,
+) -> None:
     """Serve the API on host:port against database_url (blocks until stopped)."""
     check_database(database_url)
     app = create_app(database_url, pool_size=pool_size)
     # uvicorn handles both signals while it runs (graceful shutdown, lifespan end, pool
     # closed), then re-raises the one it got with the handlers it found: these make that a
     # normal return, so a stop asked for by Ctrl-C or a service manager exits 0.
-    previous = {number: signal.signal(number, _stopped)
-                for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        number: signal.signal(number, _stopped) for number in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info",
-                    timeout_graceful_shutdown=10)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_level="info",
+            timeout_graceful_shutdown=10,
+        )
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

@@ -7,8 +7,8 @@ from decimal import Decimal
 import psycopg
 from psycopg.rows import class_row
 
-from tracker.everyday import validate
 from tracker.errors import InputError
+from tracker.everyday import validate
 from tracker.everyday.users import find_user
 
 
@@ -117,7 +117,5 @@ def acknowledge_alert(conn: psycopg.Connection, alert_id) -> Acknowledgement:
         with conn.cursor(row_factory=class_row(Alert)) as cursor:
             alert = cursor.execute(_SELECT + " where alerts.id = %s", [alert_id]).fetchone()
     if alert is None:
-        raise InputError(
-            f"Error: alert {alert_id} does not exist. Check the id with `alerts`."
-        )
+        raise InputError(f"Error: alert {alert_id} does not exist. Check the id with `alerts`.")
     return Acknowledgement(alert, already=changed is None)

@@ -5,16 +5,15 @@ already spent records an alert, on purpose.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 import psycopg
 from psycopg.rows import class_row
 
+from tracker.errors import InputError, TrackerError
 from tracker.everyday import validate
 from tracker.everyday.alerts import Alert, alerts_fired_now
 from tracker.everyday.categories import find_category
-from tracker.errors import InputError, TrackerError
 from tracker.everyday.users import find_user
 from tracker.everyday.validate import Month
 
@@ -152,8 +151,9 @@ def delete_budget(conn: psycopg.Connection, user, category, month) -> DeletedBud
         ).fetchone()
         # on delete set null: the alerts and transfers stay, no longer linked to a budget.
         conn.execute("delete from budgets where id = %s", [row[0]])
-    return DeletedBudget(row[0], found_user.email, found_category.name, month, row[1],
-                         alerts_kept, transfers_kept)
+    return DeletedBudget(
+        row[0], found_user.email, found_category.name, month, row[1], alerts_kept, transfers_kept
+    )
 
 
 # The budget_vs_actual mart's default near_threshold_pct: `budget list`, `summary` and the
@@ -282,7 +282,7 @@ def transfer_budget(
         )
         if source.id not in ids:
             raise TrackerError(
-                f'Error: transfer refused: {found_user.email} has no {source.name} budget for '
+                f"Error: transfer refused: {found_user.email} has no {source.name} budget for "
                 f"{month} to take from. Set one with `budget set` first."
             )
         # Locks in id order: two transfers between the same pair, in either direction,
@@ -334,8 +334,7 @@ def transfer_budget(
                         [found_user.id, destination.id, month.year, month.month, amount],
                     ).fetchone()
                     conn.execute(
-                        "update budgets set amount = amount - %s, updated_at = now()"
-                        " where id = %s",
+                        "update budgets set amount = amount - %s, updated_at = now() where id = %s",
                         [amount, source_id],
                     )
                 transfer_id = conn.execute(

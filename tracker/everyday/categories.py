@@ -6,8 +6,8 @@ from decimal import Decimal
 import psycopg
 from psycopg.rows import class_row
 
-from tracker.everyday import validate
 from tracker.errors import InputError, TrackerError
+from tracker.everyday import validate
 
 
 @dataclass(frozen=True)
@@ -240,12 +240,10 @@ def _delete_alone(conn, category: Category, dry_run: bool) -> DeletedCategory:
         )
     if budgets and not dry_run:
         conn.execute("delete from budgets where category_id = %s", [category.id])
-    return DeletedCategory(category, None, dry_run, 0, Decimal("0.00"), 0, (), budgets, 0, 0, 0,
-                           ())
+    return DeletedCategory(category, None, dry_run, 0, Decimal("0.00"), 0, (), budgets, 0, 0, 0, ())
 
 
-def _move_and_delete(conn, category: Category, target: Category,
-                     dry_run: bool) -> DeletedCategory:
+def _move_and_delete(conn, category: Category, target: Category, dry_run: bool) -> DeletedCategory:
     ids = {"from": category.id, "to": target.id}
     moved_expenses, moved_amount = conn.execute(
         "select count(*), coalesce(sum(amount), 0) from expenses where category_id = %(from)s",
@@ -364,8 +362,20 @@ def _move_and_delete(conn, category: Category, target: Category,
             ids,
         ).fetchall()
     )
-    report = DeletedCategory(category, target, dry_run, moved_expenses, moved_amount, budgets,
-                             merged, 0, alerts, transfers - unlinked, unlinked, over)
+    report = DeletedCategory(
+        category,
+        target,
+        dry_run,
+        moved_expenses,
+        moved_amount,
+        budgets,
+        merged,
+        0,
+        alerts,
+        transfers - unlinked,
+        unlinked,
+        over,
+    )
     if dry_run:
         return report
     last_alert = conn.execute("select coalesce(max(id), 0) from alerts").fetchone()[0]
@@ -432,9 +442,7 @@ def _move_and_delete(conn, category: Category, target: Category,
         where pairs.source_id in (budget_transfers.from_budget_id, budget_transfers.to_budget_id)
         """
     )
-    conn.execute(
-        "delete from budgets where id in (select source_id from category_move_pairs)"
-    )
+    conn.execute("delete from budgets where id in (select source_id from category_move_pairs)")
     # Months where only the source had a budget: the budget row itself moves (same id).
     conn.execute(
         "update budgets set category_id = %(to)s, updated_at = now() where category_id = %(from)s",

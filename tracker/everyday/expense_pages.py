@@ -15,9 +15,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from tracker.errors import InputError
 from tracker.everyday import validate
 from tracker.everyday.categories import find_category
-from tracker.errors import InputError
 from tracker.everyday.expenses import _SELECT, Expense
 
 SORTS = ("date", "amount")
@@ -52,7 +52,7 @@ def decode_cursor(cursor: str, sort: str, descending: bool):
             raise problem
     except InputError:
         raise
-    except Exception:  # noqa: BLE001 - any malformed cursor is the same refusal
+    except Exception:
         raise problem from None
     return position, expense_id
 

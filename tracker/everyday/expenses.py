@@ -12,10 +12,10 @@ from decimal import Decimal
 import psycopg
 from psycopg.rows import class_row
 
+from tracker.errors import InputError
 from tracker.everyday import validate
 from tracker.everyday.alerts import Alert, alerts_fired_now
 from tracker.everyday.categories import find_category
-from tracker.errors import InputError
 from tracker.everyday.users import User, find_user
 
 
@@ -189,16 +189,14 @@ def expense_filter(
     if max_amount is not None:
         max_amount = validate.parse_amount(max_amount, what="--max amount", allow_zero=True)
     if sort not in SORTS:
-        raise InputError(f'Error: --sort "{sort}" is not one of {", ".join(SORTS)}. '
-                         "Use --sort date or --sort amount.")
+        raise InputError(
+            f'Error: --sort "{sort}" is not one of {", ".join(SORTS)}. '
+            "Use --sort date or --sort amount."
+        )
     if date_from and date_to and date_from > date_to:
-        raise InputError(
-            f"Error: --from {date_from} is after --to {date_to}. Swap them."
-        )
+        raise InputError(f"Error: --from {date_from} is after --to {date_to}. Swap them.")
     if min_amount is not None and max_amount is not None and min_amount > max_amount:
-        raise InputError(
-            f"Error: --min {min_amount} is above --max {max_amount}. Swap them."
-        )
+        raise InputError(f"Error: --min {min_amount} is above --max {max_amount}. Swap them.")
     starts = [day for day in (date_from, month.first_day if month else None) if day]
     ends = [day + timedelta(days=1) for day in (date_to,) if day]
     if month:
@@ -206,8 +204,15 @@ def expense_filter(
     with conn.transaction():
         user_id = find_user(conn, user).id if user is not None else None
         category_id = find_category(conn, category).id if category is not None else None
-    return ExpenseFilter(user_id, category_id, max(starts) if starts else None,
-                         min(ends) if ends else None, min_amount, max_amount, sort)
+    return ExpenseFilter(
+        user_id,
+        category_id,
+        max(starts) if starts else None,
+        min(ends) if ends else None,
+        min_amount,
+        max_amount,
+        sort,
+    )
 
 
 _LIMIT = " limit nullif(current_setting('tracker.limit'), '')::bigint"
@@ -225,8 +230,7 @@ def _bind_filter(conn: psycopg.Connection, chosen: ExpenseFilter, limit: int | N
         "tracker.max_amount": chosen.max_amount,
     }
     for name, value in values.items():
-        conn.execute("select set_config(%s, %s, true)",
-                     [name, "" if value is None else str(value)])
+        conn.execute("select set_config(%s, %s, true)", [name, "" if value is None else str(value)])
     conn.execute("set local datestyle = 'ISO, YMD'")
 
 
@@ -244,14 +248,23 @@ def list_expenses(
     limit: int | None = None,
 ) -> list[Expense]:
     """Expenses matching every given filter, newest (or largest) first, at most `limit`."""
-    chosen = expense_filter(conn, user=user, category=category, month=month,
-                            date_from=date_from, date_to=date_to, min_amount=min_amount,
-                            max_amount=max_amount, sort=sort)
+    chosen = expense_filter(
+        conn,
+        user=user,
+        category=category,
+        month=month,
+        date_from=date_from,
+        date_to=date_to,
+        min_amount=min_amount,
+        max_amount=max_amount,
+        sort=sort,
+    )
     return fetch_expenses(conn, chosen, limit)
 
 
-def fetch_expenses(conn: psycopg.Connection, chosen: ExpenseFilter,
-                   limit: int | None = None) -> list[Expense]:
+def fetch_expenses(
+    conn: psycopg.Connection, chosen: ExpenseFilter, limit: int | None = None
+) -> list[Expense]:
     """At most `limit` expenses matching the filter, in its order."""
     if limit is not None and limit < 1:
         raise InputError(f"Error: --limit {limit} must be 1 or more. Give a positive number.")
@@ -294,8 +307,13 @@ _FROM = """
 JSON_BATCH_ROWS = 2000
 
 
-def stream_expenses(conn: psycopg.Connection, chosen: ExpenseFilter, fmt: str,
-                    write: Callable[[bytes], object], limit: int | None = None) -> None:
+def stream_expenses(
+    conn: psycopg.Connection,
+    chosen: ExpenseFilter,
+    fmt: str,
+    write: Callable[[bytes], object],
+    limit: int | None = None,
+) -> None:
     """Write the matching expenses as CSV (header first) or as a JSON array, streamed.
 
     CSV is PostgreSQL's own COPY output, passed through in blocks; JSON objects are built
@@ -309,8 +327,15 @@ def stream_expenses(conn: psycopg.Connection, chosen: ExpenseFilter, fmt: str,
     with conn.transaction():
         _bind_filter(conn, chosen, limit)
         if fmt == "csv":
-            statement = ("copy (select" + _CSV_COLUMNS + _FROM + _FILTERS + order + limited
-                         + ") to stdout (format csv, header)")
+            statement = (
+                "copy (select"
+                + _CSV_COLUMNS
+                + _FROM
+                + _FILTERS
+                + order
+                + limited
+                + ") to stdout (format csv, header)"
+            )
             with conn.cursor() as cursor, cursor.copy(statement) as copy:
                 for block in copy:
                     write(bytes(block))

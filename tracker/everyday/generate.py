@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from tracker.errors import InputError, TrackerError
 from tracker.everyday import validate
 from tracker.plumbing.db import connect
-from tracker.errors import InputError, TrackerError
 
 # Rows per INSERT statement: the unit the progress callback advances by. Fixed, because
 # the alert trigger runs once per statement and the spending it records depends on it.
@@ -83,12 +83,48 @@ NOTES = {
 NULL_NOTE_PERCENT = 12
 
 FIRST_NAMES = (
-    "Aarav", "Aditi", "Aman", "Ananya", "Arjun", "Diya", "Farhan", "Ishaan", "Kavya", "Meera",
-    "Neha", "Nikhil", "Priya", "Rahul", "Riya", "Rohan", "Saanvi", "Sanjay", "Tara", "Vikram",
+    "Aarav",
+    "Aditi",
+    "Aman",
+    "Ananya",
+    "Arjun",
+    "Diya",
+    "Farhan",
+    "Ishaan",
+    "Kavya",
+    "Meera",
+    "Neha",
+    "Nikhil",
+    "Priya",
+    "Rahul",
+    "Riya",
+    "Rohan",
+    "Saanvi",
+    "Sanjay",
+    "Tara",
+    "Vikram",
 )
 LAST_NAMES = (
-    "Agarwal", "Bose", "Chopra", "Das", "Fernandes", "Gupta", "Iyer", "Joshi", "Khan", "Kumar",
-    "Menon", "Nair", "Patel", "Pillai", "Rao", "Reddy", "Sharma", "Singh", "Verma", "Yadav",
+    "Agarwal",
+    "Bose",
+    "Chopra",
+    "Das",
+    "Fernandes",
+    "Gupta",
+    "Iyer",
+    "Joshi",
+    "Khan",
+    "Kumar",
+    "Menon",
+    "Nair",
+    "Patel",
+    "Pillai",
+    "Rao",
+    "Reddy",
+    "Sharma",
+    "Singh",
+    "Verma",
+    "Yadav",
 )
 
 # Percent of user/category/month keys without a budget, and with a budget of 0.
@@ -159,27 +195,26 @@ def generate_data(
     """Add options.users users with budgets and expenses, all in one transaction."""
     started = time.perf_counter()
     progress = _ProgressTracker(options, on_progress)
-    with connect(url) as conn:
-        with conn.transaction():
-            _refuse_existing_users(conn, options)
-            _create_helpers(conn, options)
-            categories_added = _insert_categories(conn)
-            _insert_users(conn, options)
-            progress.advance("users", options.users)
-            budgets = _insert_budgets(conn, options)
-            progress.advance("budgets", options.users * options.months * len(CATEGORIES))
-            bulk_load = not conn.execute("select exists (select from expenses)").fetchone()[0]
-            detached = _detach_expense_indexes(conn) if bulk_load else []
-            alerts_before = conn.execute("select count(*) from alerts").fetchone()[0]
-            for first in range(1, options.expenses + 1, CHUNK_ROWS):
-                last = min(first + CHUNK_ROWS - 1, options.expenses)
-                _insert_expenses(conn, options, first, last)
-                progress.advance("expenses", last - first + 1)
-            for statement in detached:
-                conn.execute(statement)
-            conn.execute("analyze users, categories, budgets, expenses, alerts")
-            alerts = conn.execute("select count(*) from alerts").fetchone()[0] - alerts_before
-            progress.advance("indexes", progress.finish_units)
+    with connect(url) as conn, conn.transaction():
+        _refuse_existing_users(conn, options)
+        _create_helpers(conn, options)
+        categories_added = _insert_categories(conn)
+        _insert_users(conn, options)
+        progress.advance("users", options.users)
+        budgets = _insert_budgets(conn, options)
+        progress.advance("budgets", options.users * options.months * len(CATEGORIES))
+        bulk_load = not conn.execute("select exists (select from expenses)").fetchone()[0]
+        detached = _detach_expense_indexes(conn) if bulk_load else []
+        alerts_before = conn.execute("select count(*) from alerts").fetchone()[0]
+        for first in range(1, options.expenses + 1, CHUNK_ROWS):
+            last = min(first + CHUNK_ROWS - 1, options.expenses)
+            _insert_expenses(conn, options, first, last)
+            progress.advance("expenses", last - first + 1)
+        for statement in detached:
+            conn.execute(statement)
+        conn.execute("analyze users, categories, budgets, expenses, alerts")
+        alerts = conn.execute("select count(*) from alerts").fetchone()[0] - alerts_before
+        progress.advance("indexes", progress.finish_units)
     return GenerateResult(
         users=options.users,
         categories_added=categories_added,

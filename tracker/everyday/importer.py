@@ -32,9 +32,9 @@ from pathlib import Path
 import psycopg
 import re2
 
+from tracker.errors import InputError, TrackerError
 from tracker.everyday import validate
 from tracker.everyday.alerts import Alert, alerts_fired_now
-from tracker.errors import InputError, TrackerError
 from tracker.everyday.categories import category_id_reference
 from tracker.everyday.expenses import check_currency
 from tracker.everyday.users import find_user
@@ -124,8 +124,11 @@ def parse_mapping(value: str) -> ColumnMapping:
             f"Error: {source} gives a credit column but no debit column. Add debit=Column "
             "(the money spent)."
         )
-    missing = [key for key in ("date", "amount") if key not in fields
-               and not (key == "amount" and "debit" in fields)]
+    missing = [
+        key
+        for key in ("date", "amount")
+        if key not in fields and not (key == "amount" and "debit" in fields)
+    ]
     if missing:
         raise InputError(
             f"Error: {source} does not say which column holds {' and '.join(missing)}. "
@@ -172,8 +175,11 @@ def load_rules(path) -> list[Rule]:
                 try:
                     re2.compile(regex, options)
                 except re2.error as exc:
-                    reason = exc.args[0].decode() if exc.args and isinstance(
-                        exc.args[0], bytes) else str(exc)
+                    reason = (
+                        exc.args[0].decode()
+                        if exc.args and isinstance(exc.args[0], bytes)
+                        else str(exc)
+                    )
                     raise InputError(
                         f"Error: rules file {path.name} line {line}: {pattern} is not a valid "
                         f"regular expression ({reason}). Fix the pattern (RE2 syntax: no "
@@ -245,19 +251,23 @@ def import_statement(
         found_user = find_user(conn, user)
         currency = check_currency(found_user, currency)
         categories = _Categories(conn)
-    default_id = categories.require(default_category, "--default-category") \
-        if default_category is not None else None
-    matcher = _RuleMatcher(rules, [categories.require(rule.category,
-                                                      f"rules file line {rule.line}")
-                                   for rule in rules])
+    default_id = (
+        categories.require(default_category, "--default-category")
+        if default_category is not None
+        else None
+    )
+    matcher = _RuleMatcher(
+        rules, [categories.require(rule.category, f"rules file line {rule.line}") for rule in rules]
+    )
     parser = _RowParser(path.name, date_format, decimal_comma, debits_negative, delimiter)
     other = "latin-1" if codecs.lookup(encoding).name == "cp1252" else "cp1252"
     decode_hint = f"Pass --encoding {other} (or the file's encoding); nothing was imported"
     rows = credits = 0
     with tempfile.TemporaryFile(prefix="tracker-import-") as spool:
         with open(path, newline="", encoding=encoding) as source:
-            records = _records(source, path, encoding, path.name, decode_hint,
-                               delimiter=delimiter, strict=True)
+            records = _records(
+                source, path, encoding, path.name, decode_hint, delimiter=delimiter, strict=True
+            )
             _, header = next(records, (None, None))
             if header is None:
                 raise InputError(f"Error: statement file {path.name} is empty. Check the file.")
@@ -273,7 +283,13 @@ def import_statement(
                     continue
                 day, amount, note, category_text = parsed
                 category_id = _choose_category(
-                    path.name, line, note, category_text, categories, matcher, default_id,
+                    path.name,
+                    line,
+                    note,
+                    category_text,
+                    categories,
+                    matcher,
+                    default_id,
                 )
                 write(_copy_line(line, day, amount, note, category_id))
                 rows += 1
@@ -303,15 +319,22 @@ def _load(conn, spool, user_id: int, currency: str, account: str, filename: str)
                 ) on commit drop
                 """
             )
-            with conn.cursor() as cursor, cursor.copy(
-                "copy import_rows (line_no, date, amount, note, category_id) from stdin"
-            ) as copy:
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(
+                    "copy import_rows (line_no, date, amount, note, category_id) from stdin"
+                ) as copy,
+            ):
                 while block := spool.read(COPY_BLOCK_BYTES):
                     copy.write(block)
             inserted = conn.execute(
                 _INSERT_SQL,
-                {"user_id": user_id, "currency": currency, "account": account,
-                 "default_account": DEFAULT_ACCOUNT},
+                {
+                    "user_id": user_id,
+                    "currency": currency,
+                    "account": account,
+                    "default_account": DEFAULT_ACCOUNT,
+                },
             ).rowcount
             return inserted, alerts_fired_now(conn, user_id)
     except psycopg.errors.ForeignKeyViolation:
@@ -334,7 +357,7 @@ def _copy_line(line: int, day: date, amount: Decimal, note: str | None, category
         shown = note.translate(_COPY_ESCAPES)
     else:
         shown = note
-    return f"{line}\t{day.isoformat()}\t{amount}\t{shown}\t{category_id}\n".encode("utf-8")
+    return f"{line}\t{day.isoformat()}\t{amount}\t{shown}\t{category_id}\n".encode()
 
 
 def _check_statement_file(path: Path) -> None:
@@ -342,8 +365,7 @@ def _check_statement_file(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise InputError(f"Error: statement file {path} does not exist. Check the path.") \
-            from None
+        raise InputError(f"Error: statement file {path} does not exist. Check the path.") from None
     except OSError as exc:
         raise InputError(
             f"Error: cannot read statement file {path}: {exc.strerror or exc}. Check the path "
@@ -358,8 +380,7 @@ def _check_statement_file(path: Path) -> None:
         )
     if not os.access(path, os.R_OK):
         raise InputError(
-            f"Error: cannot read statement file {path}: permission denied. Check its "
-            "permissions."
+            f"Error: cannot read statement file {path}: permission denied. Check its permissions."
         )
 
 
@@ -393,8 +414,9 @@ def _check_encoding(encoding: str) -> None:
         ) from None
 
 
-def _records(source, path: Path, encoding: str, where: str, decode_hint: str,
-             **csv_options) -> Iterator[tuple[int, list[str]]]:
+def _records(
+    source, path: Path, encoding: str, where: str, decode_hint: str, **csv_options
+) -> Iterator[tuple[int, list[str]]]:
     """(first line, fields) for each CSV record of an open text file.
 
     The reader's line_num is a record's LAST line, and a quoted field may span several, so
@@ -414,13 +436,13 @@ def _records(source, path: Path, encoding: str, where: str, decode_hint: str,
                 raise InputError(
                     f"Error: {where} line {first}: a quote opened in this record is never "
                     "closed (the file ends inside it). Close the quote on that line, or quote "
-                    "the whole field as \"...\"; nothing was imported."
+                    'the whole field as "..."; nothing was imported.'
                 ) from None
             if "expected after" in reason:
                 raise InputError(
                     f"Error: {where} line {first}: a quoted field in this record is followed "
                     f"by more text before the next separator ({reason}). A quote inside a "
-                    "quoted field is written twice (\"\"), or the quote opened on that line "
+                    'quoted field is written twice (""), or the quote opened on that line '
                     "is not closed where it should be; nothing was imported."
                 ) from None
             raise InputError(
@@ -561,8 +583,14 @@ class _Categories:
 
 
 class _RowParser:
-    def __init__(self, filename: str, date_format: str, decimal_comma: bool,
-                 debits_negative: bool, delimiter: str = ","):
+    def __init__(
+        self,
+        filename: str,
+        date_format: str,
+        decimal_comma: bool,
+        debits_negative: bool,
+        delimiter: str = ",",
+    ):
         self.filename = filename
         self.date_format = date_format
         self.decimal_comma = decimal_comma
@@ -603,12 +631,13 @@ class _RowParser:
     def _check_width(self, line: int, row: list[str]) -> None:
         if len(row) == self.width:
             return
-        if len(row) > self.width and not "".join(row[self.width:]).strip():
+        if len(row) > self.width and not "".join(row[self.width :]).strip():
             return  # trailing empty cells (a spreadsheet's extra commas) carry nothing
         hint = ""
         if len(row) > self.width:
-            hint = (" (an unquoted comma inside a value, as in 1,234.00? Quote the value: "
-                    '"1,234.00")')
+            hint = (
+                ' (an unquoted comma inside a value, as in 1,234.00? Quote the value: "1,234.00")'
+            )
         raise InputError(
             f"Error: {self.filename} line {line}: {len(row)} cells, the header has "
             f"{self.width}{hint}. Fix the line or --delimiter; nothing was imported."
@@ -632,7 +661,7 @@ class _RowParser:
             raise InputError(
                 f"Error: {self.filename} line {line}: a quote opened on this line runs on "
                 f"past line {line + offset}, which reads as a record of its own. Close the "
-                "quote on that line (or write a quote inside a field as \"\"); nothing was "
+                'quote on that line (or write a quote inside a field as ""); nothing was '
                 "imported."
             )
 

@@ -12,8 +12,8 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
-from tracker.everyday import validate
 from tracker.errors import InputError
+from tracker.everyday import validate
 from tracker.everyday.users import find_user
 
 TOKEN_PREFIX = "sst_"
@@ -88,8 +88,7 @@ def list_tokens(conn: psycopg.Connection, user=None) -> list[ApiToken]:
         user_id = find_user(conn, user).id if user is not None else None
         with conn.cursor(row_factory=class_row(ApiToken)) as cursor:
             return cursor.execute(
-                _SELECT
-                + " where (%(user_id)s::bigint is null or api_tokens.user_id = %(user_id)s)"
+                _SELECT + " where (%(user_id)s::bigint is null or api_tokens.user_id = %(user_id)s)"
                 " order by api_tokens.id",
                 {"user_id": user_id},
             ).fetchall()
@@ -107,9 +106,7 @@ def revoke_token(conn: psycopg.Connection, token_id) -> tuple[ApiToken, bool]:
         with conn.cursor(row_factory=class_row(ApiToken)) as cursor:
             found = cursor.execute(_SELECT + " where api_tokens.id = %s", [token_id]).fetchone()
     if found is None:
-        raise InputError(
-            f"Error: token {token_id} does not exist. Check the id with `token list`."
-        )
+        raise InputError(f"Error: token {token_id} does not exist. Check the id with `token list`.")
     return found, changed is None
 
 

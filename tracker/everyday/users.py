@@ -6,8 +6,8 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
-from tracker.everyday import validate
 from tracker.errors import InputError
+from tracker.everyday import validate
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,7 @@ def add_user(conn: psycopg.Connection, name: str, email: str, currency: str = "I
     email = validate.parse_email(email)
     currency = validate.parse_currency(currency)
     with conn.transaction(), conn.cursor(row_factory=class_row(User)) as cursor:
-        taken = conn.execute(
-            "select id from users where lower(email) = %s", [email]
-        ).fetchone()
+        taken = conn.execute("select id from users where lower(email) = %s", [email]).fetchone()
         if taken:
             raise _email_taken(email, taken[0])
         try:
@@ -81,8 +79,7 @@ def find_user(conn: psycopg.Connection, reference) -> User:
 def _email_taken(email: str, user_id: int | None) -> InputError:
     which = f" (user {user_id})" if user_id else ""
     return InputError(
-        f'Error: e-mail "{email}" is already taken{which}. '
-        "Use another e-mail, or see `user list`."
+        f'Error: e-mail "{email}" is already taken{which}. Use another e-mail, or see `user list`.'
     )
 
 
@@ -129,8 +126,12 @@ def delete_user(conn: psycopg.Connection, reference, *, confirmed: bool = False)
 
 def describe_user_data(data: UserData) -> str:
     """ "3 expenses, 1 budget, 0 alerts and 0 budget transfers" """
-    parts = [_count(data.expenses, "expense"), _count(data.budgets, "budget"),
-             _count(data.alerts, "alert"), _count(data.transfers, "budget transfer")]
+    parts = [
+        _count(data.expenses, "expense"),
+        _count(data.budgets, "budget"),
+        _count(data.alerts, "alert"),
+        _count(data.transfers, "budget transfer"),
+    ]
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
@@ -138,8 +139,9 @@ def _count(number: int, noun: str) -> str:
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
-def update_user(conn: psycopg.Connection, reference, *, name=None, email=None,
-                currency=None) -> User:
+def update_user(
+    conn: psycopg.Connection, reference, *, name=None, email=None, currency=None
+) -> User:
     """Change a user's name, e-mail or currency (only those given).
 
     The currency can only change while the user has no expenses or budgets: amounts are

@@ -15,12 +15,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracker.pipeline.checks import CheckReport, Result, run_postgres_data_tests, run_unit_tests_postgres
-from tracker.plumbing.db import connect
-from tracker.pipeline.export import FORMATS, LOCK_TIMEOUT_SECONDS, ExportResult, FileWritten, export_items
-from tracker.pipeline.export import export_models
-from tracker.pipeline.export import select_export_models
+from tracker.pipeline.checks import (
+    CheckReport,
+    Result,
+    run_postgres_data_tests,
+    run_unit_tests_postgres,
+)
+from tracker.pipeline.export import (
+    FORMATS,
+    LOCK_TIMEOUT_SECONDS,
+    ExportResult,
+    FileWritten,
+    export_items,
+    export_models,
+    select_export_models,
+)
 from tracker.pipeline.models import Project, begin_build, build_models
+from tracker.plumbing.db import connect
 
 
 @dataclass
@@ -79,7 +90,15 @@ def build_project(
                     raise _TestsFailed
         except _TestsFailed:
             return BuildReport(timings, report, None, time.perf_counter() - started)
-    exported = export_models(url, items, out_dir, formats=formats, include_pii=include_pii,
-                             bom=bom, on_progress=on_file, lock_timeout=lock_timeout,
-                             on_wait=on_wait)
+    exported = export_models(
+        url,
+        items,
+        out_dir,
+        formats=formats,
+        include_pii=include_pii,
+        bom=bom,
+        on_progress=on_file,
+        lock_timeout=lock_timeout,
+        on_wait=on_wait,
+    )
     return BuildReport(timings, report, exported, time.perf_counter() - started)

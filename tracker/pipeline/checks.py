@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracker.plumbing import config
 from tracker.errors import InputError, TrackerError
 from tracker.pipeline.models import SCHEMA, Model, Project, render, render_file, sql_literal
+from tracker.plumbing import config
 
 GENERIC_TESTS = ("not_null", "unique", "non_negative", "accepted_values", "relationships")
 SAMPLE_ROWS = 5
@@ -103,15 +103,17 @@ def generic_tests(project: Project, models: Iterable[Model], engine: str) -> lis
             key = ", ".join(_quote(column) for column in model.unique_key)
             qualified = ", ".join(f"child.{_quote(column)}" for column in model.unique_key)
             distinct = qualified if len(model.unique_key) == 1 else f"({qualified})"
-            tests.append(DataTest(
-                f"unique_key({model.name}: {', '.join(model.unique_key)})",
-                model.name,
-                f"select {key}, count(*) as n_records from {relation} "
-                f"group by {key} having count(*) > 1",
-                model.display_path,
-                # Never 0 when the test fails: rows with null keys count, distinct skips them.
-                screen=f"count(*) - count(distinct {distinct})",
-            ))
+            tests.append(
+                DataTest(
+                    f"unique_key({model.name}: {', '.join(model.unique_key)})",
+                    model.name,
+                    f"select {key}, count(*) as n_records from {relation} "
+                    f"group by {key} having count(*) > 1",
+                    model.display_path,
+                    # Never 0 when the test fails: rows with null keys count, distinct skips them.
+                    screen=f"count(*) - count(distinct {distinct})",
+                )
+            )
     return tests
 
 
@@ -178,14 +180,20 @@ def _generic_test(project, model, relation, column, declared, engine) -> DataTes
             f"on {{alias}}.parent_value = child.{quoted}"
         )
         screen = (
-            f"count(*) filter (where child.{quoted} is not null "
-            f"and {{alias}}.parent_value is null)"
+            f"count(*) filter (where child.{quoted} is not null and {{alias}}.parent_value is null)"
         )
     if predicate:
         # The same condition on the scan's `child` (a joined parent_value is never ambiguous).
         screen = f"count(*) filter (where {predicate.replace(quoted, 'child.' + quoted, 1)})"
-    return DataTest(f"{kind}({where})", model.name, query, model.display_path, predicate,
-                    screen=screen, screen_join=screen_join)
+    return DataTest(
+        f"{kind}({where})",
+        model.name,
+        query,
+        model.display_path,
+        predicate,
+        screen=screen,
+        screen_join=screen_join,
+    )
 
 
 def singular_tests(project: Project, engine: str, tests_dir: Path | None = None) -> list[DataTest]:
@@ -226,7 +234,9 @@ class _DuckRunner:
         rows = cursor.fetchall()
         total = len(rows)
         if total > FETCH_LIMIT:
-            total = self.duck.execute(f"select count(*) from (\n{query}\n) as failures").fetchone()[0]
+            total = self.duck.execute(f"select count(*) from (\n{query}\n) as failures").fetchone()[
+                0
+            ]
         return names, rows, total
 
     def row(self, query: str) -> tuple:
@@ -261,8 +271,12 @@ class _PostgresRunner:
             return self.conn.execute(query).fetchone()
 
 
-def run_data_tests(runner, tests: list[DataTest], skip_models: set[str] = frozenset(),
-                   on_result: Callable[[Result], None] | None = None) -> list[Result]:
+def run_data_tests(
+    runner,
+    tests: list[DataTest],
+    skip_models: set[str] = frozenset(),
+    on_result: Callable[[Result], None] | None = None,
+) -> list[Result]:
     """Run each test; a test of a model that failed to build is skipped."""
     results = []
     known_passing, batch_seconds = _passing_row_tests(runner, tests, skip_models)
@@ -273,21 +287,39 @@ def run_data_tests(runner, tests: list[DataTest], skip_models: set[str] = frozen
         elif test.error:
             result = Result("test", test.name, "error", 0.0, detail=test.error, path=test.path)
         elif test.model in skip_models:
-            result = Result("test", test.name, "skip", 0.0,
-                            detail=f'model "{test.model}" was not built', path=test.path)
+            result = Result(
+                "test",
+                test.name,
+                "skip",
+                0.0,
+                detail=f'model "{test.model}" was not built',
+                path=test.path,
+            )
         else:
             try:
                 names, rows, total = runner.failures(test.query)
             except runner.errors as exc:
-                result = Result("test", test.name, "error", time.perf_counter() - started,
-                                detail=f"{_first_line(exc)} ({test.path})", path=test.path)
+                result = Result(
+                    "test",
+                    test.name,
+                    "error",
+                    time.perf_counter() - started,
+                    detail=f"{_first_line(exc)} ({test.path})",
+                    path=test.path,
+                )
             else:
                 status = "fail" if total else "pass"
                 detail = f"{total} failing row(s) ({test.path})" if total else ""
-                result = Result("test", test.name, status, time.perf_counter() - started,
-                                failures=total, detail=detail,
-                                rows=[_row_text(names, row) for row in rows[:SAMPLE_ROWS]],
-                                path=test.path)
+                result = Result(
+                    "test",
+                    test.name,
+                    status,
+                    time.perf_counter() - started,
+                    failures=total,
+                    detail=detail,
+                    rows=[_row_text(names, row) for row in rows[:SAMPLE_ROWS]],
+                    path=test.path,
+                )
         results.append(result)
         if on_result:
             on_result(result)
@@ -313,9 +345,8 @@ def _passing_row_tests(runner, tests: list[DataTest], skip_models) -> tuple[set[
             screens.append(f"{tests[index].screen.replace('{alias}', alias)} as test_{number}")
             if tests[index].screen_join:
                 joins.append(tests[index].screen_join.replace("{alias}", alias))
-        query = (
-            f"select {', '.join(screens)} from {SCHEMA}.{_quote(model)} as child "
-            + " ".join(joins)
+        query = f"select {', '.join(screens)} from {SCHEMA}.{_quote(model)} as child " + " ".join(
+            joins
         )
         try:
             row = runner.row(query)
@@ -328,9 +359,14 @@ def _passing_row_tests(runner, tests: list[DataTest], skip_models) -> tuple[set[
 # --- check: everything on DuckDB -------------------------------------------------------------
 
 
-def run_check(project: Project, *, seeds_dir: Path | str = config.SEEDS_DIR,
-              select: str | None = None, unit_dir: Path | str | None = None,
-              on_result: Callable[[Result], None] | None = None) -> CheckReport:
+def run_check(
+    project: Project,
+    *,
+    seeds_dir: Path | str = config.SEEDS_DIR,
+    select: str | None = None,
+    unit_dir: Path | str | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> CheckReport:
     """Build every model on the sample seeds in an in-memory DuckDB and run all the tests."""
     from tracker.pipeline import duck as duck_module
 
@@ -359,30 +395,59 @@ def run_check(project: Project, *, seeds_dir: Path | str = config.SEEDS_DIR,
             broken = sorted(model.depends_on & failed)
             if broken:
                 failed.add(model.name)
-                record(Result("model", model.name, "skip",
-                              detail=f'reads model "{broken[0]}", which failed',
-                              path=model.display_path))
+                record(
+                    Result(
+                        "model",
+                        model.name,
+                        "skip",
+                        detail=f'reads model "{broken[0]}", which failed',
+                        path=model.display_path,
+                    )
+                )
                 continue
             model_started = time.perf_counter()
             try:
                 _build_duckdb(duck, model)
             except TrackerError as exc:
                 failed.add(model.name)
-                record(Result("model", model.name, "error", time.perf_counter() - model_started,
-                              detail=str(exc), path=model.display_path))
+                record(
+                    Result(
+                        "model",
+                        model.name,
+                        "error",
+                        time.perf_counter() - model_started,
+                        detail=str(exc),
+                        path=model.display_path,
+                    )
+                )
             else:
-                record(Result("model", model.name, "pass", time.perf_counter() - model_started,
-                              path=model.display_path))
+                record(
+                    Result(
+                        "model",
+                        model.name,
+                        "pass",
+                        time.perf_counter() - model_started,
+                        path=model.display_path,
+                    )
+                )
         for result in _check_documented_columns(duck, project, needed - failed):
             failed.add(result.name)
             record(result)
         models = [project[name] for name in project.order if name in chosen]
         tests = generic_tests(project, models, "duckdb")
-        tests += [test for test in singular_tests(project, "duckdb")
-                  if select is None or test.model in chosen]
+        tests += [
+            test
+            for test in singular_tests(project, "duckdb")
+            if select is None or test.model in chosen
+        ]
         run_data_tests(_DuckRunner(duck), tests, failed, record)
-        for result in run_unit_tests(duck, project, unit_dir=unit_dir, failed=failed,
-                                     chosen=None if select is None else chosen):
+        for result in run_unit_tests(
+            duck,
+            project,
+            unit_dir=unit_dir,
+            failed=failed,
+            chosen=None if select is None else chosen,
+        ):
             record(result)
     finally:
         duck.close()
@@ -419,19 +484,27 @@ def _check_documented_columns(duck, project: Project, names: set[str]) -> list[R
             continue
         missing = [column for column in model.columns if column not in actual.get(name, [])]
         if missing:
-            results.append(Result(
-                "model", name, "error",
-                detail=f'Error: model "{name}" documents column "{missing[0]}" that its SELECT '
-                f"does not return ({model.display_path}; it returns "
-                f"{', '.join(actual.get(name, []))}). Fix the config() or the SELECT.",
-                path=model.display_path,
-            ))
+            results.append(
+                Result(
+                    "model",
+                    name,
+                    "error",
+                    detail=f'Error: model "{name}" documents column "{missing[0]}" that its SELECT '
+                    f"does not return ({model.display_path}; it returns "
+                    f"{', '.join(actual.get(name, []))}). Fix the config() or the SELECT.",
+                    path=model.display_path,
+                )
+            )
     return results
 
 
-def run_postgres_tests(conn, project: Project, select: str | None = None,
-                       unit_dir: Path | str | None = None,
-                       on_result: Callable[[Result], None] | None = None) -> CheckReport:
+def run_postgres_tests(
+    conn,
+    project: Project,
+    select: str | None = None,
+    unit_dir: Path | str | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> CheckReport:
     """Run the data tests on the analytics schema built by `run`, then the unit tests."""
     import psycopg
 
@@ -445,22 +518,30 @@ def run_postgres_tests(conn, project: Project, select: str | None = None,
     # Unit tests write temporary tables, so they cannot share the read-only snapshot.
     conn.rollback()
     conn.read_only = False
-    results += run_unit_tests_postgres(conn, project, unit_dir=unit_dir,
-                                       chosen=_chosen(project, select), on_result=on_result)
+    results += run_unit_tests_postgres(
+        conn, project, unit_dir=unit_dir, chosen=_chosen(project, select), on_result=on_result
+    )
     conn.rollback()
     return CheckReport(results, time.perf_counter() - started, "postgres")
 
 
-def run_postgres_data_tests(conn, project: Project, select: str | None = None,
-                            on_result: Callable[[Result], None] | None = None) -> list[Result]:
+def run_postgres_data_tests(
+    conn,
+    project: Project,
+    select: str | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> list[Result]:
     """The generic and singular tests, in the caller's transaction (its snapshot)."""
     from tracker.pipeline.models import BUILD_WORK_MEM
 
     models = project.select(select)
     chosen = {model.name for model in models}
     tests = generic_tests(project, models, "postgres")
-    tests += [test for test in singular_tests(project, "postgres")
-              if select is None or test.model in chosen]
+    tests += [
+        test
+        for test in singular_tests(project, "postgres")
+        if select is None or test.model in chosen
+    ]
     built = {
         row[0]
         for row in conn.execute(
@@ -518,7 +599,10 @@ def load_unit_tests(project: Project, unit_dir: Path | str | None = None) -> lis
         if not isinstance(document, dict) or not isinstance(document.get("tests"), list):
             raise fail('must be an object with "model" and a list of "tests"')
         model = document.get("model")
-        if model not in project.models and not (project.queries_dir / "checks" / f"{model}.sql").exists():
+        if (
+            model not in project.models
+            and not (project.queries_dir / "checks" / f"{model}.sql").exists()
+        ):
             raise fail(f'names unknown model "{model}"')
         for index, test in enumerate(document["tests"], start=1):
             if not isinstance(test, dict) or not isinstance(test.get("expect"), list):
@@ -526,19 +610,29 @@ def load_unit_tests(project: Project, unit_dir: Path | str | None = None) -> lis
             name = test.get("name") or f"{model}_{index}"
             given = []
             for entry in test.get("given", []):
-                match = INPUT_PATTERN.match(str(entry.get("input", ""))) if isinstance(entry, dict) else None
+                match = (
+                    INPUT_PATTERN.match(str(entry.get("input", "")))
+                    if isinstance(entry, dict)
+                    else None
+                )
                 if not match or not isinstance(entry.get("rows"), list):
                     raise fail(
                         f'test "{name}" has a "given" entry without "input": '
-                        "\"ref('model')\" or \"source('table')\" and a list of \"rows\""
+                        '"ref(\'model\')" or "source(\'table\')" and a list of "rows"'
                     )
                 given.append((match.group(1), match.group(2), tuple(entry["rows"])))
             tests.append(UnitTest(name, model, tuple(given), tuple(test["expect"]), display))
     return tests
 
 
-def run_unit_tests(duck, project: Project, *, unit_dir: Path | str | None = None,
-                   failed: set[str] = frozenset(), chosen: set[str] | None = None) -> list[Result]:
+def run_unit_tests(
+    duck,
+    project: Project,
+    *,
+    unit_dir: Path | str | None = None,
+    failed: set[str] = frozenset(),
+    chosen: set[str] | None = None,
+) -> list[Result]:
     """Run every unit test in a transaction that is rolled back afterwards."""
     from tracker.pipeline.duck import BASE_TABLES
 
@@ -548,8 +642,9 @@ def run_unit_tests(duck, project: Project, *, unit_dir: Path | str | None = None
             continue
         name = f"{test.model}: {test.name}"
         if test.model in failed:
-            results.append(Result("unit", name, "skip", detail=f'model "{test.model}" failed',
-                                  path=test.path))
+            results.append(
+                Result("unit", name, "skip", detail=f'model "{test.model}" failed', path=test.path)
+            )
             continue
         started = time.perf_counter()
         duck.execute("begin transaction")
@@ -558,8 +653,16 @@ def run_unit_tests(duck, project: Project, *, unit_dir: Path | str | None = None
                 duck.execute(f"delete from main.{table}")
             missing, unexpected, names = _run_unit_test(duck, project, test)
         except (TrackerError, *_duck_errors()) as exc:
-            results.append(Result("unit", name, "error", time.perf_counter() - started,
-                                  detail=f"{_first_line(exc)} ({test.path})", path=test.path))
+            results.append(
+                Result(
+                    "unit",
+                    name,
+                    "error",
+                    time.perf_counter() - started,
+                    detail=f"{_first_line(exc)} ({test.path})",
+                    path=test.path,
+                )
+            )
             continue
         finally:
             duck.execute("rollback")
@@ -578,7 +681,7 @@ def _run_unit_test(duck, project: Project, test: UnitTest):
         else:
             if name not in upstream:
                 raise TrackerError(
-                    f'Error: unit test "{test.name}" gives ref(\'{name}\'), which model '
+                    f"Error: unit test \"{test.name}\" gives ref('{name}'), which model "
                     f'"{test.model}" does not read'
                 )
             columns = _relation_columns(duck, SCHEMA, name)
@@ -592,7 +695,11 @@ def _run_unit_test(duck, project: Project, test: UnitTest):
     # Tables built from the real data are rebuilt from the given rows; views read them live.
     for model_name in project.order:
         model = project[model_name]
-        if model_name in upstream and model_name not in given_refs and model.materialized == "table":
+        if (
+            model_name in upstream
+            and model_name not in given_refs
+            and model.materialized == "table"
+        ):
             duck.execute(
                 f"create or replace table {SCHEMA}.{_quote(model_name)} as\n"
                 f"{render(model, 'duckdb')}"
@@ -642,9 +749,14 @@ def _row_differences(fetch, names: list[str], text_type: str) -> tuple[list, lis
     return except_all("unit_expected", "unit_actual"), except_all("unit_actual", "unit_expected")
 
 
-def run_unit_tests_postgres(conn, project: Project, *, unit_dir: Path | str | None = None,
-                            chosen: set[str] | None = None,
-                            on_result: Callable[[Result], None] | None = None) -> list[Result]:
+def run_unit_tests_postgres(
+    conn,
+    project: Project,
+    *,
+    unit_dir: Path | str | None = None,
+    chosen: set[str] | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> list[Result]:
     """The unit tests on PostgreSQL, each in a transaction that is rolled back.
 
     The model and everything upstream of it are rendered for PostgreSQL and pointed at
@@ -663,8 +775,14 @@ def run_unit_tests_postgres(conn, project: Project, *, unit_dir: Path | str | No
             with conn.transaction(force_rollback=True):
                 missing, unexpected, names = _run_unit_test_postgres(conn, project, test)
         except (TrackerError, psycopg.Error) as exc:
-            result = Result("unit", name, "error", time.perf_counter() - started,
-                            detail=f"{_first_line(exc)} ({test.path})", path=test.path)
+            result = Result(
+                "unit",
+                name,
+                "error",
+                time.perf_counter() - started,
+                detail=f"{_first_line(exc)} ({test.path})",
+                path=test.path,
+            )
         else:
             result = _unit_result(name, test, missing, unexpected, names, started)
         results.append(result)
@@ -677,10 +795,21 @@ def _unit_result(name, test, missing, unexpected, names, started) -> Result:
     rows = [f"missing:    {_row_text(names, row)}" for row in missing[:SAMPLE_ROWS]]
     rows += [f"unexpected: {_row_text(names, row)}" for row in unexpected[:SAMPLE_ROWS]]
     failures = len(missing) + len(unexpected)
-    detail = (f"{len(missing)} expected row(s) missing, {len(unexpected)} unexpected "
-              f"({test.path})") if failures else ""
-    return Result("unit", name, "fail" if failures else "pass",
-                  time.perf_counter() - started, failures, detail, rows, test.path)
+    detail = (
+        (f"{len(missing)} expected row(s) missing, {len(unexpected)} unexpected ({test.path})")
+        if failures
+        else ""
+    )
+    return Result(
+        "unit",
+        name,
+        "fail" if failures else "pass",
+        time.perf_counter() - started,
+        failures,
+        detail,
+        rows,
+        test.path,
+    )
 
 
 def _run_unit_test_postgres(conn, project: Project, test: UnitTest):
@@ -693,7 +822,7 @@ def _run_unit_test_postgres(conn, project: Project, test: UnitTest):
     for kind, name in given:
         if kind == "ref" and name not in upstream:
             raise TrackerError(
-                f'Error: unit test "{test.name}" gives ref(\'{name}\'), which model '
+                f"Error: unit test \"{test.name}\" gives ref('{name}'), which model "
                 f'"{test.model}" does not read'
             )
     pattern = re.compile(
@@ -715,35 +844,43 @@ def _run_unit_test_postgres(conn, project: Project, test: UnitTest):
             )
         )
         if ("source", table) in given:
-            _insert_rows_postgres(conn, f"unit_source_{table}", given[("source", table)],
-                                  f"source('{table}')", test)
+            _insert_rows_postgres(
+                conn, f"unit_source_{table}", given[("source", table)], f"source('{table}')", test
+            )
     for model_name in project.order:
         if model_name not in upstream:
             continue
         relation = f"unit_ref_{model_name}"
-        conn.execute(f"create temporary view {relation} as\n"
-                     + redirect(render(project[model_name], "postgres")))
+        conn.execute(
+            f"create temporary view {relation} as\n"
+            + redirect(render(project[model_name], "postgres"))
+        )
         if ("ref", model_name) in given:
             conn.execute(f"create temporary table unit_given as select * from {relation} limit 0")
             conn.execute(f"drop view {relation}")
             conn.execute(f"alter table unit_given rename to {relation}")
-            _insert_rows_postgres(conn, relation, given[("ref", model_name)],
-                                  f"ref('{model_name}')", test)
+            _insert_rows_postgres(
+                conn, relation, given[("ref", model_name)], f"ref('{model_name}')", test
+            )
     if test.model in project.models:
         query = render(project[test.model], "postgres")
     else:
-        query = render_file(project, project.queries_dir / "checks" / f"{test.model}.sql",
-                            "postgres")
+        query = render_file(
+            project, project.queries_dir / "checks" / f"{test.model}.sql", "postgres"
+        )
     conn.execute("create temporary table unit_actual as\n" + redirect(query))
     actual_columns = [
-        row[0] for row in conn.execute(
+        row[0]
+        for row in conn.execute(
             "select attname from pg_attribute where attrelid = 'pg_temp.unit_actual'::regclass "
             "and attnum > 0 and not attisdropped order by attnum"
         ).fetchall()
     ]
     names = _expected_columns(test, actual_columns)
     listed = ", ".join(_quote(name) for name in names)
-    conn.execute(f"create temporary table unit_expected as select {listed} from unit_actual limit 0")
+    conn.execute(
+        f"create temporary table unit_expected as select {listed} from unit_actual limit 0"
+    )
     _insert_rows_postgres(conn, "unit_expected", test.expect, "expect", test)
     missing, unexpected = _row_differences(
         lambda query: conn.execute(query).fetchall(), names, "text"
@@ -757,7 +894,8 @@ def _insert_rows_postgres(conn, table: str, rows, label: str, test: UnitTest) ->
     if not rows:
         return
     columns = [
-        row[0] for row in conn.execute(
+        row[0]
+        for row in conn.execute(
             "select attname from pg_attribute where attrelid = to_regclass(%s) "
             "and attnum > 0 and not attisdropped order by attnum",
             [f"pg_temp.{table}"],
@@ -776,7 +914,9 @@ def _insert_rows_postgres(conn, table: str, rows, label: str, test: UnitTest) ->
         sql.SQL(", ").join(sql.Placeholder() for _ in names),
     )
     with conn.cursor() as cursor:
-        cursor.executemany(statement, [[_pg_value(row.get(name)) for name in names] for row in rows])
+        cursor.executemany(
+            statement, [[_pg_value(row.get(name)) for name in names] for row in rows]
+        )
 
 
 def _pg_value(value):
@@ -846,7 +986,9 @@ def _quote(name: str) -> str:
 
 
 def _row_text(names: list[str], row: tuple) -> str:
-    return ", ".join(f"{name}={'null' if value is None else value}" for name, value in zip(names, row))
+    return ", ".join(
+        f"{name}={'null' if value is None else value}" for name, value in zip(names, row)
+    )
 
 
 def _display(path: Path, project: Project) -> str:
@@ -894,9 +1036,13 @@ class ModelParity:
         return not self.differences
 
 
-def compare_engines(url: str, project: Project, workdir: Path | str,
-                    select: str | None = None,
-                    on_model: Callable[[ModelParity], None] | None = None) -> list[ModelParity]:
+def compare_engines(
+    url: str,
+    project: Project,
+    workdir: Path | str,
+    select: str | None = None,
+    on_model: Callable[[ModelParity], None] | None = None,
+) -> list[ModelParity]:
     """Every model on DuckDB (from a copy of the base tables) against PostgreSQL's analytics.
 
     PostgreSQL's relations are the ones `run` built; each is copied out with COPY (timestamps
@@ -939,8 +1085,9 @@ def _repeatable_read():
     return psycopg.IsolationLevel.REPEATABLE_READ
 
 
-def _compare_model(conn, duck, model: Model, workdir: Path, skip: Iterable[str] = (),
-                   engine: str = "DuckDB") -> ModelParity:
+def _compare_model(
+    conn, duck, model: Model, workdir: Path, skip: Iterable[str] = (), engine: str = "DuckDB"
+) -> ModelParity:
     """One model: PostgreSQL's rows against analytics.<model> in duck (DuckDB's or Spark's).
 
     skip: columns left out on both sides (the Spark lake does not carry them).
@@ -948,15 +1095,21 @@ def _compare_model(conn, duck, model: Model, workdir: Path, skip: Iterable[str] 
     from psycopg import sql
 
     skip = set(skip)
-    pg_columns = {column: type_ for column, type_ in _postgres_columns(conn, model.name).items()
-                  if column not in skip}
+    pg_columns = {
+        column: type_
+        for column, type_ in _postgres_columns(conn, model.name).items()
+        if column not in skip
+    }
     if not pg_columns:
         raise TrackerError(
             f"Error: {SCHEMA}.{model.name} does not exist in PostgreSQL. "
             "Build the models first: `python cli.py run`."
         )
-    duck_columns = {column: type_ for column, type_ in
-                    _relation_columns(duck, SCHEMA, model.name).items() if column not in skip}
+    duck_columns = {
+        column: type_
+        for column, type_ in _relation_columns(duck, SCHEMA, model.name).items()
+        if column not in skip
+    }
     differences = []
     for column, pg_type in pg_columns.items():
         duck_type = duck_columns.get(column)
@@ -988,7 +1141,9 @@ def _compare_model(conn, duck, model: Model, workdir: Path, skip: Iterable[str] 
     )
     key = model.unique_key or list(pg_columns)
     others = [column for column in pg_columns if column not in key]
-    on = " and ".join(f"pg.{_quote(column)} is not distinct from dk.{_quote(column)}" for column in key)
+    on = " and ".join(
+        f"pg.{_quote(column)} is not distinct from dk.{_quote(column)}" for column in key
+    )
     key_text = " || ', ' || ".join(
         f"'{column}=' || coalesce(cast(coalesce(pg.{_quote(column)}, dk.{_quote(column)}) "
         f"as varchar), 'null')"
@@ -999,16 +1154,19 @@ def _compare_model(conn, duck, model: Model, workdir: Path, skip: Iterable[str] 
         f"pg.{_quote(column)} is distinct from dk.{_quote(column)}"
         for column in others
     )
-    differs = " or ".join(
-        f"pg.{_quote(column)} is distinct from dk.{_quote(column)}" for column in others
-    ) or "false"
+    differs = (
+        " or ".join(
+            f"pg.{_quote(column)} is distinct from dk.{_quote(column)}" for column in others
+        )
+        or "false"
+    )
     rows = duck.execute(
         f"""
         select
             {key_text} as key_text,
             pg.{_quote(key[0])} is null as only_duckdb,
             dk.{_quote(key[0])} is null as only_postgres
-            {', ' + side_values if side_values else ''}
+            {", " + side_values if side_values else ""}
         from postgres.{_quote(model.name)} as pg
         full outer join {SCHEMA}.{_quote(model.name)} as dk
             on {on}
@@ -1038,7 +1196,7 @@ def _compare_model(conn, duck, model: Model, workdir: Path, skip: Iterable[str] 
             differences.append(f"({key_value}) only in PostgreSQL")
         else:
             for index, column in enumerate(others):
-                pg_value, duck_value, different = row[3 + 3 * index: 6 + 3 * index]
+                pg_value, duck_value, different = row[3 + 3 * index : 6 + 3 * index]
                 if different:
                     differences.append(
                         f"({key_value}) {column}: PostgreSQL {_shown(pg_value)}, "

@@ -8,8 +8,8 @@ queries/checks/budget_alert_crossings.sql: the alerts a row-by-row load would ha
 
 from pathlib import Path
 
-from tracker.plumbing import config
 from tracker.errors import TrackerError
+from tracker.plumbing import config
 
 BASE_TABLES_SQL = config.PROJECT_DIR / "database" / "duckdb" / "base_tables.sql"
 BASE_TABLES = ("users", "categories", "budgets", "expenses", "alerts", "budget_spending")
@@ -125,8 +125,7 @@ def load_seeds(duck, seeds_dir: Path | str = config.SEEDS_DIR) -> dict[str, int]
             )
         except duckdb.Error as exc:
             raise TrackerError(
-                f"Error: seed file {path.name} could not be read: {_first_line(exc)}. "
-                "Fix the file."
+                f"Error: seed file {path.name} could not be read: {_first_line(exc)}. Fix the file."
             ) from None
     duck.execute(SEED_LOAD)
     return table_counts(duck)

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,10 +43,10 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from tracker.plumbing import config
-from tracker.plumbing.db import connect
 from tracker.errors import InputError, TrackerError
 from tracker.pipeline.models import SCHEMA, analytics_relations
+from tracker.plumbing import config
+from tracker.plumbing.db import connect
 from tracker.plumbing.psql import psql_command
 
 FORMATS = ("csv", "parquet")
@@ -219,7 +219,13 @@ def export_models(
         staging = _make_staging(out_dir)
         try:
             manifest, files = _write_generation(
-                url, items, staging, formats, include_pii, bom, on_progress,
+                url,
+                items,
+                staging,
+                formats,
+                include_pii,
+                bom,
+                on_progress,
                 _can_use_psql(url) if use_psql is None else use_psql,
             )
             for directory in (staging / "new" / fmt for fmt in formats):
@@ -248,8 +254,13 @@ def export_models(
     return ExportResult(out_dir, manifest, time.perf_counter() - started, files)
 
 
-def export_query(conn: psycopg.Connection, item: ExportItem, columns: list[Column],
-                 where: sql.Composable | None = None, source: str | None = None) -> str:
+def export_query(
+    conn: psycopg.Connection,
+    item: ExportItem,
+    columns: list[Column],
+    where: sql.Composable | None = None,
+    source: str | None = None,
+) -> str:
     """The SELECT a file is copied from: its columns, in the model's deterministic order.
 
     where: an optional condition (the lake exports one fact's changed months).
@@ -267,8 +278,11 @@ def export_query(conn: psycopg.Connection, item: ExportItem, columns: list[Colum
     order_by = list(item.order_by) or [column.name for column in columns]
     query = sql.SQL("select {} from {}{} order by {}").format(
         sql.SQL(", ").join(select_list),
-        (sql.SQL("({}) as {}").format(sql.SQL(source), sql.Identifier(item.name))
-         if source is not None else sql.Identifier(SCHEMA, item.name)),
+        (
+            sql.SQL("({}) as {}").format(sql.SQL(source), sql.Identifier(item.name))
+            if source is not None
+            else sql.Identifier(SCHEMA, item.name)
+        ),
         sql.SQL(" where {}").format(where) if where is not None else sql.SQL(""),
         sql.SQL(", ").join(sql.Identifier(name) for name in order_by),
     )
@@ -280,7 +294,10 @@ def git_commit(directory: Path = config.PROJECT_DIR) -> str | None:
     try:
         done = subprocess.run(
             ["git", "-C", str(directory), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -307,8 +324,9 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
         for entry in entries:
             files.append(entry)
             if on_progress:
-                on_progress(FileWritten(entry["path"], entry["rows"], entry["bytes"],
-                                        len(files), total))
+                on_progress(
+                    FileWritten(entry["path"], entry["rows"], entry["bytes"], len(files), total)
+                )
 
     with connect(url) as conn, ThreadPoolExecutor(max_workers=1) as worker:
         conn.read_only = True
@@ -326,9 +344,9 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
 
                 def on_csv_written(index: int) -> None:
                     (item, columns), csv_path = plans[index], jobs[index][2]
-                    pending.append(worker.submit(
-                        _finish_model, duck, item, columns, csv_path, new, formats
-                    ))
+                    pending.append(
+                        worker.submit(_finish_model, duck, item, columns, csv_path, new, formats)
+                    )
                     while pending and pending[0].done():
                         report(pending.pop(0).result())
 
@@ -352,7 +370,7 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     shutil.rmtree(work, ignore_errors=True)
     manifest = {
         "generator": GENERATOR,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": config.mask_url(url),
         "git_commit": git_commit(),
         "formats": list(formats),
@@ -415,8 +433,7 @@ def plan_export(conn, items: list[ExportItem], include_pii: bool, database: str)
 
 def _all_columns(conn, oid: int) -> set[str]:
     rows = conn.execute(
-        "select attname from pg_attribute where attrelid = %s and attnum > 0 "
-        "and not attisdropped",
+        "select attname from pg_attribute where attrelid = %s and attnum > 0 and not attisdropped",
         [oid],
     ).fetchall()
     return {name for (name,) in rows}
@@ -525,7 +542,10 @@ def _copy_with_psql(url, conn, snapshot, jobs, bom: bool, on_written: Callable[[
         try:
             process = subprocess.Popen(
                 [command[0], "--no-psqlrc", "--quiet", *command[1:]],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, env=child_env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=child_env,
             )
         except OSError as exc:
             raise TrackerError(
@@ -604,11 +624,29 @@ def _finish_model(duck, item, columns, csv_path, new, formats) -> list[dict]:
     else:
         rows, sums = _stats(duck, CSV_READER, csv_params, columns)
     if "csv" in formats:
-        entries.append(_entry(item, "csv", csv_path, _sha256(csv_path), rows, sums,
-                              [(column.name, column.pg_type) for column in columns]))
+        entries.append(
+            _entry(
+                item,
+                "csv",
+                csv_path,
+                _sha256(csv_path),
+                rows,
+                sums,
+                [(column.name, column.pg_type) for column in columns],
+            )
+        )
     if "parquet" in formats:
-        entries.append(_entry(item, "parquet", parquet_path, _sha256(parquet_path), rows, sums,
-                              [(column.name, column.duckdb_type) for column in columns]))
+        entries.append(
+            _entry(
+                item,
+                "parquet",
+                parquet_path,
+                _sha256(parquet_path),
+                rows,
+                sums,
+                [(column.name, column.duckdb_type) for column in columns],
+            )
+        )
     return entries
 
 
@@ -722,8 +760,12 @@ class _locked:
 
     POLL_SECONDS = 0.2
 
-    def __init__(self, out_dir: Path, timeout: float = LOCK_TIMEOUT_SECONDS,
-                 on_wait: Callable[[Path], None] | None = None):
+    def __init__(
+        self,
+        out_dir: Path,
+        timeout: float = LOCK_TIMEOUT_SECONDS,
+        on_wait: Callable[[Path], None] | None = None,
+    ):
         self.out_dir = out_dir
         self.timeout = timeout
         self.on_wait = on_wait
@@ -821,8 +863,11 @@ def _exported_files(manifest_path: Path) -> set[str] | None:
     files = manifest.get("files")
     if not isinstance(files, list):
         return None
-    return {entry["path"] for entry in files
-            if isinstance(entry, dict) and isinstance(entry.get("path"), str)}
+    return {
+        entry["path"]
+        for entry in files
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str)
+    }
 
 
 def _recover(out_dir: Path) -> None:

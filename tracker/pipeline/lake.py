@@ -46,15 +46,13 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import psycopg
 from psycopg import sql
 
-from tracker.plumbing import config
-from tracker.plumbing.db import connect
 from tracker.errors import InputError, TrackerError
 from tracker.pipeline.export import (
     CSV_READER,
@@ -77,6 +75,8 @@ from tracker.pipeline.export import (
     plan_export,
 )
 from tracker.pipeline.models import inline_sql
+from tracker.plumbing import config
+from tracker.plumbing.db import connect
 
 FACTS = ("fact_expenses", "fact_budgets", "alerts")
 DIMENSIONS = ("dim_user", "dim_category", "dim_date")
@@ -154,8 +154,16 @@ def export_lake(
             lake_id = (previous or {}).get("lake_id") or uuid.uuid4().hex
             sources = {name: inline_sql(project, name) for name in LAKE_MODELS}
             plan = _write_staging(
-                url, items, staging, previous, reason, lake_id, include_pii, on_progress,
-                _can_use_psql(url) if use_psql is None else use_psql, sources,
+                url,
+                items,
+                staging,
+                previous,
+                reason,
+                lake_id,
+                include_pii,
+                on_progress,
+                _can_use_psql(url) if use_psql is None else use_psql,
+                sources,
             )
             manifest = _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id)
             journal = {
@@ -185,9 +193,14 @@ def export_lake(
         recover_lake(lake_dir)
     _record_export(url, manifest["lake_id"], plan["snapshot"])
     return LakeResult(
-        lake_dir, manifest, manifest["last_export"]["kind"] == "full",
-        [move[1] for move in plan["moves"]], plan["removals"], plan["unchanged"],
-        plan["changes_read"], time.perf_counter() - started,
+        lake_dir,
+        manifest,
+        manifest["last_export"]["kind"] == "full",
+        [move[1] for move in plan["moves"]],
+        plan["removals"],
+        plan["unchanged"],
+        plan["changes_read"],
+        time.perf_counter() - started,
     )
 
 
@@ -238,8 +251,9 @@ def recover_lake(lake_dir: Path) -> bool:
 # --- reading the snapshot --------------------------------------------------------------------
 
 
-def _write_staging(url, items, staging, previous, reason, lake_id, include_pii, on_progress,
-                   use_psql, sources):
+def _write_staging(
+    url, items, staging, previous, reason, lake_id, include_pii, on_progress, use_psql, sources
+):
     """Copy what changed into staging; the moves, removals and snapshot of this export.
 
     Each model is read from its own SQL over the base tables (sources), not from the table
@@ -266,8 +280,11 @@ def _write_staging(url, items, staging, previous, reason, lake_id, include_pii, 
             entries[entry["path"]] = entry
             total_files[0] += 1
             if on_progress:
-                on_progress(FileWritten(entry["path"], entry["rows"], entry["bytes"],
-                                        total_files[0], total_files[0]))
+                on_progress(
+                    FileWritten(
+                        entry["path"], entry["rows"], entry["bytes"], total_files[0], total_files[0]
+                    )
+                )
         written_tables[name] = new_entries
 
     with connect(url) as conn, ThreadPoolExecutor(max_workers=1) as worker:
@@ -292,11 +309,15 @@ def _write_staging(url, items, staging, previous, reason, lake_id, include_pii, 
                 ).fetchone()
                 if reason is None and row is None:
                     reason = "the database has no record of this lake"
-                changes = [] if reason is not None else conn.execute(
-                    "select distinct fact, month from lake_changes "
-                    "where not pg_visible_in_snapshot(txid, cast(%s as pg_snapshot))",
-                    [row[0]],
-                ).fetchall()
+                changes = (
+                    []
+                    if reason is not None
+                    else conn.execute(
+                        "select distinct fact, month from lake_changes "
+                        "where not pg_visible_in_snapshot(txid, cast(%s as pg_snapshot))",
+                        [row[0]],
+                    ).fetchall()
+                )
                 months: dict[str, set[date] | None] = {fact: set() for fact in FACTS}
                 for fact, month in changes:
                     if fact not in months:
@@ -307,7 +328,7 @@ def _write_staging(url, items, staging, previous, reason, lake_id, include_pii, 
                         months[fact].add(month)
                 full = reason is not None
                 if full:
-                    months = {fact: None for fact in FACTS}
+                    months = dict.fromkeys(FACTS)
                 snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
                 jobs, job_plans = [], []
                 for item, columns in plans:
@@ -326,9 +347,11 @@ def _write_staging(url, items, staging, previous, reason, lake_id, include_pii, 
 
                 def on_csv_written(index: int) -> None:
                     item, columns, wanted = job_plans[index]
-                    pending.append(worker.submit(
-                        _finish_lake_model, duck, item, columns, jobs[index][2], staging, wanted
-                    ))
+                    pending.append(
+                        worker.submit(
+                            _finish_lake_model, duck, item, columns, jobs[index][2], staging, wanted
+                        )
+                    )
                     while pending and pending[0].done():
                         report(pending.pop(0).result())
 
@@ -401,9 +424,12 @@ def _finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wante
         return item.name, [_lake_entry(item.name, target.name, target, rows, sums, names, None)]
     table = f"lake_{item.name}"
     duck.execute(f"create or replace temp table {table} as select * from {CSV_READER}", params)
-    months = [row[0] for row in duck.execute(
-        f"select distinct {PARTITION_COLUMN} from {table} order by 1"
-    ).fetchall()]
+    months = [
+        row[0]
+        for row in duck.execute(
+            f"select distinct {PARTITION_COLUMN} from {table} order by 1"
+        ).fetchall()
+    ]
     entries = []
     for month in months:
         relative = partition_path(item.name, month)
@@ -447,15 +473,18 @@ def _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id) -> di
         # A full export describes only what it wrote.
         files = {}
     files.update(plan["entries"])
-    ordered = sorted(files.values(), key=lambda entry: (
-        LAKE_MODELS.index(entry["model"]) if entry["model"] in LAKE_MODELS else 99,
-        entry["path"],
-    ))
+    ordered = sorted(
+        files.values(),
+        key=lambda entry: (
+            LAKE_MODELS.index(entry["model"]) if entry["model"] in LAKE_MODELS else 99,
+            entry["path"],
+        ),
+    )
     return {
         "generator": GENERATOR,
         "layout": LAYOUT,
         "lake_id": lake_id,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": config.mask_url(url),
         "git_commit": git_commit(),
         "include_pii": include_pii,
@@ -485,16 +514,15 @@ def _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id) -> di
 
 def _record_export(url: str, lake_id: str, snapshot: str) -> None:
     """Remember what this lake has seen; drop change rows that every known lake has seen."""
-    with connect(url) as conn:
-        with conn.transaction():
-            conn.execute(
-                "insert into lake_exports (lake_id, snapshot) values (%s, cast(%s as pg_snapshot)) "
-                "on conflict (lake_id) do update set snapshot = excluded.snapshot, "
-                "exported_at = now()",
-                [lake_id, snapshot],
-            )
-            conn.execute(
-                """
+    with connect(url) as conn, conn.transaction():
+        conn.execute(
+            "insert into lake_exports (lake_id, snapshot) values (%s, cast(%s as pg_snapshot)) "
+            "on conflict (lake_id) do update set snapshot = excluded.snapshot, "
+            "exported_at = now()",
+            [lake_id, snapshot],
+        )
+        conn.execute(
+            """
                 delete from lake_changes
                 where not exists (
                     select 1
@@ -502,14 +530,17 @@ def _record_export(url: str, lake_id: str, snapshot: str) -> None:
                     where not pg_visible_in_snapshot(lake_changes.txid, lake_exports.snapshot)
                 )
                 """
-            )
+        )
 
 
 def _previous_manifest(lake_dir: Path) -> dict | None:
     path = lake_dir / MANIFEST
     if not path.exists():
-        foreign = [name for name in LAKE_MODELS if (lake_dir / name).exists()
-                   or (lake_dir / f"{name}.parquet").exists()]
+        foreign = [
+            name
+            for name in LAKE_MODELS
+            if (lake_dir / name).exists() or (lake_dir / f"{name}.parquet").exists()
+        ]
         if foreign or (lake_dir / "csv").exists() or (lake_dir / "parquet").exists():
             raise InputError(
                 f"Error: {lake_dir} holds data but no {MANIFEST}, so it was not written by "

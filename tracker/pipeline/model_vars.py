@@ -45,11 +45,14 @@ def parse_vars(text: str | None, queries_dir: Path) -> dict:
     try:
         values = json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
-        raise InputError(f"Error: --vars is not valid JSON ({exc.msg} at character {exc.pos}). "
-                         f"Pass an object, {_EXAMPLE.lower()}.") from None
+        raise InputError(
+            f"Error: --vars is not valid JSON ({exc.msg} at character {exc.pos}). "
+            f"Pass an object, {_EXAMPLE.lower()}."
+        ) from None
     if not isinstance(values, dict):
-        raise InputError(f"Error: --vars must be a JSON object. Pass an object, "
-                         f"{_EXAMPLE.lower()}.")
+        raise InputError(
+            f"Error: --vars must be a JSON object. Pass an object, {_EXAMPLE.lower()}."
+        )
     return check_vars(values, load_var_declarations(queries_dir))
 
 
@@ -73,8 +76,10 @@ def _check_value(name: str, value, spec: dict) -> None:
     if value is None:
         if spec.get("nullable"):
             return
-        raise InputError(f'Error: --vars "{name}" is null; it must be {expected}. '
-                         f"Leave it out for its default ({spec.get('default')}).")
+        raise InputError(
+            f'Error: --vars "{name}" is null; it must be {expected}. '
+            f"Leave it out for its default ({spec.get('default')})."
+        )
     is_number = isinstance(value, (int, Decimal, float)) and not isinstance(value, bool)
     ok = {
         "number": is_number and (not isinstance(value, float) or math.isfinite(value)),
@@ -83,8 +88,9 @@ def _check_value(name: str, value, spec: dict) -> None:
         "boolean": isinstance(value, bool),
     }[kind]
     if not ok:
-        raise InputError(f'Error: --vars "{name}" is {json.dumps(_plain(value))}; it must be '
-                         f"{expected}.")
+        raise InputError(
+            f'Error: --vars "{name}" is {json.dumps(_plain(value))}; it must be {expected}.'
+        )
     if kind in ("number", "integer"):
         low, high = spec.get("minimum"), spec.get("maximum")
         if (low is not None and value < low) or (high is not None and value > high):
@@ -93,8 +99,12 @@ def _check_value(name: str, value, spec: dict) -> None:
 
 def _describe(spec: dict) -> str:
     kind = spec["type"]
-    text = {"number": "a number", "integer": "a whole number", "string": "a string",
-            "boolean": "true or false"}[kind]
+    text = {
+        "number": "a number",
+        "integer": "a whole number",
+        "string": "a string",
+        "boolean": "true or false",
+    }[kind]
     low, high = spec.get("minimum"), spec.get("maximum")
     if low is not None and high is not None:
         text += f" from {low} to {high}"

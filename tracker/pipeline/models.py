@@ -41,8 +41,8 @@ from pathlib import Path
 
 import jinja2
 
-from tracker.plumbing import config
 from tracker.errors import InputError, TrackerError
+from tracker.plumbing import config
 
 SCHEMA = "analytics"
 ENGINES = ("postgres", "duckdb", "spark")
@@ -80,7 +80,7 @@ class Model:
     depends_on: frozenset[str]
     sources: frozenset[str]
     display_path: str
-    project: "Project" = field(repr=False)
+    project: Project = field(repr=False)
 
     @property
     def description(self) -> str:
@@ -118,8 +118,14 @@ class Model:
 class Project:
     """All models of a queries/ directory, in dependency order."""
 
-    def __init__(self, queries_dir: Path, models: dict[str, Model], order: list[str],
-                 environment: jinja2.Environment, macros: jinja2.Template | None):
+    def __init__(
+        self,
+        queries_dir: Path,
+        models: dict[str, Model],
+        order: list[str],
+        environment: jinja2.Environment,
+        macros: jinja2.Template | None,
+    ):
         self.queries_dir = queries_dir
         self.models = {name: models[name] for name in order}
         self.order = order
@@ -219,8 +225,9 @@ def render(model: Model, engine: str = "postgres", vars: dict | None = None) -> 
     return _render(model.project, model.path, model.name, engine, vars or {}, recorder=None)
 
 
-def inline_sql(project: Project, name: str, engine: str = "postgres",
-                vars: dict | None = None) -> str:
+def inline_sql(
+    project: Project, name: str, engine: str = "postgres", vars: dict | None = None
+) -> str:
     """One statement computing model `name` straight from the base tables.
 
     The model and every model it reads from are rendered and inlined as CTEs (each ref()
@@ -243,8 +250,9 @@ def inline_sql(project: Project, name: str, engine: str = "postgres",
     return "with " + ",\n".join(parts) + f'\nselect * from "model__{name}"'
 
 
-def render_file(project: Project, path: Path | str, engine: str = "postgres",
-                vars: dict | None = None) -> str:
+def render_file(
+    project: Project, path: Path | str, engine: str = "postgres", vars: dict | None = None
+) -> str:
     """Any template (e.g. a data test in queries/tests/) rendered with the project's macros and
     models; an unknown ref() is an error naming the file."""
     if engine not in ENGINES:
@@ -253,8 +261,13 @@ def render_file(project: Project, path: Path | str, engine: str = "postgres",
     return _render(project, path, path.stem, engine, vars or {}, recorder=None)
 
 
-def compile_models(project: Project, models: Iterable[Model], out_dir: Path | str,
-                   engine: str = "postgres", vars: dict | None = None) -> list[Path]:
+def compile_models(
+    project: Project,
+    models: Iterable[Model],
+    out_dir: Path | str,
+    engine: str = "postgres",
+    vars: dict | None = None,
+) -> list[Path]:
     """Write each model's rendered SQL to out_dir/<name>.sql; the paths written."""
     rendered = [(model, render(model, engine, vars)) for model in models]
     out_dir = Path(out_dir)
@@ -268,9 +281,13 @@ def compile_models(project: Project, models: Iterable[Model], out_dir: Path | st
     return paths
 
 
-def run_models(conn: psycopg.Connection, project: Project, models: Iterable[Model],
-               vars: dict | None = None,
-               on_model: Callable[[str, float], None] | None = None) -> list[tuple[str, float]]:
+def run_models(
+    conn: psycopg.Connection,
+    project: Project,
+    models: Iterable[Model],
+    vars: dict | None = None,
+    on_model: Callable[[str, float], None] | None = None,
+) -> list[tuple[str, float]]:
     """Build models in schema analytics on PostgreSQL, all in one transaction.
 
     A model that is rebuilt is dropped first; whatever depends on it in the database
@@ -292,9 +309,13 @@ def begin_build(conn: psycopg.Connection) -> None:
     conn.execute("select set_config('work_mem', %s, true)", [BUILD_WORK_MEM])
 
 
-def build_models(conn: psycopg.Connection, project: Project, models: Iterable[Model],
-                 vars: dict | None = None,
-                 on_model: Callable[[str, float], None] | None = None) -> list[tuple[str, float]]:
+def build_models(
+    conn: psycopg.Connection,
+    project: Project,
+    models: Iterable[Model],
+    vars: dict | None = None,
+    on_model: Callable[[str, float], None] | None = None,
+) -> list[tuple[str, float]]:
     """run_models' work inside the caller's transaction (see begin_build)."""
     from psycopg import sql
 
@@ -325,9 +346,13 @@ def build_models(conn: psycopg.Connection, project: Project, models: Iterable[Mo
     return timings
 
 
-def run_models_duckdb(duck, project: Project, models: Iterable[Model], vars: dict | None = None,
-                      on_model: Callable[[str, float], None] | None = None
-                      ) -> list[tuple[str, float]]:
+def run_models_duckdb(
+    duck,
+    project: Project,
+    models: Iterable[Model],
+    vars: dict | None = None,
+    on_model: Callable[[str, float], None] | None = None,
+) -> list[tuple[str, float]]:
     """Build models in schema analytics of a DuckDB connection (base tables in main)."""
     models = list(models)
     rendered = {model.name: render(model, "duckdb", vars) for model in models}
@@ -412,7 +437,7 @@ def _discover_model(project: Project, path: Path, layer: str) -> Model:
     display = _display(path, project.queries_dir)
     if not NAME_PATTERN.match(name):
         raise TrackerError(
-            f'Error: model file {display} is not a valid model name (lowercase letters, digits '
+            f"Error: model file {display} is not a valid model name (lowercase letters, digits "
             "and underscores, not starting with a digit). Rename the file."
         )
     recorder = {"refs": set(), "sources": set(), "config": None}
@@ -487,8 +512,9 @@ def _dependency_order(models: dict[str, Model]) -> list[str]:
 # --- rendering ---------------------------------------------------------------------------
 
 
-def _render(project: Project, path: Path, name: str, engine: str, vars: dict,
-            recorder: dict | None) -> str:
+def _render(
+    project: Project, path: Path, name: str, engine: str, vars: dict, recorder: dict | None
+) -> str:
     display = _display(path, project.queries_dir)
     target = Target(engine)
 
@@ -568,7 +594,7 @@ def _render(project: Project, path: Path, name: str, engine: str, vars: dict,
             f'Error: model "{name}" uses something undefined ({display}): {exc.message}. '
             "Check the spelling of macros and variables."
         ) from None
-    except Exception as exc:  # noqa: BLE001 - any template failure becomes one line
+    except Exception as exc:
         raise TrackerError(
             f'Error: model "{name}" failed to render ({display}): {type(exc).__name__}: {exc}. '
             "Fix the template."
@@ -587,7 +613,13 @@ def _tidy(text: str) -> str:
 
 # --- building ----------------------------------------------------------------------------
 
-_RELKIND_DROP = {"v": "view", "r": "table", "m": "materialized view", "p": "table", "f": "foreign table"}
+_RELKIND_DROP = {
+    "v": "view",
+    "r": "table",
+    "m": "materialized view",
+    "p": "table",
+    "f": "foreign table",
+}
 
 _DEPENDENTS = """
 with recursive dependents (oid) as (
@@ -656,7 +688,7 @@ def _rebuild_set(conn, project: Project, selected: set[str], existing: dict[str,
             if schema != SCHEMA or relation not in project.models:
                 depended = sorted(grown & set(existing))
                 raise TrackerError(
-                    f'Error: {schema}.{relation} is not a model but depends on the models being '
+                    f"Error: {schema}.{relation} is not a model but depends on the models being "
                     f"rebuilt ({', '.join(depended)}). Drop it or move it out of the way, "
                     "then run again."
                 )

@@ -141,8 +141,12 @@ class SparkRun:
     master: str
 
 
-def spark_session(master: str = DEFAULT_MASTER, *, shuffle_partitions: int | None = None,
-                  workdir: Path | str | None = None):
+def spark_session(
+    master: str = DEFAULT_MASTER,
+    *,
+    shuffle_partitions: int | None = None,
+    workdir: Path | str | None = None,
+):
     """A SparkSession (created, or the running one) set up for the models."""
     try:
         from pyspark.sql import SparkSession
@@ -173,7 +177,7 @@ def spark_session(master: str = DEFAULT_MASTER, *, shuffle_partitions: int | Non
     )
     try:
         spark = builder.getOrCreate()
-    except Exception as exc:  # noqa: BLE001 - Java missing, bad master URL...
+    except Exception as exc:
         raise TrackerError(
             f"Error: Spark could not start on master {master}: {_first_line(exc)}. "
             "Check `java -version` (Java 17 or 21) and the --master URL."
@@ -229,12 +233,14 @@ def register_parquet_sources(spark, directory: Path | str) -> None:
     _recreate_database(spark, SOURCE_DATABASE)
     for table in BASE_TABLES:
         path = Path(directory).absolute() / f"{table}.parquet"
-        spark.sql(f"create view {SOURCE_DATABASE}.{table} as "
-                  f"select * from parquet.`{_path_text(path)}`")
+        spark.sql(
+            f"create view {SOURCE_DATABASE}.{table} as select * from parquet.`{_path_text(path)}`"
+        )
 
 
-def build_models(spark, project: Project, models: list[Model] | None = None,
-                 vars: dict | None = None) -> None:
+def build_models(
+    spark, project: Project, models: list[Model] | None = None, vars: dict | None = None
+) -> None:
     """Every model (or those given, with what they read) as a view analytics.<name>."""
     wanted = set(project.models) if models is None else set()
     for model in models or []:
@@ -246,15 +252,19 @@ def build_models(spark, project: Project, models: list[Model] | None = None,
         query = render(model, "spark", vars)
         try:
             spark.sql(f"create view {SCHEMA}.{model.name} as\n{query}")
-        except Exception as exc:  # noqa: BLE001 - any Spark analysis error
+        except Exception as exc:
             raise TrackerError(
                 f'Error: model "{model.name}" failed on Spark ({model.display_path}): '
                 f"{_first_line(exc)}. Fix the model (or its macro's spark branch)."
             ) from None
 
 
-def write_models(spark, models: list[Model], out_dir: Path | str,
-                 on_model: Callable[[str, float], None] | None = None) -> list[tuple[str, float]]:
+def write_models(
+    spark,
+    models: list[Model],
+    out_dir: Path | str,
+    on_model: Callable[[str, float], None] | None = None,
+) -> list[tuple[str, float]]:
     """Compute each model and write it as Parquet files in out_dir/<name>/; seconds each."""
     out_dir = Path(out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -266,7 +276,7 @@ def write_models(spark, models: list[Model], out_dir: Path | str,
             spark.table(f"{SCHEMA}.{model.name}").write.mode("overwrite").parquet(
                 _path_text(target)
             )
-        except Exception as exc:  # noqa: BLE001 - a failing query surfaces at write time
+        except Exception as exc:
             raise TrackerError(
                 f'Error: model "{model.name}" failed on Spark ({model.display_path}): '
                 f"{_first_line(exc)}. Fix the model (or its macro's spark branch)."
@@ -278,10 +288,16 @@ def write_models(spark, models: list[Model], out_dir: Path | str,
     return timings
 
 
-def run_spark(project: Project, lake_dir: Path | str, out_dir: Path | str, *,
-              master: str = DEFAULT_MASTER, select: str | None = None,
-              vars: dict | None = None,
-              on_model: Callable[[str, float], None] | None = None) -> SparkRun:
+def run_spark(
+    project: Project,
+    lake_dir: Path | str,
+    out_dir: Path | str,
+    *,
+    master: str = DEFAULT_MASTER,
+    select: str | None = None,
+    vars: dict | None = None,
+    on_model: Callable[[str, float], None] | None = None,
+) -> SparkRun:
     """`run --engine spark`: the models over the lake, the marts written as Parquet."""
     started = time.perf_counter()
     models = [model for model in project.select(select) if model.export]
@@ -311,9 +327,16 @@ def stop_spark() -> None:
 # --- parity: Spark's models against PostgreSQL's -----------------------------------------------
 
 
-def compare_spark(url: str, project: Project, lake_dir: Path | str, workdir: Path | str, *,
-                  master: str = DEFAULT_MASTER, select: str | None = None,
-                  on_model=None) -> list:
+def compare_spark(
+    url: str,
+    project: Project,
+    lake_dir: Path | str,
+    workdir: Path | str,
+    *,
+    master: str = DEFAULT_MASTER,
+    select: str | None = None,
+    on_model=None,
+) -> list:
     """Every model on Spark (over the lake) against PostgreSQL's analytics, key by key.
 
     Spark writes each model as Parquet; DuckDB reads those files and PostgreSQL's rows (COPY,
@@ -341,16 +364,19 @@ def compare_spark(url: str, project: Project, lake_dir: Path | str, workdir: Pat
         duck.execute("create schema postgres")
         for model in models:
             files = str(workdir / "spark" / model.name / "*.parquet")
-            duck.execute(f'create view {SCHEMA}."{model.name}" as '
-                         f"select * from read_parquet({_duck_text(files)})")
+            duck.execute(
+                f'create view {SCHEMA}."{model.name}" as '
+                f"select * from read_parquet({_duck_text(files)})"
+            )
         with pg_connect(url) as conn:
             conn.read_only = True
             conn.isolation_level = _repeatable_read()
             conn.execute("set timezone = 'UTC'")
             conn.execute("set datestyle = 'ISO, YMD'")
             for model in models:
-                parity = _compare_model(conn, duck, model, workdir,
-                                        skip=skip.get(model.name, ()), engine="Spark")
+                parity = _compare_model(
+                    conn, duck, model, workdir, skip=skip.get(model.name, ()), engine="Spark"
+                )
                 results.append(parity)
                 if on_model:
                     on_model(parity)
@@ -376,22 +402,30 @@ class SparkRunner:
 
         frame = self.spark.sql(f"select * from (\n{query}\n) as failures limit {FETCH_LIMIT + 1}")
         names = list(frame.columns)
-        rows = [tuple(None if value is None else str(value) for value in row)
-                for row in frame.collect()]
+        rows = [
+            tuple(None if value is None else str(value) for value in row) for row in frame.collect()
+        ]
         total = len(rows)
         if total > FETCH_LIMIT:
-            total = self.spark.sql(f"select count(*) from (\n{query}\n) as failures").collect()[0][0]
+            total = self.spark.sql(f"select count(*) from (\n{query}\n) as failures").collect()[0][
+                0
+            ]
         return names, rows, total
 
     def row(self, query: str) -> tuple:
         return tuple(self.spark.sql(query).collect()[0])
 
 
-def run_check_spark(project: Project, *, master: str = DEFAULT_MASTER, seeds_dir=None,
-                    select: str | None = None, unit_dir=None,
-                    on_result=None):
+def run_check_spark(
+    project: Project,
+    *,
+    master: str = DEFAULT_MASTER,
+    seeds_dir=None,
+    select: str | None = None,
+    unit_dir=None,
+    on_result=None,
+):
     """`check --engine spark`: every model on the sample seeds in Spark, then all the tests."""
-    from tracker.plumbing import config
     from tracker.pipeline import duck as duck_module
     from tracker.pipeline.checks import (
         CheckReport,
@@ -400,6 +434,7 @@ def run_check_spark(project: Project, *, master: str = DEFAULT_MASTER, seeds_dir
         run_data_tests,
         singular_tests,
     )
+    from tracker.plumbing import config
 
     started = time.perf_counter()
     results: list = []
@@ -431,9 +466,15 @@ def run_check_spark(project: Project, *, master: str = DEFAULT_MASTER, seeds_dir
             broken = sorted(model.depends_on & failed)
             if broken:
                 failed.add(model.name)
-                record(Result("model", model.name, "skip",
-                              detail=f'reads model "{broken[0]}", which failed',
-                              path=model.display_path))
+                record(
+                    Result(
+                        "model",
+                        model.name,
+                        "skip",
+                        detail=f'reads model "{broken[0]}", which failed',
+                        path=model.display_path,
+                    )
+                )
                 continue
             try:
                 spark.sql(f"create view {SCHEMA}.{model.name} as\n{render(model, 'spark')}")
@@ -444,29 +485,49 @@ def run_check_spark(project: Project, *, master: str = DEFAULT_MASTER, seeds_dir
                         f'Error: model "{model.name}" documents column "{missing[0]}" that its '
                         f"SELECT does not return ({model.display_path})"
                     )
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 failed.add(model.name)
-                record(Result("model", model.name, "error", time.perf_counter() - model_started,
-                              detail=_first_line(exc), path=model.display_path))
+                record(
+                    Result(
+                        "model",
+                        model.name,
+                        "error",
+                        time.perf_counter() - model_started,
+                        detail=_first_line(exc),
+                        path=model.display_path,
+                    )
+                )
             else:
-                record(Result("model", model.name, "pass", time.perf_counter() - model_started,
-                              path=model.display_path))
+                record(
+                    Result(
+                        "model",
+                        model.name,
+                        "pass",
+                        time.perf_counter() - model_started,
+                        path=model.display_path,
+                    )
+                )
         chosen = {model.name for model in project.select(select)}
         models = [project[name] for name in project.order if name in chosen]
         tests = generic_tests(project, models, "spark")
-        tests += [test for test in singular_tests(project, "spark")
-                  if select is None or test.model in chosen]
+        tests += [
+            test
+            for test in singular_tests(project, "spark")
+            if select is None or test.model in chosen
+        ]
         run_data_tests(SparkRunner(spark), tests, failed, record)
-        for result in run_unit_tests_spark(spark, project, unit_dir=unit_dir,
-                                           chosen=None if select is None else chosen):
+        for result in run_unit_tests_spark(
+            spark, project, unit_dir=unit_dir, chosen=None if select is None else chosen
+        ):
             record(result)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return CheckReport(results, time.perf_counter() - started, "spark")
 
 
-def run_unit_tests_spark(spark, project: Project, *, unit_dir=None,
-                         chosen: set[str] | None = None) -> list:
+def run_unit_tests_spark(
+    spark, project: Project, *, unit_dir=None, chosen: set[str] | None = None
+) -> list:
     """The unit tests on Spark: the model rendered for Spark over temporary views of the rows."""
     from tracker.pipeline.checks import Result, _unit_result, load_unit_tests
 
@@ -478,9 +539,17 @@ def run_unit_tests_spark(spark, project: Project, *, unit_dir=None,
         started = time.perf_counter()
         try:
             missing, unexpected, names = _run_unit_test_spark(spark, project, test)
-        except Exception as exc:  # noqa: BLE001 - a test that cannot run is an error result
-            results.append(Result("unit", name, "error", time.perf_counter() - started,
-                                  detail=f"{_first_line(exc)} ({test.path})", path=test.path))
+        except Exception as exc:
+            results.append(
+                Result(
+                    "unit",
+                    name,
+                    "error",
+                    time.perf_counter() - started,
+                    detail=f"{_first_line(exc)} ({test.path})",
+                    path=test.path,
+                )
+            )
             continue
         results.append(_unit_result(name, test, missing, unexpected, names, started))
     return results
@@ -497,11 +566,14 @@ def _run_unit_test_spark(spark, project: Project, test):
     for kind, name in given:
         if kind == "ref" and name not in upstream:
             raise TrackerError(
-                f'Error: unit test "{test.name}" gives ref(\'{name}\'), which model '
+                f"Error: unit test \"{test.name}\" gives ref('{name}'), which model "
                 f'"{test.model}" does not read'
             )
     pattern = re.compile(
-        rf"\b(?:{SOURCE_DATABASE}\.(" + "|".join(SOURCE_TABLES) + r")|" + SCHEMA
+        rf"\b(?:{SOURCE_DATABASE}\.("
+        + "|".join(SOURCE_TABLES)
+        + r")|"
+        + SCHEMA
         + r"\.([a-z_][a-z0-9_]*))\b"
     )
 
@@ -515,8 +587,14 @@ def _run_unit_test_spark(spark, project: Project, test):
 
     for table in SOURCE_TABLES:
         schema = spark.table(f"{SOURCE_DATABASE}.{table}").schema
-        _rows_view(spark, f"unit_source_{table}", schema, given.get(("source", table), ()),
-                   f"source('{table}')", test)
+        _rows_view(
+            spark,
+            f"unit_source_{table}",
+            schema,
+            given.get(("source", table), ()),
+            f"source('{table}')",
+            test,
+        )
     for model_name in project.order:
         if model_name not in upstream:
             continue
@@ -525,13 +603,13 @@ def _run_unit_test_spark(spark, project: Project, test):
         spark.sql(f"create or replace temporary view {view} as\n{query}")
         if ("ref", model_name) in given:
             schema = spark.table(view).schema
-            _rows_view(spark, view, schema, given[("ref", model_name)],
-                       f"ref('{model_name}')", test)
+            _rows_view(
+                spark, view, schema, given[("ref", model_name)], f"ref('{model_name}')", test
+            )
     if test.model in project.models:
         query = render(project[test.model], "spark")
     else:
-        query = render_file(project, project.queries_dir / "checks" / f"{test.model}.sql",
-                            "spark")
+        query = render_file(project, project.queries_dir / "checks" / f"{test.model}.sql", "spark")
     spark.sql(f"create or replace temporary view unit_actual as\n{redirect(query)}")
     actual = spark.table("unit_actual").schema
     names = _expected_columns(test, [field.name for field in actual.fields])
@@ -539,8 +617,12 @@ def _run_unit_test_spark(spark, project: Project, test):
     from pyspark.sql.types import StructType
 
     _rows_view(spark, "unit_expected", StructType(expected_schema), test.expect, "expect", test)
-    return (*_row_differences(lambda sql: [tuple(row) for row in spark.sql(sql).collect()],
-                              names, "string"), names)
+    return (
+        *_row_differences(
+            lambda sql: [tuple(row) for row in spark.sql(sql).collect()], names, "string"
+        ),
+        names,
+    )
 
 
 def _rows_view(spark, view: str, schema, rows, label: str, test) -> None:
@@ -593,8 +675,10 @@ def _quote(name: str) -> str:
 def _path_text(path: Path) -> str:
     text = str(path)
     if "`" in text:
-        raise InputError(f"Error: the path {text} holds a backtick, which Spark SQL cannot "
-                         "name. Choose another folder.")
+        raise InputError(
+            f"Error: the path {text} holds a backtick, which Spark SQL cannot "
+            "name. Choose another folder."
+        )
     return text
 
 

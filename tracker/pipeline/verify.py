@@ -86,9 +86,12 @@ def read_manifest(out_dir: Path | str) -> dict:
     return manifest
 
 
-def verify_export(url: str, out_dir: Path | str,
-                  on_file: Callable[[FileCheck], None] | None = None,
-                  only: list[str] | tuple[str, ...] = ()) -> VerifyReport:
+def verify_export(
+    url: str,
+    out_dir: Path | str,
+    on_file: Callable[[FileCheck], None] | None = None,
+    only: list[str] | tuple[str, ...] = (),
+) -> VerifyReport:
     """Check every file in out_dir's manifest against PostgreSQL and DuckDB.
 
     A lake (export --lake) is checked per partition: PostgreSQL recounts the partition's
@@ -101,8 +104,11 @@ def verify_export(url: str, out_dir: Path | str,
     entries = manifest["files"]
     lake = manifest.get("generator") == LAKE_GENERATOR
     if only:
-        entries = [entry for entry in entries if any(_under(entry.get("path", ""), prefix)
-                                                     for prefix in only)]
+        entries = [
+            entry
+            for entry in entries
+            if any(_under(entry.get("path", ""), prefix) for prefix in only)
+        ]
         if not entries:
             raise InputError(
                 f"Error: {', '.join(only)} names no file in {out_dir / MANIFEST}. Pass a path "
@@ -114,8 +120,7 @@ def verify_export(url: str, out_dir: Path | str,
         in_postgres = _lake_postgres_stats(url, entries)
     else:
         model_stats = _postgres_stats(url, entries)
-        in_postgres = {entry.get("path"): model_stats.get(entry.get("model"))
-                       for entry in entries}
+        in_postgres = {entry.get("path"): model_stats.get(entry.get("model")) for entry in entries}
     from tracker.pipeline import duck as duck_module
 
     duck = duck_module.connect()
@@ -165,8 +170,10 @@ def _lake_layout_problems(out_dir: Path, manifest: dict, partial: bool) -> list[
             relative = str(path.relative_to(out_dir))
             if relative not in listed and not any(part.startswith(".") for part in path.parts):
                 check = FileCheck(relative, name, "parquet", None)
-                check.problems.append(f"{relative} is not in the manifest: readers would count "
-                                      "its rows; export the lake again with --full")
+                check.problems.append(
+                    f"{relative} is not in the manifest: readers would count "
+                    "its rows; export the lake again with --full"
+                )
                 problems.append(check)
     return problems
 
@@ -176,9 +183,8 @@ def _lake_postgres_stats(url: str, entries: list[dict]) -> dict[str, tuple | str
     import psycopg
     from psycopg import sql
 
-    from tracker.plumbing.db import connect
-
     from tracker.pipeline.models import inline_sql, load_project
+    from tracker.plumbing.db import connect
 
     by_model: dict[str, list[dict]] = {}
     for entry in entries:
@@ -214,8 +220,7 @@ def _lake_postgres_stats(url: str, entries: list[dict]) -> dict[str, tuple | str
                     query = sql.SQL(
                         "select cast(month as text), {} from {} "
                         "where month = any(cast({} as date[])) group by month"
-                    ).format(sql.SQL(", ").join(aggregates), relation(model),
-                             sql.Placeholder())
+                    ).format(sql.SQL(", ").join(aggregates), relation(model), sql.Placeholder())
                     params = [months]
                 else:
                     query = sql.SQL("select null, {} from {}").format(
@@ -229,9 +234,8 @@ def _lake_postgres_stats(url: str, entries: list[dict]) -> dict[str, tuple | str
                     for entry in model_entries:
                         stats[entry["path"]] = _first_line(exc)
                     continue
-                found = {month: (row[0], dict(zip(columns, row[1:])))
-                         for month, *row in rows}
-                empty = (0, {column: 0 for column in columns})
+                found = {month: (row[0], dict(zip(columns, row[1:]))) for month, *row in rows}
+                empty = (0, dict.fromkeys(columns, 0))
                 for entry in model_entries:
                     month = (entry.get("partition") or {}).get("month")
                     stats[entry["path"]] = found.get(month, empty)
@@ -282,8 +286,9 @@ def _check_file(duck, out_dir: Path, entry: dict, postgres) -> FileCheck:
     import duckdb
 
     relative = str(entry.get("path", ""))
-    check = FileCheck(relative, str(entry.get("model", "")), str(entry.get("format", "")),
-                      entry.get("rows"))
+    check = FileCheck(
+        relative, str(entry.get("model", "")), str(entry.get("format", "")), entry.get("rows")
+    )
     path = out_dir / relative
     money = _money_columns(entry)
     month = (entry.get("partition") or {}).get("month")
@@ -318,8 +323,9 @@ def _check_file(duck, out_dir: Path, entry: dict, postgres) -> FileCheck:
     )
     try:
         if check.format == "parquet":
-            row = duck.execute(f"select {aggregates} from read_parquet($path)",
-                               {"path": str(path)}).fetchone()
+            row = duck.execute(
+                f"select {aggregates} from read_parquet($path)", {"path": str(path)}
+            ).fetchone()
         else:
             from tracker.pipeline.duck import CSV_READER
 
@@ -327,8 +333,9 @@ def _check_file(duck, out_dir: Path, entry: dict, postgres) -> FileCheck:
                 column["name"]: _csv_type(column["type"], column["name"] in money)
                 for column in entry.get("columns", [])
             }
-            row = duck.execute(f"select {aggregates} from {CSV_READER}",
-                               {"path": str(path), "columns": columns}).fetchone()
+            row = duck.execute(
+                f"select {aggregates} from {CSV_READER}", {"path": str(path), "columns": columns}
+            ).fetchone()
     except duckdb.Error as exc:
         check.problems.append(f"DuckDB cannot read {relative}: {_first_line(exc)}")
         return check
@@ -352,16 +359,14 @@ def _compare_sum(check: FileCheck, column: str, where: str, value, entry: dict) 
         same = False
     if not same:
         check.sums_ok = False
-        check.problems.append(
-            f"sum({column}) is {value} in {where}, {expected} in the manifest"
-        )
+        check.problems.append(f"sum({column}) is {value} in {where}, {expected} in the manifest")
 
 
 def _csv_type(pg_type: str, is_money: bool) -> str:
     if is_money:
         return "DECIMAL(38,2)"
     if pg_type.startswith("numeric("):
-        return "DECIMAL(" + pg_type[len("numeric("):].replace(" ", "")
+        return "DECIMAL(" + pg_type[len("numeric(") :].replace(" ", "")
     return _CSV_TYPES.get(pg_type, "VARCHAR")
 
 

@@ -4,8 +4,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracker.plumbing import config
 from tracker.errors import TrackerError
+from tracker.plumbing import config
 from tracker.plumbing.db import Database, connect, private_server
 from tracker.plumbing.migrations import (
     RUN_LOCK_ID,
@@ -65,7 +65,9 @@ def database_status(database: Database) -> DatabaseStatus:
     migrations = discover_migrations(config.MIGRATIONS_DIR)
     running = private_server().status().running if database.is_private else None
     if running is False:
-        return DatabaseStatus(database, False, "private server is stopped", None, [], migrations, False)
+        return DatabaseStatus(
+            database, False, "private server is stopped", None, [], migrations, False
+        )
     try:
         with connect(database.url, autocommit=True) as conn:
             version = conn.execute("show server_version").fetchone()[0]

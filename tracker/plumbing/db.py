@@ -6,8 +6,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tracker.plumbing import config
 from tracker.errors import TrackerError
+from tracker.plumbing import config
 from tracker.plumbing.server import PrivateServer
 
 CONNECT_TIMEOUT_SECONDS = 10

@@ -48,7 +48,11 @@ class Migration:
 
     def statements(self) -> list[str]:
         text = self.path.read_text(encoding="utf-8")
-        return [part for part in sqlparse.split(text) if sqlparse.format(part, strip_comments=True).strip()]
+        return [
+            part
+            for part in sqlparse.split(text)
+            if sqlparse.format(part, strip_comments=True).strip()
+        ]
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def pending_migrations(
         migration = by_version.get(row.version)
         if migration is None:
             raise TrackerError(
-                f'Error: migration V{row.version:03d}__{row.name} is applied in the database '
+                f"Error: migration V{row.version:03d}__{row.name} is applied in the database "
                 "but its file is missing from database/migrations. Restore the file."
             )
         if migration.checksum != row.checksum:

@@ -141,8 +141,10 @@ class PrivateServer:
         self._hand_to_server_user(self.data_dir)
         self._run(
             binary("initdb"),
-            "-D", str(self.data_dir),
-            "-U", "postgres",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
             "--auth=trust",
             "--encoding=UTF8",
             "--locale=C.UTF-8",
@@ -169,10 +171,15 @@ class PrivateServer:
         options = f"-k {shlex.quote(str(socket_dir))} -c unix_socket_permissions=0700"
         self._run(
             binary("pg_ctl"),
-            "-D", str(self.data_dir),
-            "-l", str(self.log_file),
-            "-o", options,
-            "-w", "-t", "60",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
             "start",
         )
 
@@ -282,8 +289,14 @@ def _server_user() -> str | None:
         pwd.getpwnam(SERVER_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             SERVER_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVER_USER,
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -94,43 +94,76 @@ class Measure:
 
 
 MEASURES = (
-    Measure("fact_expenses", "Total Spent", "SUM ( fact_expenses[amount] )", MONEY_FORMAT,
-            "Sum of the expenses' amounts in the filter context.",
-            (("fact_expenses", "amount"),)),
-    Measure("fact_budgets", "Budget", "SUM ( fact_budgets[budget_amount] )", MONEY_FORMAT,
-            "Sum of the monthly budgets in the filter context.",
-            (("fact_budgets", "budget_amount"),)),
-    Measure("fact_budgets", "Remaining", "[Budget] - [Total Spent]", MONEY_FORMAT,
-            "Budget minus spent; negative when over budget.",
-            (("fact_budgets", "budget_amount"), ("fact_expenses", "amount"))),
-    Measure("fact_budgets", "% Used", "DIVIDE ( [Total Spent], [Budget] )", "0.0 %",
-            "Spent as a share of the budget (blank without a budget).",
-            (("fact_budgets", "budget_amount"), ("fact_expenses", "amount"))),
     Measure(
-        "fact_expenses", "Rolling 3-month average",
-        "\n".join([
-            "VAR LastDay = MAX ( dim_date[date] )",
-            "VAR Last3Months = DATESINPERIOD ( dim_date[date], LastDay, -3, MONTH )",
-            "VAR FirstMonth =",
-            "    EOMONTH ( CALCULATE ( MIN ( fact_expenses[date] ), REMOVEFILTERS ( dim_date ) ), -1 ) + 1",
-            "VAR MonthsInWindow =",
-            "    COUNTROWS (",
-            "        FILTER (",
-            "            CALCULATETABLE ( VALUES ( dim_date[month_start] ), Last3Months ),",
-            "            dim_date[month_start] >= FirstMonth",
-            "        )",
-            "    )",
-            "RETURN",
-            "    DIVIDE ( CALCULATE ( [Total Spent], Last3Months ), MonthsInWindow )",
-        ]),
+        "fact_expenses",
+        "Total Spent",
+        "SUM ( fact_expenses[amount] )",
+        MONEY_FORMAT,
+        "Sum of the expenses' amounts in the filter context.",
+        (("fact_expenses", "amount"),),
+    ),
+    Measure(
+        "fact_budgets",
+        "Budget",
+        "SUM ( fact_budgets[budget_amount] )",
+        MONEY_FORMAT,
+        "Sum of the monthly budgets in the filter context.",
+        (("fact_budgets", "budget_amount"),),
+    ),
+    Measure(
+        "fact_budgets",
+        "Remaining",
+        "[Budget] - [Total Spent]",
+        MONEY_FORMAT,
+        "Budget minus spent; negative when over budget.",
+        (("fact_budgets", "budget_amount"), ("fact_expenses", "amount")),
+    ),
+    Measure(
+        "fact_budgets",
+        "% Used",
+        "DIVIDE ( [Total Spent], [Budget] )",
+        "0.0 %",
+        "Spent as a share of the budget (blank without a budget).",
+        (("fact_budgets", "budget_amount"), ("fact_expenses", "amount")),
+    ),
+    Measure(
+        "fact_expenses",
+        "Rolling 3-month average",
+        "\n".join(
+            [
+                "VAR LastDay = MAX ( dim_date[date] )",
+                "VAR Last3Months = DATESINPERIOD ( dim_date[date], LastDay, -3, MONTH )",
+                "VAR FirstMonth =",
+                "    EOMONTH ( CALCULATE ( MIN ( fact_expenses[date] ), REMOVEFILTERS ( dim_date ) ), -1 ) + 1",
+                "VAR MonthsInWindow =",
+                "    COUNTROWS (",
+                "        FILTER (",
+                "            CALCULATETABLE ( VALUES ( dim_date[month_start] ), Last3Months ),",
+                "            dim_date[month_start] >= FirstMonth",
+                "        )",
+                "    )",
+                "RETURN",
+                "    DIVIDE ( CALCULATE ( [Total Spent], Last3Months ), MonthsInWindow )",
+            ]
+        ),
         MONEY_FORMAT,
         "Spent in the month shown and the two before it, divided by the number of those "
         "months since the first expense (as rolling_trend.rolling_3m_avg for one user).",
-        (("fact_expenses", "amount"), ("fact_expenses", "date"), ("dim_date", "date"),
-         ("dim_date", "month_start")),
+        (
+            ("fact_expenses", "amount"),
+            ("fact_expenses", "date"),
+            ("dim_date", "date"),
+            ("dim_date", "month_start"),
+        ),
     ),
-    Measure("alerts", "Alerts", "COUNTROWS ( alerts )", "0",
-            "Number of budget alerts in the filter context.", (("alerts", "alert_id"),)),
+    Measure(
+        "alerts",
+        "Alerts",
+        "COUNTROWS ( alerts )",
+        "0",
+        "Number of budget alerts in the filter context.",
+        (("alerts", "alert_id"),),
+    ),
 )
 
 
@@ -145,8 +178,9 @@ class PowerBIProject:
     measures: int
 
 
-def write_powerbi_project(models, manifest: dict, out_dir: Path | str,
-                          data_dir: str | None = None) -> PowerBIProject:
+def write_powerbi_project(
+    models, manifest: dict, out_dir: Path | str, data_dir: str | None = None
+) -> PowerBIProject:
     """Write <out_dir>/powerbi/ for the export described by manifest, replacing the old one."""
     out_dir = Path(out_dir).absolute()
     data_dir = data_dir or str(out_dir) + os.sep
@@ -156,17 +190,20 @@ def write_powerbi_project(models, manifest: dict, out_dir: Path | str,
     measures = [m for m in MEASURES if all(read in columns for read in m.reads)]
     files = _semantic_model_files(tables, relationships, measures, data_dir)
     files.update(_report_files(tables, measures))
-    files[f"{NAME}.pbip"] = _json({
-        "$schema": SCHEMAS["pbip"],
-        "version": "1.0",
-        "artifacts": [{"report": {"path": f"{NAME}.Report"}}],
-        "settings": {"enableAutoRecovery": True},
-    })
+    files[f"{NAME}.pbip"] = _json(
+        {
+            "$schema": SCHEMAS["pbip"],
+            "version": "1.0",
+            "artifacts": [{"report": {"path": f"{NAME}.Report"}}],
+            "settings": {"enableAutoRecovery": True},
+        }
+    )
     files[".gitignore"] = "**/.pbi/localSettings.json\n**/.pbi/cache.abf\n"
     folder = out_dir / FOLDER
     _replace_folder(folder, files)
-    return PowerBIProject(folder, folder / f"{NAME}.pbip", len(tables), len(relationships),
-                          len(measures))
+    return PowerBIProject(
+        folder, folder / f"{NAME}.pbip", len(tables), len(relationships), len(measures)
+    )
 
 
 # --- the model's metadata ------------------------------------------------------------------
@@ -176,8 +213,14 @@ def column_type(export_type: str, name: str) -> ColumnType:
     """The Power BI type of a column from its type in the export (Parquet's or PostgreSQL's)."""
     text = export_type.strip().upper()
     decimal = re.fullmatch(r"(?:DECIMAL|NUMERIC)\((\d+),\s*(\d+)\)", text)
-    key_like = name.endswith("_id") or name in ("year", "quarter", "month", "iso_week",
-                                                "weekday", "rank")
+    key_like = name.endswith("_id") or name in (
+        "year",
+        "quarter",
+        "month",
+        "iso_week",
+        "weekday",
+        "rank",
+    )
     if decimal and decimal.group(2) == "2":
         return ColumnType("decimal", "Currency.Type", MONEY_FORMAT, "sum")
     if decimal or text in ("NUMERIC", "DOUBLE", "FLOAT", "REAL", "DOUBLE PRECISION"):
@@ -219,10 +262,12 @@ def project_tables(models, manifest: dict) -> list[Table]:
         for column in entry["columns"]:
             config = described.get(column["name"], {})
             text = config.get("description", "") if isinstance(config, dict) else str(config)
-            columns.append((column["name"], column["type"],
-                            column_type(column["type"], column["name"]), text))
-        tables.append(Table(name, model.description if model else "", entry["path"],
-                            entry["format"], columns))
+            columns.append(
+                (column["name"], column["type"], column_type(column["type"], column["name"]), text)
+            )
+        tables.append(
+            Table(name, model.description if model else "", entry["path"], entry["format"], columns)
+        )
     return tables
 
 
@@ -240,8 +285,11 @@ def project_relationships(models, tables: list[Table]) -> list[Relationship]:
                     continue
                 target = test["relationships"]
                 to_table, to_column = target.get("to"), target.get("field")
-                if (to_table != model.name and column in present[model.name]
-                        and to_column in present.get(to_table, ())):
+                if (
+                    to_table != model.name
+                    and column in present[model.name]
+                    and to_column in present.get(to_table, ())
+                ):
                     found.append(Relationship(model.name, column, to_table, to_column))
     return sorted(set(found), key=lambda r: (r.to_table, r.from_table, r.from_column))
 
@@ -273,19 +321,21 @@ def _semantic_model_files(tables, relationships, measures, data_dir: str) -> dic
     base = f"{NAME}.SemanticModel"
     files = {
         f"{base}/.platform": _platform("SemanticModel"),
-        f"{base}/definition.pbism": _json({"$schema": SCHEMAS["pbism"], "version": "4.2",
-                                           "settings": {}}),
-        f"{base}/definition/database.tmdl":
-            f"database\n\tcompatibilityLevel: {COMPATIBILITY_LEVEL}\n",
-        f"{base}/definition/expressions.tmdl": "\n".join([
-            "/// Folder holding the export's csv/ and parquet/ folders, ending with a separator.",
-            f"expression DataDir = {_m_string(data_dir)} meta [IsParameterQuery = true, "
-            'Type = "Text", IsParameterQueryRequired = true]',
-            f"\tlineageTag: {_tag('expression', 'DataDir')}",
-            "",
-            "\tannotation PBI_ResultType = Text",
-            "",
-        ]),
+        f"{base}/definition.pbism": _json(
+            {"$schema": SCHEMAS["pbism"], "version": "4.2", "settings": {}}
+        ),
+        f"{base}/definition/database.tmdl": f"database\n\tcompatibilityLevel: {COMPATIBILITY_LEVEL}\n",
+        f"{base}/definition/expressions.tmdl": "\n".join(
+            [
+                "/// Folder holding the export's csv/ and parquet/ folders, ending with a separator.",
+                f"expression DataDir = {_m_string(data_dir)} meta [IsParameterQuery = true, "
+                'Type = "Text", IsParameterQueryRequired = true]',
+                f"\tlineageTag: {_tag('expression', 'DataDir')}",
+                "",
+                "\tannotation PBI_ResultType = Text",
+                "",
+            ]
+        ),
     }
     order = json.dumps(["DataDir", *(table.name for table in tables)], separators=(",", ":"))
     model_lines = [
@@ -377,17 +427,18 @@ def _table_tmdl(table: Table, measures: list[Measure], hidden: set) -> str:
 def _m_source(table: Table) -> list[str]:
     """The Power Query that loads one exported file with every column's type."""
     path = _m_string(table.path)
-    types = ", ".join(f"{{{_m_string(name)}, {kind.m_type}}}"
-                      for name, _, kind, _ in table.columns)
+    types = ", ".join(f"{{{_m_string(name)}, {kind.m_type}}}" for name, _, kind, _ in table.columns)
     if table.file_format == "parquet":
-        read = [f"    Source = Parquet.Document(File.Contents(DataDir & {path})),",
-                f"    Typed = Table.TransformColumnTypes(Source, {{{types}}})"]
+        read = [
+            f"    Source = Parquet.Document(File.Contents(DataDir & {path})),",
+            f"    Typed = Table.TransformColumnTypes(Source, {{{types}}})",
+        ]
     else:
         read = [
             f"    Source = Csv.Document(File.Contents(DataDir & {path}), "
-            "[Delimiter = \",\", Encoding = 65001, QuoteStyle = QuoteStyle.Csv]),",
+            '[Delimiter = ",", Encoding = 65001, QuoteStyle = QuoteStyle.Csv]),',
             "    Promoted = Table.PromoteHeaders(Source, [PromoteAllScalars = true]),",
-            f"    Typed = Table.TransformColumnTypes(Promoted, {{{types}}}, \"en-US\")",
+            f'    Typed = Table.TransformColumnTypes(Promoted, {{{types}}}, "en-US")',
         ]
     return ["let", *read, "in", "    Typed"]
 
@@ -404,10 +455,13 @@ def _measure(entity: str, prop: str) -> dict:
 
 
 def _projection(field: dict, active: bool = False) -> dict:
-    (kind, body), = field.items()
+    ((kind, body),) = field.items()
     entity = body["Expression"]["SourceRef"]["Entity"]
-    projection = {"field": field, "queryRef": f"{entity}.{body['Property']}",
-                  "nativeQueryRef": body["Property"]}
+    projection = {
+        "field": field,
+        "queryRef": f"{entity}.{body['Property']}",
+        "nativeQueryRef": body["Property"],
+    }
     if active:
         projection["active"] = True
     return projection
@@ -417,22 +471,42 @@ def _literal(value: str) -> dict:
     return {"expr": {"Literal": {"Value": value}}}
 
 
-def _visual(name: str, visual_type: str, position: tuple, roles: dict, title: str,
-            sort: dict | None = None, objects: dict | None = None) -> dict:
+def _visual(
+    name: str,
+    visual_type: str,
+    position: tuple,
+    roles: dict,
+    title: str,
+    sort: dict | None = None,
+    objects: dict | None = None,
+) -> dict:
     x, y, width, height, order = position
-    query = {"queryState": {
-        role: {"projections": [_projection(field, active=index == 0 and role == "Category")
-                               for index, field in enumerate(fields)]}
-        for role, fields in roles.items()
-    }}
+    query = {
+        "queryState": {
+            role: {
+                "projections": [
+                    _projection(field, active=index == 0 and role == "Category")
+                    for index, field in enumerate(fields)
+                ]
+            }
+            for role, fields in roles.items()
+        }
+    }
     if sort:
         query["sortDefinition"] = sort
     visual = {
         "visualType": visual_type,
         "query": query,
-        "visualContainerObjects": {"title": [{"properties": {
-            "show": _literal("true"), "text": _literal("'" + title.replace("'", "''") + "'"),
-        }}]},
+        "visualContainerObjects": {
+            "title": [
+                {
+                    "properties": {
+                        "show": _literal("true"),
+                        "text": _literal("'" + title.replace("'", "''") + "'"),
+                    }
+                }
+            ]
+        },
         "drillFilterOtherVisuals": True,
     }
     if objects:
@@ -440,8 +514,14 @@ def _visual(name: str, visual_type: str, position: tuple, roles: dict, title: st
     return {
         "$schema": SCHEMAS["visual"],
         "name": name,
-        "position": {"x": x, "y": y, "z": order * 1000, "width": width, "height": height,
-                     "tabOrder": order * 1000},
+        "position": {
+            "x": x,
+            "y": y,
+            "z": order * 1000,
+            "width": width,
+            "height": height,
+            "tabOrder": order * 1000,
+        },
         "visual": visual,
     }
 
@@ -453,7 +533,7 @@ def _report_visuals(tables, measures) -> list[dict]:
 
     def ok(*fields):
         for field in fields:
-            (kind, body), = field.items()
+            ((kind, body),) = field.items()
             key = (body["Expression"]["SourceRef"]["Entity"], body["Property"])
             if key not in (columns if kind == "Column" else measure_names):
                 return False
@@ -464,38 +544,97 @@ def _report_visuals(tables, measures) -> list[dict]:
     month = _column("dim_date", "month_start")
     category = _column("dim_category", "category")
     candidates = [
-        ("slicerUser", "slicer", (16, 12, 300, 64, 1),
-         {"Values": [_column("dim_user", "name")]}, "User", None),
+        (
+            "slicerUser",
+            "slicer",
+            (16, 12, 300, 64, 1),
+            {"Values": [_column("dim_user", "name")]},
+            "User",
+            None,
+        ),
         ("slicerMonth", "slicer", (332, 12, 300, 64, 2), {"Values": [month]}, "Month", None),
-        ("slicerCategory", "slicer", (648, 12, 300, 64, 3), {"Values": [category]},
-         "Category", None),
+        (
+            "slicerCategory",
+            "slicer",
+            (648, 12, 300, 64, 3),
+            {"Values": [category]},
+            "Category",
+            None,
+        ),
         ("cardSpent", "card", (16, 88, 240, 100, 4), {"Values": [total]}, "Total spent", None),
-        ("cardBudget", "card", (268, 88, 240, 100, 5),
-         {"Values": [_measure("fact_budgets", "Budget")]}, "Budget", None),
-        ("cardRemaining", "card", (520, 88, 240, 100, 6),
-         {"Values": [_measure("fact_budgets", "Remaining")]}, "Remaining", None),
-        ("cardUsed", "card", (772, 88, 240, 100, 7),
-         {"Values": [_measure("fact_budgets", "% Used")]}, "Spent vs budget (% used)", None),
-        ("cardAlerts", "card", (1024, 88, 240, 100, 8),
-         {"Values": [_measure("alerts", "Alerts")]}, "Alerts", None),
-        ("monthlySpending", "lineChart", (16, 200, 616, 250, 9),
-         {"Category": [month], "Y": [total, rolling]},
-         "Monthly spending and 3-month rolling average",
-         {"sort": [{"field": month, "direction": "Ascending"}], "isDefaultSort": True}),
-        ("spendingByCategory", "clusteredBarChart", (648, 200, 616, 250, 10),
-         {"Category": [category], "Y": [total]}, "Spending by category",
-         {"sort": [{"field": total, "direction": "Descending"}], "isDefaultSort": True}),
-        ("recentExpenses", "tableEx", (16, 462, 1248, 246, 11),
-         {"Values": [_column("fact_expenses", "date"), _column("dim_user", "name"), category,
-                     _column("fact_expenses", "amount"), _column("fact_expenses", "note")]},
-         "Recent expenses",
-         {"sort": [{"field": _column("fact_expenses", "date"), "direction": "Descending"}]}),
+        (
+            "cardBudget",
+            "card",
+            (268, 88, 240, 100, 5),
+            {"Values": [_measure("fact_budgets", "Budget")]},
+            "Budget",
+            None,
+        ),
+        (
+            "cardRemaining",
+            "card",
+            (520, 88, 240, 100, 6),
+            {"Values": [_measure("fact_budgets", "Remaining")]},
+            "Remaining",
+            None,
+        ),
+        (
+            "cardUsed",
+            "card",
+            (772, 88, 240, 100, 7),
+            {"Values": [_measure("fact_budgets", "% Used")]},
+            "Spent vs budget (% used)",
+            None,
+        ),
+        (
+            "cardAlerts",
+            "card",
+            (1024, 88, 240, 100, 8),
+            {"Values": [_measure("alerts", "Alerts")]},
+            "Alerts",
+            None,
+        ),
+        (
+            "monthlySpending",
+            "lineChart",
+            (16, 200, 616, 250, 9),
+            {"Category": [month], "Y": [total, rolling]},
+            "Monthly spending and 3-month rolling average",
+            {"sort": [{"field": month, "direction": "Ascending"}], "isDefaultSort": True},
+        ),
+        (
+            "spendingByCategory",
+            "clusteredBarChart",
+            (648, 200, 616, 250, 10),
+            {"Category": [category], "Y": [total]},
+            "Spending by category",
+            {"sort": [{"field": total, "direction": "Descending"}], "isDefaultSort": True},
+        ),
+        (
+            "recentExpenses",
+            "tableEx",
+            (16, 462, 1248, 246, 11),
+            {
+                "Values": [
+                    _column("fact_expenses", "date"),
+                    _column("dim_user", "name"),
+                    category,
+                    _column("fact_expenses", "amount"),
+                    _column("fact_expenses", "note"),
+                ]
+            },
+            "Recent expenses",
+            {"sort": [{"field": _column("fact_expenses", "date"), "direction": "Descending"}]},
+        ),
     ]
     visuals = []
     for name, visual_type, position, roles, title, sort in candidates:
         if ok(*(field for fields in roles.values() for field in fields)):
-            objects = ({"data": [{"properties": {"mode": _literal("'Dropdown'")}}]}
-                       if visual_type == "slicer" else None)
+            objects = (
+                {"data": [{"properties": {"mode": _literal("'Dropdown'")}}]}
+                if visual_type == "slicer"
+                else None
+            )
             visuals.append(_visual(name, visual_type, position, roles, title, sort, objects))
     return visuals
 
@@ -505,30 +644,48 @@ def _report_files(tables, measures) -> dict[str, str]:
     page = "spending"
     files = {
         f"{base}/.platform": _platform("Report"),
-        f"{base}/definition.pbir": _json({
-            "$schema": SCHEMAS["pbir"],
-            "version": "4.0",
-            "datasetReference": {"byPath": {"path": f"../{NAME}.SemanticModel"}},
-        }),
-        f"{base}/definition/version.json": _json({"$schema": SCHEMAS["version"],
-                                                  "version": "2.0.0"}),
-        f"{base}/definition/report.json": _json({
-            "$schema": SCHEMAS["report"],
-            "themeCollection": {},
-            "settings": {"useStylableVisualContainerHeader": True,
-                         "defaultDrillFilterOtherVisuals": True},
-        }),
-        f"{base}/definition/pages/pages.json": _json({
-            "$schema": SCHEMAS["pages"], "pageOrder": [page], "activePageName": page,
-        }),
-        f"{base}/definition/pages/{page}/page.json": _json({
-            "$schema": SCHEMAS["page"], "name": page, "displayName": "Spending",
-            "displayOption": "FitToPage", "height": 720, "width": 1280,
-        }),
+        f"{base}/definition.pbir": _json(
+            {
+                "$schema": SCHEMAS["pbir"],
+                "version": "4.0",
+                "datasetReference": {"byPath": {"path": f"../{NAME}.SemanticModel"}},
+            }
+        ),
+        f"{base}/definition/version.json": _json(
+            {"$schema": SCHEMAS["version"], "version": "2.0.0"}
+        ),
+        f"{base}/definition/report.json": _json(
+            {
+                "$schema": SCHEMAS["report"],
+                "themeCollection": {},
+                "settings": {
+                    "useStylableVisualContainerHeader": True,
+                    "defaultDrillFilterOtherVisuals": True,
+                },
+            }
+        ),
+        f"{base}/definition/pages/pages.json": _json(
+            {
+                "$schema": SCHEMAS["pages"],
+                "pageOrder": [page],
+                "activePageName": page,
+            }
+        ),
+        f"{base}/definition/pages/{page}/page.json": _json(
+            {
+                "$schema": SCHEMAS["page"],
+                "name": page,
+                "displayName": "Spending",
+                "displayOption": "FitToPage",
+                "height": 720,
+                "width": 1280,
+            }
+        ),
     }
     for visual in _report_visuals(tables, measures):
-        files[f"{base}/definition/pages/{page}/visuals/{visual['name']}/visual.json"] = \
-            _json(visual)
+        files[f"{base}/definition/pages/{page}/visuals/{visual['name']}/visual.json"] = _json(
+            visual
+        )
     return files
 
 
@@ -536,11 +693,13 @@ def _report_files(tables, measures) -> dict[str, str]:
 
 
 def _platform(item_type: str) -> str:
-    return _json({
-        "$schema": SCHEMAS["platform"],
-        "metadata": {"type": item_type, "displayName": NAME},
-        "config": {"version": "2.0", "logicalId": _tag("item", item_type)},
-    })
+    return _json(
+        {
+            "$schema": SCHEMAS["platform"],
+            "metadata": {"type": item_type, "displayName": NAME},
+            "config": {"version": "2.0", "logicalId": _tag("item", item_type)},
+        }
+    )
 
 
 def _json(value) -> str:

@@ -24,7 +24,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,17 +32,24 @@ import jinja2
 import psycopg
 from psycopg.rows import dict_row
 
-from tracker.plumbing.db import connect
 from tracker.errors import InputError, TrackerError
-from tracker.pipeline.models import SCHEMA
 from tracker.everyday.users import find_user
 from tracker.everyday.validate import Month, parse_month
+from tracker.pipeline.models import SCHEMA
+from tracker.plumbing.db import connect
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 # What the report reads; a missing one means `run` has not built the models yet.
 RELATIONS = (
-    "dim_user", "dim_category", "monthly_totals", "rolling_trend", "top_categories",
-    "budget_vs_actual", "alerts", "fact_expenses", "fact_budgets",
+    "dim_user",
+    "dim_category",
+    "monthly_totals",
+    "rolling_trend",
+    "top_categories",
+    "budget_vs_actual",
+    "alerts",
+    "fact_expenses",
+    "fact_budgets",
 )
 TREND_MONTHS = 12
 MIN_TREND_SLOTS = 6
@@ -75,7 +82,7 @@ class UserMonth:
 
     @property
     def status_counts(self) -> dict[str, int]:
-        counts = {status: 0 for status in STATUS_COLORS}
+        counts = dict.fromkeys(STATUS_COLORS, 0)
         for row in self.budgets:
             counts[row["status"]] += 1
         return counts
@@ -104,7 +111,9 @@ def write_report(url: str, out: Path | str, user=None, month=None) -> ReportFile
     """Read the marts and write the HTML report to out, replacing it only when complete."""
     path = Path(out).expanduser().absolute()
     if path.is_dir():
-        raise InputError(f"Error: --out {path} is a directory. Give a file name such as report.html.")
+        raise InputError(
+            f"Error: --out {path} is a directory. Give a file name such as report.html."
+        )
     with connect(url) as conn:
         report = load_report(conn, user=user, month=month)
     page = render_report(report)
@@ -140,12 +149,13 @@ def load_report(conn: psycopg.Connection, user=None, month=None) -> Report:
         picked = _pick_months(conn, user_ids, requested)
         sections = [UserMonth(**row) for row in picked]
         _fill(conn, sections)
-    return Report(datetime.now(timezone.utc), requested, user is not None, sections)
+    return Report(datetime.now(UTC), requested, user is not None, sections)
 
 
 def _check_relations(conn) -> None:
     missing = [
-        name for name in RELATIONS
+        name
+        for name in RELATIONS
         if conn.execute("select to_regclass(%s)", [f"{SCHEMA}.{name}"]).fetchone()[0] is None
     ]
     if missing:
@@ -207,7 +217,9 @@ def _fill(conn, sections: list[UserMonth]) -> None:
         "top": TOP_CATEGORIES,
         "biggest": BIGGEST_EXPENSES,
     }
-    selection = "select * from unnest(%(user_ids)s::bigint[], %(months)s::date[]) as s (user_id, month)"
+    selection = (
+        "select * from unnest(%(user_ids)s::bigint[], %(months)s::date[]) as s (user_id, month)"
+    )
     # Each query also filters its mart on the users directly: PostgreSQL pushes that into
     # the views (into their window partitions too), so one user's report reads one user.
     queries = {
@@ -361,21 +373,24 @@ def _figure(width: float, height: float, left: float, bottom: float, top: float)
     import matplotlib
     from matplotlib.figure import Figure
 
-    matplotlib.rcParams.update({
-        "svg.fonttype": "none",
-        "svg.hashsalt": "smart-spending-tracker",
-        "text.parse_math": False,  # a "$" in a category name is a dollar, not TeX
-        "font.family": "sans-serif",
-        "font.sans-serif": CHART_FONTS,
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.edgecolor": "#9e9e9e",
-        "axes.titlesize": 10,
-    })
+    matplotlib.rcParams.update(
+        {
+            "svg.fonttype": "none",
+            "svg.hashsalt": "smart-spending-tracker",
+            "text.parse_math": False,  # a "$" in a category name is a dollar, not TeX
+            "font.family": "sans-serif",
+            "font.sans-serif": CHART_FONTS,
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.edgecolor": "#9e9e9e",
+            "axes.titlesize": 10,
+        }
+    )
     figure = Figure(figsize=(width, height))
-    figure.subplots_adjust(left=left / width, right=1 - 0.15 / width,
-                           bottom=bottom / height, top=1 - top / height)
+    figure.subplots_adjust(
+        left=left / width, right=1 - 0.15 / width, bottom=bottom / height, top=1 - top / height
+    )
     return figure, figure.add_subplot()
 
 
@@ -386,8 +401,9 @@ def _label_inches(labels) -> float:
 
 
 _TAG = re.compile(r"<[^<>]+>")
-_FORBIDDEN_TAG = re.compile(r"^<\s*/?\s*(script|foreignobject|iframe)\b|\son[a-z]+\s*=",
-                            re.IGNORECASE)
+_FORBIDDEN_TAG = re.compile(
+    r"^<\s*/?\s*(script|foreignobject|iframe)\b|\son[a-z]+\s*=", re.IGNORECASE
+)
 
 
 def _svg(figure, chart_id: str) -> str:
@@ -395,11 +411,13 @@ def _svg(figure, chart_id: str) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     # Matplotlib's RDF block names its creator and licence vocabularies by URL: not needed.
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
-    text = re.sub(r'\sxmlns:(dc|cc|rdf)="[^"]*"', "", text[:text.index(">") + 1], count=3) \
-        + text[text.index(">") + 1:]
+    text = (
+        re.sub(r'\sxmlns:(dc|cc|rdf)="[^"]*"', "", text[: text.index(">") + 1], count=3)
+        + text[text.index(">") + 1 :]
+    )
     # Its stylesheet says "*{...}", which inline in HTML would reach the whole page.
     text = text.replace('<style type="text/css">*{', '<style type="text/css">svg.chart *{')
 
@@ -407,10 +425,11 @@ def _svg(figure, chart_id: str) -> str:
     def rewrite(match: re.Match) -> str:
         tag = match.group(0)
         if _FORBIDDEN_TAG.search(tag):
-            raise TrackerError(f"Error: chart {chart_id} produced unexpected SVG markup. "
-                               "Report this as a bug.")
+            raise TrackerError(
+                f"Error: chart {chart_id} produced unexpected SVG markup. Report this as a bug."
+            )
         tag = re.sub(r'\sid="([^"]+)"', lambda m: f' id="{chart_id}-{m.group(1)}"', tag)
-        tag = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{chart_id}-{m.group(1)})", tag)
+        tag = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{chart_id}-{m.group(1)})", tag)
         tag = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{chart_id}-{m.group(1)}"', tag)
         if tag.startswith("<svg"):
             # Scales with the page: the viewBox stays, the fixed size goes.
@@ -442,18 +461,32 @@ def chart_trend(section: UserMonth, chart_id: str) -> str:
     positions = list(range(slots))
     rotate = slots > 6
     figure, axes = _figure(7.2, 3.0, left=0.9, bottom=0.75 if rotate else 0.4, top=0.35)
-    present = [(position, by_month[month]) for position, month in zip(positions, months)
-               if month in by_month]
-    axes.bar([position for position, _ in present],
-             [float(point["total_spent"]) for _, point in present],
-             color=["#1565c0" if point["month"] == section.month else "#90caf9"
-                    for _, point in present],
-             width=0.65, label="Spent in the month")
-    axes.plot([position for position, _ in present],
-              [float(point["rolling_3m_avg"]) for _, point in present],
-              color="#e65100", marker="o", linewidth=2, label="3-month rolling average")
-    axes.set_xticks(positions, labels=[month.strftime("%b %Y") for month in months],
-                    rotation=45 if rotate else 0, ha="right" if rotate else "center")
+    present = [
+        (position, by_month[month])
+        for position, month in zip(positions, months)
+        if month in by_month
+    ]
+    axes.bar(
+        [position for position, _ in present],
+        [float(point["total_spent"]) for _, point in present],
+        color=["#1565c0" if point["month"] == section.month else "#90caf9" for _, point in present],
+        width=0.65,
+        label="Spent in the month",
+    )
+    axes.plot(
+        [position for position, _ in present],
+        [float(point["rolling_3m_avg"]) for _, point in present],
+        color="#e65100",
+        marker="o",
+        linewidth=2,
+        label="3-month rolling average",
+    )
+    axes.set_xticks(
+        positions,
+        labels=[month.strftime("%b %Y") for month in months],
+        rotation=45 if rotate else 0,
+        ha="right" if rotate else "center",
+    )
     _money_axis(axes.yaxis, section.currency)
     axes.set_ylabel(section.currency)
     top = max([float(point["total_spent"]) for point in section.trend] + [1.0])
@@ -476,17 +509,27 @@ def _add_months(day: date, months: int) -> date:
 def chart_categories(section: UserMonth, chart_id: str) -> str:
     """The month's top categories as horizontal bars in each category's colour."""
     rows = list(reversed(section.categories))
-    figure, axes = _figure(7.2, 0.45 * len(rows) + 0.6, left=_label_inches(
-        row["category"] for row in rows), bottom=0.35, top=0.1)
+    figure, axes = _figure(
+        7.2,
+        0.45 * len(rows) + 0.6,
+        left=_label_inches(row["category"] for row in rows),
+        bottom=0.35,
+        top=0.1,
+    )
     positions = list(range(len(rows)))
     values = [float(row["total_spent"]) for row in rows]
     axes.barh(positions, values, color=[row["color"] or "#9e9e9e" for row in rows], height=0.6)
     axes.set_yticks(positions, labels=[row["category"] for row in rows])
     for position, row in zip(positions, rows):
         share = f"  {row['share_pct']} %" if row["share_pct"] is not None else ""
-        axes.annotate(f"{format_money(row['total_spent'], section.currency)}{share}",
-                      (float(row["total_spent"]), position), xytext=(4, 0),
-                      textcoords="offset points", va="center", fontsize=8)
+        axes.annotate(
+            f"{format_money(row['total_spent'], section.currency)}{share}",
+            (float(row["total_spent"]), position),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
     _money_axis(axes.xaxis, section.currency)
     axes.set_xlim(0, (max(values) if values and max(values) > 0 else 1) * 1.35)
     axes.grid(axis="x", color="#e0e0e0", linewidth=0.6)
@@ -497,21 +540,33 @@ def chart_categories(section: UserMonth, chart_id: str) -> str:
 def chart_budgets(section: UserMonth, chart_id: str) -> str:
     """% of each budget used, coloured under / near / over, with the 80 % and 100 % lines."""
     rows = list(reversed(section.budgets))
-    figure, axes = _figure(7.2, 0.45 * len(rows) + 0.9, left=_label_inches(
-        row["category"] for row in rows), bottom=0.55, top=0.2)
+    figure, axes = _figure(
+        7.2,
+        0.45 * len(rows) + 0.9,
+        left=_label_inches(row["category"] for row in rows),
+        bottom=0.55,
+        top=0.2,
+    )
     positions = list(range(len(rows)))
     shown = [_shown_pct(row) for row in rows]
     limit = max([120.0, *(value + 15 for value in shown)])
-    axes.barh(positions, shown, color=[STATUS_COLORS[row["status"]] for row in rows],
-              height=0.6)
+    axes.barh(positions, shown, color=[STATUS_COLORS[row["status"]] for row in rows], height=0.6)
     axes.set_yticks(positions, labels=[row["category"] for row in rows])
     for position, row, value in zip(positions, rows, shown):
-        label = (f"{row['pct_used']} %" if row["pct_used"] is not None else "budget 0")
-        label += f"  {format_money(row['spent'], section.currency)} of " \
-                 f"{format_money(row['budget_amount'], section.currency)}"
+        label = f"{row['pct_used']} %" if row["pct_used"] is not None else "budget 0"
+        label += (
+            f"  {format_money(row['spent'], section.currency)} of "
+            f"{format_money(row['budget_amount'], section.currency)}"
+        )
         # Right of the 100 % line when the bar is shorter, so no label crosses the lines.
-        axes.annotate(label, (max(value, 100.0), position), xytext=(5, 0),
-                      textcoords="offset points", va="center", fontsize=8)
+        axes.annotate(
+            label,
+            (max(value, 100.0), position),
+            xytext=(5, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
     axes.axvline(80, color="#ef8f00", linestyle="--", linewidth=1)
     axes.axvline(100, color="#c62828", linestyle="-", linewidth=1)
     axes.text(79, len(rows) - 0.35, "80 %", color="#ef8f00", ha="right", fontsize=8)
@@ -551,14 +606,20 @@ def render_report(report: Report) -> str:
             continue
         charts[section.user_id] = {
             "trend": chart_trend(section, f"u{index}-trend") if section.trend else None,
-            "categories": (chart_categories(section, f"u{index}-categories")
-                           if section.categories else None),
+            "categories": (
+                chart_categories(section, f"u{index}-categories") if section.categories else None
+            ),
             "budgets": chart_budgets(section, f"u{index}-budgets") if section.budgets else None,
         }
     template = environment.get_template("report.html.j2")
     return template.render(
         report=report,
-        charts={user: {name: jinja2.utils.markupsafe.Markup(svg) if svg else None
-                       for name, svg in chart.items()} for user, chart in charts.items()},
+        charts={
+            user: {
+                name: jinja2.utils.markupsafe.Markup(svg) if svg else None
+                for name, svg in chart.items()
+            }
+            for user, chart in charts.items()
+        },
         status_colors=STATUS_COLORS,
     )
