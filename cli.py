@@ -1,62 +1,27 @@
 """Smart Spending Tracker command line: parse options, call the tracker package, print.
 
-Every command maps handled failures to one line on stderr: exit 1 for a failure,
-exit 2 for bad input. --debug (or TRACKER_DEBUG=1) shows the traceback instead.
+Every command maps handled failures to one line on stderr, `Error: <message>`: exit 1 for a
+failure, exit 2 for bad input. --debug (or TRACKER_DEBUG=1) shows the traceback instead.
+Heavy modules are imported inside the commands, so `--help` stays fast.
 """
 
 import contextlib
 import os
-import re
 import sys
 from pathlib import Path
 
+import click
 
-def run_in_project_venv() -> None:
-    """Re-run this command with the project's .venv, creating it first when needed (as make does)."""
-    project = Path(__file__).resolve().parent
-    venv = project / ".venv"
-    if Path(sys.prefix).resolve() == venv.resolve():
-        return
-    import subprocess
+from tracker import text
+from tracker.errors import InputError, TrackerError
+from tracker.plumbing import config
 
-    python = venv / "bin" / "python"
-    lock = project / "requirements.lock"
-    stamp = venv / ".installed"
-    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
-        print("Setting up .venv with the pinned dependencies (first run only)...", file=sys.stderr)
-        try:
-            if not python.exists():
-                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            subprocess.run(
-                [
-                    str(python),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                    str(lock),
-                ],
-                check=True,
-            )
-        except (OSError, subprocess.CalledProcessError) as exc:
-            sys.exit(f"Error: could not set up {venv} ({exc}). Run `make venv` to see why.")
-        stamp.touch()
-    os.execv(python, [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
-
-
-if __name__ == "__main__":
-    run_in_project_venv()
-
-import click  # noqa: E402 - after the venv bootstrap, which needs only the standard library
-
-from tracker.errors import InputError, TrackerError  # noqa: E402
-from tracker.plumbing import config  # noqa: E402
+# Short names for the text helpers the command bodies use most.
+_plural, _noun = text.plural, text.noun_for
 
 
 class TrackerGroup(click.Group):
-    """A group that prints TrackerError and database errors as one line."""
+    """A group that prints TrackerError and database errors as one `Error: ...` line."""
 
     def invoke(self, ctx):
         try:
@@ -64,30 +29,30 @@ class TrackerGroup(click.Group):
         except TrackerError as exc:
             if _debug(ctx):
                 raise
-            click.echo(_one_line(str(exc)), err=True)
-            ctx.exit(exc.exit_code)
+            _fail(ctx, str(exc), exc.exit_code)
         except Exception as exc:
             import psycopg
 
             if _debug(ctx) or not isinstance(exc, psycopg.Error):
                 raise
-            reason = _one_line(str(exc)) or type(exc).__name__
-            click.echo(
-                f"Error: the database refused the command: {reason}. "
-                "Run again with --debug for details.",
-                err=True,
+            reason = text.first_line(exc) or type(exc).__name__
+            _fail(
+                ctx,
+                f"the database refused the command: {reason}. Run again with --debug for details.",
+                1,
             )
-            ctx.exit(1)
+
+
+def _fail(ctx, message: str, exit_code: int):
+    """Print the one error line (the library's messages carry no prefix) and exit."""
+    line = text.first_line(message)
+    click.echo(line if line.startswith("Error: ") else f"Error: {line}", err=True)
+    ctx.exit(exit_code)
 
 
 def _debug(ctx) -> bool:
     root = ctx.find_root()
     return bool(root.params.get("debug")) or config.debug_enabled()
-
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
 
 
 def database(ctx: click.Context, *, start: bool = True):
@@ -97,65 +62,9 @@ def database(ctx: click.Context, *, start: bool = True):
     return db.resolve(ctx.find_root().params.get("database_url"), start=start)
 
 
-# Money as the tables show it (_money): right-aligned, so the decimal points line up.
-_AMOUNT_CELL = re.compile(r"^-?[0-9][0-9,]*\.[0-9]{2}$")
-
-
 def print_table(headers: list[str], rows: list[tuple]) -> None:
-    """Print rows as an aligned plain-text table, one line per row.
-
-    Line breaks inside a value show as ↵ and control characters as ?, so a multi-line note
-    (or an escape sequence in one) never breaks the layout; widths count wide characters
-    (CJK, most emoji) as two columns; amount columns are right-aligned.
-    """
-    cells = [[_table_cell(value) for value in row] for row in rows]
-    widths = [_width(header) for header in headers]
-    for row in cells:
-        widths = [max(width, _width(cell)) for width, cell in zip(widths, row)]
-    amounts = [
-        any(row[index] for row in cells)
-        and all(not row[index] or _AMOUNT_CELL.match(row[index]) for row in cells)
-        for index in range(len(headers))
-    ]
-
-    def line(values: list[str]) -> str:
-        padded = [_pad(value, width, right) for value, width, right in zip(values, widths, amounts)]
-        return "  ".join(padded).rstrip()
-
-    click.echo(line(list(headers)))
-    click.echo("  ".join("-" * width for width in widths))
-    for row in cells:
-        click.echo(line(row))
-
-
-def _table_cell(value) -> str:
-    import unicodedata
-
-    text = "" if value is None else str(value)
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", " \u21b5 ")
-    return "".join(
-        " " if char == "\t" else "?" if unicodedata.category(char) == "Cc" else char
-        for char in text
-    )
-
-
-def _width(text: str) -> int:
-    """Columns a terminal uses for text: wide (CJK, most emoji) 2, combining marks 0."""
-    import unicodedata
-
-    return sum(
-        0
-        if unicodedata.combining(char)
-        else 2
-        if unicodedata.east_asian_width(char) in ("W", "F")
-        else 1
-        for char in text
-    )
-
-
-def _pad(text: str, width: int, right: bool) -> str:
-    space = " " * (width - _width(text))
-    return space + text if right else text + space
+    """Print rows as an aligned plain-text table (see tracker.text.table)."""
+    click.echo(text.table(headers, rows))
 
 
 @click.group(cls=TrackerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -189,7 +98,7 @@ def db_init(ctx, seed):
 
         python cli.py db-init --no-seed
     """
-    from tracker.plumbing.bootstrap import initialize_database
+    from tracker.plumbing.bootstrap import describe_init, initialize_database
 
     target = database(ctx)
     click.echo(f"Database: {target.masked_url} ({target.source})")
@@ -198,16 +107,7 @@ def db_init(ctx, seed):
         click.echo(f"  applied {migration.filename} ({elapsed_ms} ms)")
 
     report = initialize_database(target.url, seed=seed, on_applied=on_applied)
-    if report.seeds and report.seeds.loaded:
-        rows = ", ".join(f"{count} {name}" for name, count in report.seeds.rows.items())
-        click.echo(f"  loaded sample seeds ({rows})")
-    if not report.changed:
-        seeds_note = ", sample seeds already loaded" if seed else ""
-        click.echo(
-            f"Nothing to do: all {report.already_applied} migrations already applied{seeds_note}."
-        )
-    else:
-        click.echo("Database is up to date.")
+    click.echo(describe_init(report, seed))
 
 
 @cli.group("db", cls=TrackerGroup)
@@ -229,23 +129,12 @@ def db_status(ctx):
 
         python cli.py db status
     """
-    from tracker.plumbing.bootstrap import database_status
+    from tracker.plumbing.bootstrap import database_status, describe_status
 
     status = database_status(database(ctx, start=False))
-    click.echo(f"Database:   {status.database.masked_url}")
-    click.echo(f"Source:     {status.database.source}")
-    if status.server_running is not None:
-        state = "running" if status.server_running else "stopped (any command starts it)"
-        click.echo(f"Server:     private, {state}")
+    click.echo(describe_status(status))
     if not status.reachable:
-        click.echo(f"Reachable:  no ({_one_line(status.error)})")
         ctx.exit(1)
-    click.echo(f"Reachable:  yes (PostgreSQL {status.server_version})")
-    click.echo(f"Migrations: {len(status.applied)} applied, {len(status.pending)} pending")
-    for row in status.applied:
-        click.echo(f"  applied  V{row.version:03d}__{row.name}  {row.applied_at:%Y-%m-%d %H:%M:%S}")
-    for migration in status.pending:
-        click.echo(f"  pending  {migration.filename}")
 
 
 @db_group.command("stop")
@@ -307,9 +196,7 @@ def generate(ctx, users, expenses, months, seed, start_month):
 
         python cli.py generate --users 1000 --expenses 1000000 --months 24 --seed 7
     """
-    import contextlib
-
-    from tracker.everyday.generate import generate_data, parse_options
+    from tracker.everyday.generate import describe_generated, generate_data, parse_options
 
     options = parse_options(
         users=users, expenses=expenses, months=months, seed=seed, start_month=start_month
@@ -336,69 +223,30 @@ def generate(ctx, users, expenses, months, seed, start_month):
             bars[0].update(done - bars[0].pos)
 
         result = generate_data(target.url, options, on_progress)
-    print_table(
-        ["table", "rows added"],
-        [
-            ("users", f"{result.users:,}"),
-            ("categories", f"{result.categories_added:,}"),
-            ("budgets", f"{result.budgets:,}"),
-            ("expenses", f"{result.expenses:,}"),
-            ("alerts", f"{result.alerts:,}"),
-        ],
-    )
-    click.echo(
-        f"Generated seed {options.seed} for {result.first_month:%Y-%m} to "
-        f"{result.last_month:%Y-%m} into {target.masked_url} in {result.seconds:.1f} s."
-    )
+    click.echo(describe_generated(result, options, target.masked_url))
 
 
 # --- everyday commands: user, category, expense, budget, alerts, summary, import ----------
 
 
-def _connection(ctx):
-    """An autocommit connection: each library call runs in its own transaction."""
+def _call(ctx, function, *args, **kwargs):
+    """Make one library call on its own autocommit connection (the call is its own
+    transaction)."""
     from tracker.plumbing import db
 
-    return db.connect(database(ctx).url, autocommit=True)
+    with db.connect(database(ctx).url, autocommit=True) as conn:
+        return function(conn, *args, **kwargs)
 
 
-def _plural(count: int, noun: str, plural: str | None = None) -> str:
-    """ "1 model", "2 models", "0 files": the count with the noun in the right number."""
-    return f"{count:,} {noun if count == 1 else (plural or noun + 's')}"
-
-
-def _noun(count: int, noun: str, plural: str | None = None) -> str:
-    return noun if count == 1 else (plural or noun + "s")
-
-
-def _money(value) -> str:
-    return "" if value is None else f"{value:,.2f}"
-
-
-def _emit(fmt: str, headers: list[str], dicts: list[dict], table_rows: list[tuple]) -> None:
-    """Print records as a table (people), CSV or JSON (scripts; amounts as exact strings)."""
-    import csv
-    import io
-    import json
-
-    if fmt == "json":
-        click.echo(json.dumps(dicts, indent=2, ensure_ascii=False))
-    elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(
-            buffer, fieldnames=list(dicts[0]) if dicts else headers, lineterminator="\n"
-        )
-        writer.writeheader()
-        writer.writerows(dicts)
-        click.echo(buffer.getvalue(), nl=False)
-    else:
-        print_table(headers, table_rows)
+def _echo(output: str) -> None:
+    """Print text the library rendered (it ends with its own newline)."""
+    click.echo(output, nl=False)
 
 
 FORMAT_OPTION = click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json"]),
+    type=click.Choice(text.FORMATS),
     default="table",
     show_default=True,
     help="table for people, csv or json for scripts.",
@@ -431,8 +279,7 @@ def user_add(ctx, name, email, currency):
     """
     from tracker.everyday.users import add_user
 
-    with _connection(ctx) as conn:
-        user = add_user(conn, name, email, currency)
+    user = _call(ctx, add_user, name, email, currency)
     click.echo(f"Added user {user.id}: {user.name} <{user.email}> ({user.currency}).")
 
 
@@ -447,17 +294,10 @@ def user_list(ctx, fmt):
     \b
         python cli.py user list --format json
     """
-    from tracker.everyday.users import list_users
+    from tracker.everyday.users import User, list_users
 
-    with _connection(ctx) as conn:
-        users = list_users(conn)
-    dicts = [{"id": u.id, "name": u.name, "email": u.email, "currency": u.currency} for u in users]
-    _emit(
-        fmt,
-        ["id", "name", "email", "currency"],
-        dicts,
-        [(u.id, u.name, u.email, u.currency) for u in users],
-    )
+    users = _call(ctx, list_users)
+    _echo(text.listing(fmt, User, users))
 
 
 @user_group.command("update")
@@ -479,8 +319,7 @@ def user_update(ctx, user, name, email, currency):
     """
     from tracker.everyday.users import update_user
 
-    with _connection(ctx) as conn:
-        updated = update_user(conn, user, name=name, email=email, currency=currency)
+    updated = _call(ctx, update_user, user, name=name, email=email, currency=currency)
     click.echo(f"Updated user {updated.id}: {updated.name} <{updated.email}> ({updated.currency}).")
 
 
@@ -501,8 +340,7 @@ def user_delete(ctx, user, yes):
     """
     from tracker.everyday.users import delete_user, describe_user_data
 
-    with _connection(ctx) as conn:
-        deleted = delete_user(conn, user, confirmed=yes)
+    deleted = _call(ctx, delete_user, user, confirmed=yes)
     click.echo(
         f"Deleted user {deleted.user.id}: {deleted.user.name} <{deleted.user.email}> "
         f"with {describe_user_data(deleted)}."
@@ -535,8 +373,7 @@ def category_add(ctx, name, description, color):
     """
     from tracker.everyday.categories import add_category
 
-    with _connection(ctx) as conn:
-        category = add_category(conn, name, description, color)
+    category = _call(ctx, add_category, name, description, color)
     click.echo(f"Added category {category.id}: {category.name} ({category.color}).")
 
 
@@ -551,26 +388,10 @@ def category_list(ctx, fmt):
     \b
         python cli.py category list
     """
-    from tracker.everyday.categories import list_categories
+    from tracker.everyday.categories import CategoryUsage, list_categories
 
-    with _connection(ctx) as conn:
-        rows = list_categories(conn)
-    dicts = [
-        {
-            "id": c.id,
-            "name": c.name,
-            "description": c.description,
-            "color": c.color,
-            "expenses": c.expense_count,
-        }
-        for c in rows
-    ]
-    _emit(
-        fmt,
-        ["id", "name", "description", "color", "expenses"],
-        dicts,
-        [tuple(d.values()) for d in dicts],
-    )
+    rows = _call(ctx, list_categories)
+    _echo(text.listing(fmt, CategoryUsage, rows))
 
 
 @category_group.command("rename")
@@ -589,8 +410,7 @@ def category_rename(ctx, category, new_name):
     """
     from tracker.everyday.categories import rename_category
 
-    with _connection(ctx) as conn:
-        renamed = rename_category(conn, category, new_name)
+    renamed = _call(ctx, rename_category, category, new_name)
     click.echo(
         f"Renamed category {renamed.category.id} from {renamed.before} to {renamed.category.name}."
     )
@@ -619,79 +439,10 @@ def category_delete(ctx, category, move_to, dry_run):
     \b
         python cli.py category delete Entertainment --move-to Shopping --dry-run
     """
-    from tracker.everyday.categories import delete_category
+    from tracker.everyday.categories import delete_category, describe_deletion
 
-    with _connection(ctx) as conn:
-        deleted = delete_category(conn, category, move_to, dry_run=dry_run)
-    for line in _category_delete_lines(deleted):
-        click.echo(line)
-
-
-def _category_delete_lines(deleted) -> list[str]:
-    """What a category delete did, or with --dry-run would do, one effect per line."""
-    would = deleted.dry_run
-
-    def verb(past: str, present: str) -> str:
-        return present if would else past
-
-    name = deleted.category.name
-    head = (
-        f"Would delete category {name} (dry run: nothing was changed)"
-        if would
-        else f"Deleted category {name}"
-    )
-    target = deleted.moved_to
-    if target is None:
-        budgets = (
-            f"; {verb('removed', 'remove')} its {_plural(deleted.removed_budgets, 'budget')}"
-            if deleted.removed_budgets
-            else ""
-        )
-        return [f"{head}{budgets}."]
-    lines = [f"{head}:"]
-    lines.append(
-        f"  {verb('moved', 'move')} {_plural(deleted.moved_expenses, 'expense')} "
-        f"({_money(deleted.moved_amount)}) to {target.name}"
-    )
-    if deleted.renamed_budgets:
-        lines.append(
-            f"  {verb('gave', 'give')} {_plural(deleted.renamed_budgets, 'budget')} to "
-            f"{target.name} (months where it had none)"
-        )
-    if deleted.merged_budgets:
-        lines.append(
-            f"  {verb('added', 'add')} {_plural(len(deleted.merged_budgets), 'budget')} "
-            f"to {target.name}'s budget for the same month:"
-        )
-        for merged in deleted.merged_budgets:
-            lines.append(
-                f"    {merged.user_email} {merged.month}: {_money(merged.before)} + "
-                f"{_money(merged.moved_amount)} = {_money(merged.after)}"
-            )
-    if deleted.moved_alerts:
-        lines.append(
-            f"  {verb('pointed', 'point')} {_plural(deleted.moved_alerts, 'alert')} at "
-            f"{target.name} (their messages are kept as they were)"
-        )
-    if deleted.moved_transfers:
-        lines.append(
-            f"  {verb('re-linked', 're-link')} "
-            f"{_plural(deleted.moved_transfers, 'budget transfer')} to {target.name}'s "
-            "budgets"
-        )
-    if deleted.unlinked_transfers:
-        lines.append(
-            f"  {verb('kept', 'keep')} "
-            f"{_plural(deleted.unlinked_transfers, 'transfer')} between {name} and "
-            f"{target.name} in a merged month, with its {name} side unlinked"
-        )
-    lines.append(f"  {verb('recorded', 'record')} no new alert (a move spends nothing)")
-    for over in deleted.over_budget:
-        lines.append(
-            f"  {target.name} {verb('is', 'will be')} over budget for {over.user_email} "
-            f"in {over.month}: spent {_money(over.spent)} of {_money(over.budget)}"
-        )
-    return lines
+    deleted = _call(ctx, delete_category, category, move_to, dry_run=dry_run)
+    click.echo("\n".join(describe_deletion(deleted)))
 
 
 @cli.group("expense", cls=TrackerGroup)
@@ -711,7 +462,7 @@ def expense_group():
 @click.option("--amount", required=True, help="Amount above 0, at most 2 decimals.")
 @click.option("--date", "day", help="Day YYYY-MM-DD (default: today).")
 @click.option("--note", help="What it was for.")
-@click.option("--currency", help="Must be the user's currency; amounts are never converted.")
+@click.option("--currency", help="Currency of the amount; must be the user's (no conversion).")
 @click.pass_context
 def expense_add(ctx, user, category, amount, day, note, currency):
     """Record an expense. Crossing a budget records an alert (see `alerts`).
@@ -722,12 +473,12 @@ def expense_add(ctx, user, category, amount, day, note, currency):
     Example:
 
     \b
-        python cli.py expense add --user aman@example.com --category Food --amount 250.50 --date 2025-05-20 --note "Lunch"
+        python cli.py expense add --user aman@example.com --category Food \\
+            --amount 250.50 --date 2025-05-20 --note "Lunch"
     """
     from tracker.everyday.expenses import add_expense
 
-    with _connection(ctx) as conn:
-        expense = add_expense(conn, user, category, amount, day, note, currency)
+    expense = _call(ctx, add_expense, user, category, amount, day, note, currency)
     click.echo(
         f"Added expense {expense.id}: {expense.date} {expense.category} "
         f"{expense.amount} {expense.currency} for {expense.user_email}."
@@ -739,9 +490,6 @@ def _echo_alerts(alerts) -> None:
     """Say which budget alerts the command just fired."""
     for alert in alerts:
         click.echo(f"Alert {alert.id}: {alert.message}")
-
-
-TABLE_LIMIT = 50
 
 
 @expense_group.command("list")
@@ -763,8 +511,7 @@ TABLE_LIMIT = 50
     "--limit",
     type=int,
     default=None,
-    help=f"At most this many expenses (default: {TABLE_LIMIT} for the table, "
-    "all for csv and json).",
+    help="At most this many expenses (default: 50 for the table, all for csv and json).",
 )
 @FORMAT_OPTION
 @click.pass_context
@@ -781,42 +528,25 @@ def expense_list(
     \b
         python cli.py expense list --user aman@example.com --month 2025-05 --min 100 --format csv
     """
-    from tracker.everyday.expenses import expense_filter, fetch_expenses, stream_expenses
+    from tracker.everyday.expenses import write_expenses
 
-    with _connection(ctx) as conn:
-        chosen = expense_filter(
-            conn,
-            user=user,
-            category=category,
-            month=month,
-            date_from=date_from,
-            date_to=date_to,
-            min_amount=min_amount,
-            max_amount=max_amount,
-            sort=sort,
-        )
-        if fmt != "table":
-            sys.stdout.flush()
-            out = sys.stdout.buffer
-            stream_expenses(conn, chosen, fmt, out.write, limit=limit)
-            out.flush()
-            return
-        shown = limit if limit is not None else TABLE_LIMIT
-        if shown < 1:
-            raise InputError(f"Error: --limit {shown} must be 1 or more. Give a positive number.")
-        rows = fetch_expenses(conn, chosen, shown + 1)
-    print_table(
-        ["id", "date", "user", "category", "amount", "currency", "note"],
-        [
-            (e.id, e.date, e.user_email, e.category, _money(e.amount), e.currency, e.note)
-            for e in rows[:shown]
-        ],
+    sys.stdout.flush()
+    _call(
+        ctx,
+        write_expenses,
+        fmt,
+        sys.stdout.buffer.write,
+        limit=limit,
+        user=user,
+        category=category,
+        month=month,
+        date_from=date_from,
+        date_to=date_to,
+        min_amount=min_amount,
+        max_amount=max_amount,
+        sort=sort,
     )
-    if len(rows) > shown:
-        click.echo(
-            f"Showing the first {_plural(shown, 'expense')}; more match. Raise --limit, "
-            "or use --format csv for all of them."
-        )
+    sys.stdout.buffer.flush()
 
 
 @expense_group.command("update")
@@ -839,8 +569,7 @@ def expense_update(ctx, expense_id, note, amount, category, day):
     changes = {"amount": amount, "category": category, "day": day}
     if note is not None:
         changes["note"] = note
-    with _connection(ctx) as conn:
-        expense = update_expense(conn, expense_id, **changes)
+    expense = _call(ctx, update_expense, expense_id, **changes)
     click.echo(
         f"Updated expense {expense.id}: {expense.date} {expense.category} "
         f"{expense.amount} {expense.currency} ({expense.note or 'no note'})."
@@ -861,8 +590,7 @@ def expense_delete(ctx, expense_id):
     """
     from tracker.everyday.expenses import delete_expense
 
-    with _connection(ctx) as conn:
-        expense = delete_expense(conn, expense_id)
+    expense = _call(ctx, delete_expense, expense_id)
     click.echo(
         f"Deleted expense {expense.id}: {expense.date} {expense.category} "
         f"{expense.amount} {expense.currency}."
@@ -894,12 +622,12 @@ def budget_set(ctx, user, category, month, amount):
     Example:
 
     \b
-        python cli.py budget set --user aman@example.com --category Food --month 2025-05 --amount 9000
+        python cli.py budget set --user aman@example.com --category Food \\
+            --month 2025-05 --amount 9000
     """
     from tracker.everyday.budgets import set_budget
 
-    with _connection(ctx) as conn:
-        budget = set_budget(conn, user, category, month, amount)
+    budget = _call(ctx, set_budget, user, category, month, amount)
     change = (
         "created" if budget.previous_amount is None else f"changed from {budget.previous_amount}"
     )
@@ -923,33 +651,18 @@ def budget_list(ctx, user, month, fmt):
     \b
         python cli.py budget list --user aman@example.com --month 2025-05
     """
-    from tracker.everyday.budgets import list_budgets
+    from tracker.everyday.budgets import BudgetStatus, list_budgets
 
-    with _connection(ctx) as conn:
-        rows = list_budgets(conn, user, month)
-    _emit(
-        fmt,
-        ["month", "category", "budget", "spent", "remaining", "used %", "status"],
-        [b.as_dict() for b in rows],
-        [
-            (
-                b.month,
-                b.category,
-                _money(b.budget),
-                _money(b.spent),
-                _money(b.remaining),
-                "" if b.percent_used is None else b.percent_used,
-                b.status,
-            )
-            for b in rows
-        ],
-    )
+    rows = _call(ctx, list_budgets, user, month)
+    _echo(text.listing(fmt, BudgetStatus, rows))
 
 
 @budget_group.command("transfer")
 @click.option("--user", required=True, help="User e-mail or id.")
-@click.option("--from", "from_category", required=True, help="Category to take budget from.")
-@click.option("--to", "to_category", required=True, help="Category to give it to.")
+@click.option(
+    "--from", "from_category", required=True, help="Category to take it from (name or id)."
+)
+@click.option("--to", "to_category", required=True, help="Category to give it to (name or id).")
 @click.option("--month", required=True, help="Month, YYYY-MM.")
 @click.option("--amount", required=True, help="Amount to move, above 0.")
 @click.pass_context
@@ -962,12 +675,12 @@ def budget_transfer(ctx, user, from_category, to_category, month, amount):
     Example:
 
     \b
-        python cli.py budget transfer --user aman@example.com --from Shopping --to Food --month 2025-05 --amount 1000
+        python cli.py budget transfer --user aman@example.com --from Shopping --to Food \\
+            --month 2025-05 --amount 1000
     """
     from tracker.everyday.budgets import transfer_budget
 
-    with _connection(ctx) as conn:
-        moved = transfer_budget(conn, user, from_category, to_category, month, amount)
+    moved = _call(ctx, transfer_budget, user, from_category, to_category, month, amount)
     if moved.created_destination:
         click.echo(f"Created the {moved.to_category} budget for {moved.month} (there was none).")
     click.echo(
@@ -980,7 +693,7 @@ def budget_transfer(ctx, user, from_category, to_category, month, amount):
 
 @budget_group.command("delete")
 @click.option("--user", required=True, help="User e-mail or id.")
-@click.option("--category", required=True, help="Category name or #id.")
+@click.option("--category", required=True, help="Category name or id.")
 @click.option("--month", required=True, help="Month, YYYY-MM.")
 @click.pass_context
 def budget_delete(ctx, user, category, month):
@@ -996,8 +709,7 @@ def budget_delete(ctx, user, category, month):
     """
     from tracker.everyday.budgets import delete_budget
 
-    with _connection(ctx) as conn:
-        deleted = delete_budget(conn, user, category, month)
+    deleted = _call(ctx, delete_budget, user, category, month)
     kept = [_plural(deleted.alerts_kept, "alert"), _plural(deleted.transfers_kept, "transfer")]
     click.echo(
         f"Deleted the {deleted.category} budget for {deleted.month} of "
@@ -1021,25 +733,10 @@ def alerts_group(ctx, user, unread, fmt):
     """
     if ctx.invoked_subcommand is not None:
         return
-    from tracker.everyday.alerts import list_alerts
+    from tracker.everyday.alerts import Alert, list_alerts
 
-    with _connection(ctx) as conn:
-        rows = list_alerts(conn, user, unread=unread)
-    _emit(
-        fmt,
-        ["id", "fired", "user", "message", "read"],
-        [a.as_dict() for a in rows],
-        [
-            (
-                a.id,
-                f"{a.fired_at:%Y-%m-%d %H:%M}",
-                a.user_email,
-                a.message,
-                f"{a.acknowledged_at:%Y-%m-%d %H:%M}" if a.acknowledged_at else "no",
-            )
-            for a in rows
-        ],
-    )
+    rows = _call(ctx, list_alerts, user, unread=unread)
+    _echo(text.listing(fmt, Alert, rows))
 
 
 @alerts_group.command("ack")
@@ -1055,8 +752,7 @@ def alerts_ack(ctx, alert_id):
     """
     from tracker.everyday.alerts import acknowledge_alert
 
-    with _connection(ctx) as conn:
-        ack = acknowledge_alert(conn, alert_id)
+    ack = _call(ctx, acknowledge_alert, alert_id)
     if ack.already:
         click.echo(
             f"Alert {ack.alert.id} was already acknowledged at "
@@ -1089,7 +785,7 @@ def alerts_ack(ctx, alert_id):
     type=click.Path(dir_okay=False),
     help="CSV of pattern,category: substring or /regex/ of the note; first match wins.",
 )
-@click.option("--default-category", help="Category for rows no rule matches.")
+@click.option("--default-category", help="Category (name or id) for rows no rule matches.")
 @click.option(
     "--debits-negative",
     is_flag=True,
@@ -1132,60 +828,38 @@ def import_command(
     Example:
 
     \b
-        python cli.py import examples/statement.csv --user aman@example.com --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y --rules examples/rules.csv --default-category Shopping
+        python cli.py import examples/statement.csv --user aman@example.com \\
+            --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y \\
+            --rules examples/rules.csv --default-category Shopping
     """
-    from tracker.everyday.importer import import_statement, load_rules, parse_mapping
-    from tracker.plumbing import db
+    from tracker.everyday.importer import describe_import, import_file
 
-    column_mapping = parse_mapping(mapping)
-    rules = load_rules(rules_file) if rules_file else []
-    separator = "\t" if delimiter in ("tab", "\\t") else delimiter
-    progress = None
-    bar = None
-    if sys.stderr.isatty():
-        bar = click.progressbar(
-            length=100, label=f"Importing {os.path.basename(csv_file)}", file=sys.stderr
+    with contextlib.ExitStack() as stack:
+        progress = None
+        if sys.stderr.isatty():
+            label = f"Importing {os.path.basename(csv_file)}"
+            bar = stack.enter_context(click.progressbar(length=100, label=label, file=sys.stderr))
+
+            def progress(done, total):
+                bar.update(round(done * 100 / total) - bar.pos if total else 100)
+
+        result = import_file(
+            database(ctx).url,
+            csv_file,
+            user,
+            mapping,
+            rules_file=rules_file,
+            date_format=date_format,
+            decimal_comma=decimal_comma,
+            delimiter=delimiter,
+            default_category=default_category,
+            currency=currency,
+            debits_negative=debits_negative,
+            encoding=encoding,
+            account=account,
+            on_progress=progress,
         )
-
-        def progress(done, total):
-            bar.update(round(done * 100 / total) - bar.pos if total else 100)
-
-    target = database(ctx)
-    # A pool, not a bare connection: imports run long and may be driven repeatedly.
-    with db.pool(target.url, min_size=1, max_size=1) as connection_pool:
-        with connection_pool.connection() as conn:
-            try:
-                result = import_statement(
-                    conn,
-                    csv_file,
-                    user,
-                    column_mapping,
-                    date_format=date_format,
-                    decimal_comma=decimal_comma,
-                    delimiter=separator,
-                    rules=rules,
-                    default_category=default_category,
-                    currency=currency,
-                    debits_negative=debits_negative,
-                    encoding=encoding,
-                    account=account,
-                    on_progress=progress,
-                )
-            finally:
-                if bar is not None:
-                    bar.render_finish()
-    skipped = (
-        f", skipped {_plural(result.skipped_credits, 'credit row')}"
-        if result.skipped_credits
-        else ""
-    )
-    source = (
-        result.path.name if account is None else f"{result.path.name} (account {result.account})"
-    )
-    click.echo(
-        f"Imported {result.inserted:,} of {_plural(result.rows, 'row')} from {source}; "
-        f"{result.duplicates:,} already imported{skipped}."
-    )
+    click.echo(describe_import(result))
     _echo_alerts(result.alerts)
 
 
@@ -1211,44 +885,13 @@ def summary(ctx, user, month, fmt):
     """
     import json
 
-    from tracker.everyday.summary import summarize_month
+    from tracker.everyday.summary import describe_month, summarize_month
 
-    with _connection(ctx) as conn:
-        report = summarize_month(conn, user, month)
+    report = _call(ctx, summarize_month, user, month)
     if fmt == "json":
         click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
-        return
-    click.echo(f"{report.user_name} <{report.user_email}>, {report.month.label}")
-    click.echo(
-        f"Spent {_money(report.total_spent)} {report.currency} "
-        f"of {_money(report.total_budget)} budgeted."
-    )
-    click.echo("")
-    if report.categories:
-        print_table(
-            ["category", "budget", "spent", "remaining", "status"],
-            [
-                (c.category, _money(c.budget), _money(c.spent), _money(c.remaining), c.status)
-                for c in report.categories
-            ],
-        )
     else:
-        click.echo("No budgets or expenses this month.")
-    if report.top_expenses:
-        click.echo("")
-        click.echo("Top expenses:")
-        print_table(
-            ["date", "category", "amount", "note"],
-            [(e.date, e.category, _money(e.amount), e.note) for e in report.top_expenses],
-        )
-    click.echo("")
-    if report.alerts:
-        click.echo("Alerts:")
-        for alert in report.alerts:
-            state = "read" if alert.acknowledged_at else "unread"
-            click.echo(f"  [{alert.id}] {alert.message} ({state})")
-    else:
-        click.echo("No alerts this month.")
+        click.echo(describe_month(report))
 
 
 # --- models: run, compile -----------------------------------------------------------------
@@ -2148,8 +1791,7 @@ def token_create(ctx, user, name):
     """
     from tracker.everyday.tokens import create_token
 
-    with _connection(ctx) as conn:
-        created = create_token(conn, user, name)
+    created = _call(ctx, create_token, user, name)
     click.echo(
         f"Created token {created.info.id} ({created.info.name}) for "
         f"{created.info.user_email}. It is shown only now; keep it secret:"
@@ -2169,29 +1811,10 @@ def token_list(ctx, user, fmt):
     \b
         python cli.py token list --user aman@example.com
     """
-    from tracker.everyday.tokens import list_tokens
+    from tracker.everyday.tokens import ApiToken, list_tokens
 
-    def when(value):
-        return f"{value:%Y-%m-%d %H:%M}" if value else ""
-
-    with _connection(ctx) as conn:
-        rows = list_tokens(conn, user)
-    _emit(
-        fmt,
-        ["id", "user", "name", "created", "last used", "revoked"],
-        [row.as_dict() for row in rows],
-        [
-            (
-                row.id,
-                row.user_email,
-                row.name,
-                when(row.created_at),
-                when(row.last_used_at),
-                when(row.revoked_at),
-            )
-            for row in rows
-        ],
-    )
+    rows = _call(ctx, list_tokens, user)
+    _echo(text.listing(fmt, ApiToken, rows))
 
 
 @token_group.command("revoke")
@@ -2207,8 +1830,7 @@ def token_revoke(ctx, token_id):
     """
     from tracker.everyday.tokens import revoke_token
 
-    with _connection(ctx) as conn:
-        token, already = revoke_token(conn, token_id)
+    token, already = _call(ctx, revoke_token, token_id)
     if already:
         click.echo(
             f"Token {token.id} was already revoked at "

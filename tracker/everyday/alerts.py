@@ -3,10 +3,12 @@
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import ClassVar
 
 import psycopg
 from psycopg.rows import class_row
 
+from tracker import text
 from tracker.errors import InputError
 from tracker.everyday import validate
 from tracker.everyday.users import find_user
@@ -24,6 +26,12 @@ class Alert:
     budget_amount: Decimal
     fired_at: datetime
     acknowledged_at: datetime | None
+
+    HEADERS: ClassVar = ("id", "fired", "user", "message", "read")
+
+    def as_row(self) -> tuple:
+        read = text.when(self.acknowledged_at) or "no"
+        return (self.id, text.when(self.fired_at), self.user_email, self.message, read)
 
     def as_dict(self) -> dict:
         return {
@@ -117,5 +125,5 @@ def acknowledge_alert(conn: psycopg.Connection, alert_id) -> Acknowledgement:
         with conn.cursor(row_factory=class_row(Alert)) as cursor:
             alert = cursor.execute(_SELECT + " where alerts.id = %s", [alert_id]).fetchone()
     if alert is None:
-        raise InputError(f"Error: alert {alert_id} does not exist. Check the id with `alerts`.")
+        raise InputError(f"alert {alert_id} does not exist. Check the id with `alerts`.")
     return Acknowledgement(alert, already=changed is None)

@@ -6,10 +6,12 @@ already spent records an alert, on purpose.
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ClassVar
 
 import psycopg
 from psycopg.rows import class_row
 
+from tracker import text
 from tracker.errors import InputError, TrackerError
 from tracker.everyday import validate
 from tracker.everyday.alerts import Alert, alerts_fired_now
@@ -40,6 +42,13 @@ class BudgetStatus:
     remaining: Decimal
     percent_used: Decimal | None
     status: str  # under (< 80 %), near (80-100 % inclusive), over (> 100 %)
+
+    HEADERS: ClassVar = ("month", "category", "budget", "spent", "remaining", "used %", "status")
+
+    def as_row(self) -> tuple:
+        amounts = (text.money(self.budget), text.money(self.spent), text.money(self.remaining))
+        used = "" if self.percent_used is None else self.percent_used
+        return (self.month, self.category, *amounts, used, self.status)
 
     def as_dict(self) -> dict:
         return {
@@ -137,7 +146,7 @@ def delete_budget(conn: psycopg.Connection, user, category, month) -> DeletedBud
         ).fetchone()
         if row is None:
             raise InputError(
-                f"Error: {found_user.email} has no {found_category.name} budget for {month}. "
+                f"{found_user.email} has no {found_category.name} budget for {month}. "
                 "Check `budget list`."
             )
         alerts_kept, transfers_kept = conn.execute(
@@ -266,7 +275,7 @@ def transfer_budget(
         destination = find_category(conn, to_category)
         if source.id == destination.id:
             raise InputError(
-                f'Error: --from and --to are both "{source.name}". '
+                f'--from and --to are both "{source.name}". '
                 "Transfer between two different categories."
             )
         key = [found_user.id, month.year, month.month]
@@ -282,7 +291,7 @@ def transfer_budget(
         )
         if source.id not in ids:
             raise TrackerError(
-                f"Error: transfer refused: {found_user.email} has no {source.name} budget for "
+                f"transfer refused: {found_user.email} has no {source.name} budget for "
                 f"{month} to take from. Set one with `budget set` first."
             )
         # Locks in id order: two transfers between the same pair, in either direction,
@@ -297,7 +306,7 @@ def transfer_budget(
         available = locked[source_id]
         if amount > available:
             raise TrackerError(
-                f"Error: transfer refused: the {source.name} budget for {month} holds only "
+                f"transfer refused: the {source.name} budget for {month} holds only "
                 f"{available}, less than {amount}. Move at most {available}."
             )
         try:
@@ -351,12 +360,12 @@ def transfer_budget(
             # Only possible when a destination budget was created with an explicit, lower id
             # by someone else at the same moment; nothing was changed, so a retry is safe.
             raise TrackerError(
-                f"Error: transfer refused: the {source.name} and {destination.name} budgets for "
+                f"transfer refused: the {source.name} and {destination.name} budgets for "
                 f"{month} were busy with another change. Nothing changed; run it again."
             ) from None
         except psycopg.errors.NumericValueOutOfRange:
             raise TrackerError(
-                f"Error: transfer refused: the {destination.name} budget for {month} would "
+                f"transfer refused: the {destination.name} budget for {month} would "
                 "exceed 9999999999.99. Move a smaller amount."
             ) from None
         after = dict(

@@ -2,12 +2,14 @@
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ClassVar
 
 import psycopg
 from psycopg.rows import class_row
 
 from tracker.errors import InputError, TrackerError
 from tracker.everyday import validate
+from tracker.text import money, plural
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,14 @@ class CategoryUsage:
     description: str | None
     color: str
     expense_count: int
+
+    HEADERS: ClassVar = ("id", "name", "description", "color", "expenses")
+
+    def as_dict(self) -> dict:
+        return dict(zip(self.HEADERS, self.as_row(), strict=True))
+
+    def as_row(self) -> tuple:
+        return (self.id, self.name, self.description, self.color, self.expense_count)
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,7 @@ def parse_category_name(value) -> str:
     name = validate.parse_name(value, what="category name")
     if name.isdigit():
         raise InputError(
-            f'Error: category name "{name}" is all digits, which reads as a category id. '
+            f'category name "{name}" is all digits, which reads as a category id. '
             "Use a name with at least one letter, like Rent2."
         )
     return name
@@ -148,7 +158,7 @@ def find_category(conn: psycopg.Connection, reference) -> Category:
             ).fetchone()
             if found is None:
                 raise InputError(
-                    f"Error: category id {category_id} does not exist. "
+                    f"category id {category_id} does not exist. "
                     "Check `category list` (a category is named by its name or its id)."
                 )
             return found
@@ -162,7 +172,7 @@ def find_category(conn: psycopg.Connection, reference) -> Category:
             found = matches[0] if len(matches) == 1 else None
     if found is None:
         raise InputError(
-            f'Error: category "{reference}" does not exist. '
+            f'category "{reference}" does not exist. '
             "Check `category list`, or add it with `category add`."
         )
     return found
@@ -187,7 +197,7 @@ def delete_category(
         target = find_category(conn, move_to) if move_to is not None else None
         if target is not None and target.id == category.id:
             raise InputError(
-                f'Error: --move-to "{move_to}" is the category being deleted. '
+                f'--move-to "{move_to}" is the category being deleted. '
                 "Move its expenses to another category."
             )
         # Row locks in id order: new expenses, budgets or alerts for either category wait
@@ -209,7 +219,7 @@ def delete_category(
             # Someone added an expense between our checks and the delete.
             reason = exc.diag.message_primary or f'category "{category.name}" is in use'
             raise TrackerError(
-                f"Error: cannot delete category: {reason}. Move them with "
+                f"cannot delete category: {reason}. Move them with "
                 f"`category delete {category.name} --move-to OTHER`, or delete them first."
             ) from None
     return report
@@ -227,13 +237,13 @@ def _delete_alone(conn, category: Category, dry_run: bool) -> DeletedCategory:
     ).fetchone()
     if expenses:
         raise TrackerError(
-            f'Error: cannot delete category: category "{category.name}" is used by '
+            f'cannot delete category: category "{category.name}" is used by '
             f"{expenses} expense(s). Move them with "
             f"`category delete {category.name} --move-to OTHER`, or delete them first."
         )
     if alerts:
         raise TrackerError(
-            f'Error: cannot delete category: category "{category.name}" has {alerts} budget '
+            f'cannot delete category: category "{category.name}" has {alerts} budget '
             f"{'alert that would lose its' if alerts == 1 else 'alerts that would lose their'} "
             f"category. Keep {'it' if alerts == 1 else 'them'} with "
             f"`category delete {category.name} --move-to OTHER`."
@@ -276,7 +286,7 @@ def _move_and_delete(conn, category: Category, target: Category, dry_run: bool) 
     if too_large:
         first = too_large[0]
         raise TrackerError(
-            f"Error: cannot merge the budgets: {target.name}'s budget for {first.month} of "
+            f"cannot merge the budgets: {target.name}'s budget for {first.month} of "
             f"{first.user_email} would be {first.after}, above 9999999999.99. Lower one of the "
             "two budgets first; nothing changed."
         )
@@ -493,7 +503,74 @@ def rename_category(conn: psycopg.Connection, reference, new_name) -> RenamedCat
         return RenamedCategory(category.name, cursor.fetchone())
 
 
+def describe_deletion(deleted: DeletedCategory) -> list[str]:
+    """What a category delete did, or with --dry-run would do, one effect per line."""
+    would = deleted.dry_run
+
+    def verb(past: str, present: str) -> str:
+        return present if would else past
+
+    name = deleted.category.name
+    head = (
+        f"Would delete category {name} (dry run: nothing was changed)"
+        if would
+        else f"Deleted category {name}"
+    )
+    target = deleted.moved_to
+    if target is None:
+        budgets = (
+            f"; {verb('removed', 'remove')} its {plural(deleted.removed_budgets, 'budget')}"
+            if deleted.removed_budgets
+            else ""
+        )
+        return [f"{head}{budgets}."]
+    lines = [f"{head}:"]
+    lines.append(
+        f"  {verb('moved', 'move')} {plural(deleted.moved_expenses, 'expense')} "
+        f"({money(deleted.moved_amount)}) to {target.name}"
+    )
+    if deleted.renamed_budgets:
+        lines.append(
+            f"  {verb('gave', 'give')} {plural(deleted.renamed_budgets, 'budget')} to "
+            f"{target.name} (months where it had none)"
+        )
+    if deleted.merged_budgets:
+        lines.append(
+            f"  {verb('added', 'add')} {plural(len(deleted.merged_budgets), 'budget')} "
+            f"to {target.name}'s budget for the same month:"
+        )
+        for merged in deleted.merged_budgets:
+            lines.append(
+                f"    {merged.user_email} {merged.month}: {money(merged.before)} + "
+                f"{money(merged.moved_amount)} = {money(merged.after)}"
+            )
+    if deleted.moved_alerts:
+        lines.append(
+            f"  {verb('pointed', 'point')} {plural(deleted.moved_alerts, 'alert')} at "
+            f"{target.name} (their messages are kept as they were)"
+        )
+    if deleted.moved_transfers:
+        lines.append(
+            f"  {verb('re-linked', 're-link')} "
+            f"{plural(deleted.moved_transfers, 'budget transfer')} to {target.name}'s "
+            "budgets"
+        )
+    if deleted.unlinked_transfers:
+        lines.append(
+            f"  {verb('kept', 'keep')} "
+            f"{plural(deleted.unlinked_transfers, 'transfer')} between {name} and "
+            f"{target.name} in a merged month, with its {name} side unlinked"
+        )
+    lines.append(f"  {verb('recorded', 'record')} no new alert (a move spends nothing)")
+    for over in deleted.over_budget:
+        lines.append(
+            f"  {target.name} {verb('is', 'will be')} over budget for {over.user_email} "
+            f"in {over.month}: spent {money(over.spent)} of {money(over.budget)}"
+        )
+    return lines
+
+
 def _name_taken(name: str) -> InputError:
     return InputError(
-        f'Error: category "{name}" already exists. Choose another name, or see `category list`.'
+        f'category "{name}" already exists. Choose another name, or see `category list`.'
     )

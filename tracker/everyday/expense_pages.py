@@ -39,7 +39,7 @@ def encode_cursor(sort: str, descending: bool, expense: Expense) -> str:
 def decode_cursor(cursor: str, sort: str, descending: bool):
     """(sort value, id) from a cursor made for the same sort and order; else an InputError."""
     problem = InputError(
-        f'Error: cursor "{cursor[:40]}" is not a cursor of this listing. Pass the next_cursor '
+        f'cursor "{cursor[:40]}" is not a cursor of this listing. Pass the next_cursor '
         "of the previous page unchanged, with the same sort and order."
     )
     try:
@@ -74,9 +74,9 @@ def list_expense_page(
 ) -> ExpensePage:
     """A page of a user's expenses matching every filter, and the cursor of the next page."""
     if sort not in SORTS:
-        raise InputError(f'Error: sort "{sort}" is unknown. Use one of: {", ".join(SORTS)}.')
+        raise InputError(f'sort "{sort}" is unknown. Use one of: {", ".join(SORTS)}.')
     if not 1 <= limit <= MAX_LIMIT:
-        raise InputError(f"Error: limit {limit} is out of range. Give 1 to {MAX_LIMIT}.")
+        raise InputError(f"limit {limit} is out of range. Give 1 to {MAX_LIMIT}.")
     month = validate.parse_month(month) if month is not None else None
     if date_from is not None:
         date_from = validate.parse_date(date_from, what="from date")
@@ -86,9 +86,9 @@ def list_expense_page(
     if max_amount is not None:
         max_amount = validate.parse_amount(max_amount, what="max amount", allow_zero=True)
     if date_from and date_to and date_from > date_to:
-        raise InputError(f"Error: from {date_from} is after to {date_to}. Swap them.")
+        raise InputError(f"from {date_from} is after to {date_to}. Swap them.")
     if min_amount is not None and max_amount is not None and min_amount > max_amount:
-        raise InputError(f"Error: min {min_amount} is above max {max_amount}. Swap them.")
+        raise InputError(f"min {min_amount} is above max {max_amount}. Swap them.")
     after = decode_cursor(cursor, sort, descending) if cursor else (None, None)
     column = sql.Identifier("expenses", sort)
     direction = sql.SQL("desc" if descending else "asc")

@@ -12,6 +12,7 @@ from decimal import Decimal
 import psycopg
 from psycopg.rows import class_row
 
+from tracker import text
 from tracker.errors import InputError
 from tracker.everyday import validate
 from tracker.everyday.alerts import Alert, alerts_fired_now
@@ -109,7 +110,7 @@ def check_currency(user: User, currency: str | None) -> str:
     """
     if currency is not None and currency != user.currency:
         raise InputError(
-            f'Error: currency "{currency}" differs from {user.email}\'s currency '
+            f'currency "{currency}" differs from {user.email}\'s currency '
             f"{user.currency}. Budgets and totals are kept in one currency per user; record "
             f"the amount in {user.currency}."
         )
@@ -122,9 +123,7 @@ def get_expense(conn: psycopg.Connection, expense_id) -> Expense:
     with conn.cursor(row_factory=class_row(Expense)) as cursor:
         found = cursor.execute(_SELECT + " where expenses.id = %s", [expense_id]).fetchone()
     if found is None:
-        raise InputError(
-            f"Error: expense {expense_id} does not exist. Check the id with `expense list`."
-        )
+        raise InputError(f"expense {expense_id} does not exist. Check the id with `expense list`.")
     return found
 
 
@@ -190,13 +189,12 @@ def expense_filter(
         max_amount = validate.parse_amount(max_amount, what="--max amount", allow_zero=True)
     if sort not in SORTS:
         raise InputError(
-            f'Error: --sort "{sort}" is not one of {", ".join(SORTS)}. '
-            "Use --sort date or --sort amount."
+            f'--sort "{sort}" is not one of {", ".join(SORTS)}. Use --sort date or --sort amount.'
         )
     if date_from and date_to and date_from > date_to:
-        raise InputError(f"Error: --from {date_from} is after --to {date_to}. Swap them.")
+        raise InputError(f"--from {date_from} is after --to {date_to}. Swap them.")
     if min_amount is not None and max_amount is not None and min_amount > max_amount:
-        raise InputError(f"Error: --min {min_amount} is above --max {max_amount}. Swap them.")
+        raise InputError(f"--min {min_amount} is above --max {max_amount}. Swap them.")
     starts = [day for day in (date_from, month.first_day if month else None) if day]
     ends = [day + timedelta(days=1) for day in (date_to,) if day]
     if month:
@@ -267,7 +265,7 @@ def fetch_expenses(
 ) -> list[Expense]:
     """At most `limit` expenses matching the filter, in its order."""
     if limit is not None and limit < 1:
-        raise InputError(f"Error: --limit {limit} must be 1 or more. Give a positive number.")
+        raise InputError(f"--limit {limit} must be 1 or more. Give a positive number.")
     with conn.transaction():
         _bind_filter(conn, chosen, limit)
         with conn.cursor(row_factory=class_row(Expense)) as cursor:
@@ -321,7 +319,7 @@ def stream_expenses(
     however many rows match.
     """
     if limit is not None and limit < 1:
-        raise InputError(f"Error: --limit {limit} must be 1 or more. Give a positive number.")
+        raise InputError(f"--limit {limit} must be 1 or more. Give a positive number.")
     order = f" order by {_ORDER[chosen.sort]}"
     limited = _LIMIT
     with conn.transaction():
@@ -346,10 +344,52 @@ def stream_expenses(
             first = True
             write(b"[")
             while rows := cursor.fetchmany(JSON_BATCH_ROWS):
-                text = ",\n  ".join(row[0] for row in rows)
-                write((("\n  " if first else ",\n  ") + text).encode("utf-8"))
+                objects = ",\n  ".join(row[0] for row in rows)
+                write((("\n  " if first else ",\n  ") + objects).encode("utf-8"))
                 first = False
             write(b"\n]\n" if not first else b"]\n")
+
+
+# The table shows this many expenses unless a limit says otherwise (it is for people).
+TABLE_LIMIT = 50
+
+
+def write_expenses(
+    conn: psycopg.Connection,
+    fmt: str,
+    write: Callable[[bytes], object],
+    *,
+    limit: int | None = None,
+    **filters,
+) -> None:
+    """Write the expenses matching `filters` (see `expense_filter`) in fmt.
+
+    csv and json stream every match (or `limit`); the table shows the first TABLE_LIMIT (or
+    `limit`) and says when more match.
+    """
+    chosen = expense_filter(conn, **filters)
+    if fmt != "table":
+        stream_expenses(conn, chosen, fmt, write, limit=limit)
+        return
+    shown = limit if limit is not None else TABLE_LIMIT
+    if shown < 1:
+        raise InputError(f"--limit {shown} must be 1 or more. Give a positive number.")
+    rows = fetch_expenses(conn, chosen, shown + 1)
+    lines = [
+        text.table(
+            ["id", "date", "user", "category", "amount", "currency", "note"],
+            [
+                (e.id, e.date, e.user_email, e.category, text.money(e.amount), e.currency, e.note)
+                for e in rows[:shown]
+            ],
+        )
+    ]
+    if len(rows) > shown:
+        lines.append(
+            f"Showing the first {text.plural(shown, 'expense')}; more match. Raise --limit, "
+            "or use --format csv for all of them."
+        )
+    write(("\n".join(lines) + "\n").encode("utf-8"))
 
 
 _UNSET = object()
@@ -368,7 +408,7 @@ def update_expense(
     expense_id = validate.parse_id(expense_id, what="expense")
     if note is _UNSET and amount is None and category is None and day is None:
         raise InputError(
-            f"Error: nothing to change for expense {expense_id}. "
+            f"nothing to change for expense {expense_id}. "
             "Give at least one of --note, --amount, --category, --date."
         )
     amount = validate.parse_amount(amount) if amount is not None else None

@@ -25,6 +25,7 @@ from psycopg import sql
 from tracker.errors import InputError, TrackerError
 from tracker.everyday import validate
 from tracker.plumbing.db import connect
+from tracker.text import table
 
 # Rows per INSERT statement: the unit the progress callback advances by. Fixed, because
 # the alert trigger runs once per statement and the spending it records depends on it.
@@ -158,6 +159,22 @@ class GenerateResult:
     seconds: float
 
 
+def describe_generated(result: GenerateResult, options: GenerateOptions, where: str) -> str:
+    """Rows added per table, then which seed and months went where (`where`: a masked URL)."""
+    counts = [
+        ("users", result.users),
+        ("categories", result.categories_added),
+        ("budgets", result.budgets),
+        ("expenses", result.expenses),
+        ("alerts", result.alerts),
+    ]
+    rows = table(["table", "rows added"], [(name, f"{count:,}") for name, count in counts])
+    return (
+        f"{rows}\nGenerated seed {options.seed} for {result.first_month:%Y-%m} to "
+        f"{result.last_month:%Y-%m} into {where} in {result.seconds:.1f} s."
+    )
+
+
 def parse_options(
     *, users: int, expenses: int, months: int, seed: int, start_month: str | None
 ) -> GenerateOptions:
@@ -170,19 +187,18 @@ def parse_options(
     ):
         if not low <= value <= high:
             raise InputError(
-                f"Error: {name} {value} is out of range. "
-                f"Give a whole number from {low:,} to {high:,}."
+                f"{name} {value} is out of range. Give a whole number from {low:,} to {high:,}."
             )
     text = start_month or DEFAULT_START_MONTH
     match = re.fullmatch(r"(\d{4})-(\d{2})", text)
     if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1900:
         raise InputError(
-            f'Error: --start-month "{text}" is not a month. Give it as YYYY-MM, e.g. 2024-11.'
+            f'--start-month "{text}" is not a month. Give it as YYYY-MM, e.g. 2024-11.'
         )
     start = dt.date(int(match.group(1)), int(match.group(2)), 1)
     if (start.year * 12 + start.month - 1 + months - 1) // 12 > validate.LAST_DAY.year:
         raise InputError(
-            f"Error: --start-month {text} with --months {months} runs past year "
+            f"--start-month {text} with --months {months} runs past year "
             f"{validate.LAST_DAY.year} (dates are kept from 1900 to 2100). "
             "Give fewer months or an earlier start."
         )
@@ -267,7 +283,7 @@ def _refuse_existing_users(conn: psycopg.Connection, options: GenerateOptions) -
     ).fetchone()
     if row[0]:
         raise TrackerError(
-            f"Error: {row[0]:,} generated users of seed {options.seed} already exist "
+            f"{row[0]:,} generated users of seed {options.seed} already exist "
             f"(e.g. {row[1]}). Use another --seed or a fresh database; nothing was written."
         )
 
@@ -471,7 +487,7 @@ def _insert_users(conn: psycopg.Connection, options: GenerateOptions) -> None:
     has_months = conn.execute("select exists (select from gen_month_rows)").fetchone()[0]
     if options.expenses and not has_months:
         raise TrackerError(
-            "Error: every generated user skipped every month, so there is nowhere to put "
+            "every generated user skipped every month, so there is nowhere to put "
             "expenses. Give more --users or --months."
         )
 

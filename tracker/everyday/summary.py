@@ -7,6 +7,7 @@ from decimal import Decimal
 import psycopg
 from psycopg.rows import class_row
 
+from tracker import text
 from tracker.everyday import validate
 from tracker.everyday.alerts import Alert, list_alerts
 from tracker.everyday.budgets import NEAR_THRESHOLD_PCT, status_sql
@@ -175,3 +176,34 @@ def summarize_month(
         top_expenses,
         alerts,
     )
+
+
+def describe_month(report: MonthSummary) -> str:
+    """The month for people: totals, a budget-against-actual table, top expenses, alerts."""
+    money = text.money
+    lines = [
+        f"{report.user_name} <{report.user_email}>, {report.month.label}",
+        f"Spent {money(report.total_spent)} {report.currency} "
+        f"of {money(report.total_budget)} budgeted.",
+        "",
+    ]
+    if report.categories:
+        rows = [
+            (c.category, money(c.budget), money(c.spent), money(c.remaining), c.status)
+            for c in report.categories
+        ]
+        lines.append(text.table(["category", "budget", "spent", "remaining", "status"], rows))
+    else:
+        lines.append("No budgets or expenses this month.")
+    if report.top_expenses:
+        rows = [(e.date, e.category, money(e.amount), e.note) for e in report.top_expenses]
+        lines += ["", "Top expenses:", text.table(["date", "category", "amount", "note"], rows)]
+    lines.append("")
+    if report.alerts:
+        lines.append("Alerts:")
+        for alert in report.alerts:
+            state = "read" if alert.acknowledged_at else "unread"
+            lines.append(f"  [{alert.id}] {alert.message} ({state})")
+    else:
+        lines.append("No alerts this month.")
+    return "\n".join(lines)

@@ -8,10 +8,12 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 import psycopg
 from psycopg.rows import class_row
 
+from tracker import text
 from tracker.errors import InputError
 from tracker.everyday import validate
 from tracker.everyday.users import find_user
@@ -29,6 +31,12 @@ class ApiToken:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+    HEADERS: ClassVar = ("id", "user", "name", "created", "last used", "revoked")
+
+    def as_row(self) -> tuple:
+        times = (self.created_at, self.last_used_at, self.revoked_at)
+        return (self.id, self.user_email, self.name, *(text.when(value) for value in times))
 
     def as_dict(self) -> dict:
         return {
@@ -106,7 +114,7 @@ def revoke_token(conn: psycopg.Connection, token_id) -> tuple[ApiToken, bool]:
         with conn.cursor(row_factory=class_row(ApiToken)) as cursor:
             found = cursor.execute(_SELECT + " where api_tokens.id = %s", [token_id]).fetchone()
     if found is None:
-        raise InputError(f"Error: token {token_id} does not exist. Check the id with `token list`.")
+        raise InputError(f"token {token_id} does not exist. Check the id with `token list`.")
     return found, changed is None
 
 

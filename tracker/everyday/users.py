@@ -2,12 +2,14 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 import psycopg
 from psycopg.rows import class_row
 
 from tracker.errors import InputError
 from tracker.everyday import validate
+from tracker.text import plural
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,14 @@ class User:
     email: str
     currency: str
     created_at: datetime
+
+    HEADERS: ClassVar = ("id", "name", "email", "currency")
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "email": self.email, "currency": self.currency}
+
+    def as_row(self) -> tuple:
+        return (self.id, self.name, self.email, self.currency)
 
 
 _COLUMNS = "id, name, email, currency, created_at"
@@ -65,12 +75,12 @@ def find_user(conn: psycopg.Connection, reference) -> User:
             ).fetchone()
         else:
             raise InputError(
-                f'Error: user "{reference}" is neither an e-mail nor an id. '
+                f'user "{reference}" is neither an e-mail nor an id. '
                 "Give the user's e-mail or id (see `user list`)."
             )
     if found is None:
         raise InputError(
-            f'Error: user "{reference}" does not exist. '
+            f'user "{reference}" does not exist. '
             "Check `user list`, or add the user with `user add`."
         )
     return found
@@ -79,7 +89,7 @@ def find_user(conn: psycopg.Connection, reference) -> User:
 def _email_taken(email: str, user_id: int | None) -> InputError:
     which = f" (user {user_id})" if user_id else ""
     return InputError(
-        f'Error: e-mail "{email}" is already taken{which}. Use another e-mail, or see `user list`.'
+        f'e-mail "{email}" is already taken{which}. Use another e-mail, or see `user list`.'
     )
 
 
@@ -116,7 +126,7 @@ def delete_user(conn: psycopg.Connection, reference, *, confirmed: bool = False)
         data = UserData(user, *counts)
         if not confirmed:
             raise InputError(
-                f"Error: user delete removes {user.email} and all their data "
+                f"user delete removes {user.email} and all their data "
                 f"({describe_user_data(data)}), for good. Run it again with --yes to do it."
             )
         # on delete cascade: the user's expenses, budgets, alerts and transfers go with them.
@@ -127,16 +137,12 @@ def delete_user(conn: psycopg.Connection, reference, *, confirmed: bool = False)
 def describe_user_data(data: UserData) -> str:
     """ "3 expenses, 1 budget, 0 alerts and 0 budget transfers" """
     parts = [
-        _count(data.expenses, "expense"),
-        _count(data.budgets, "budget"),
-        _count(data.alerts, "alert"),
-        _count(data.transfers, "budget transfer"),
+        plural(data.expenses, "expense"),
+        plural(data.budgets, "budget"),
+        plural(data.alerts, "alert"),
+        plural(data.transfers, "budget transfer"),
     ]
     return ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def update_user(
@@ -149,7 +155,7 @@ def update_user(
     """
     if name is None and email is None and currency is None:
         raise InputError(
-            f'Error: nothing to change for user "{reference}". '
+            f'nothing to change for user "{reference}". '
             "Give at least one of --name, --email, --currency."
         )
     name = validate.parse_name(name, what="name") if name is not None else None
@@ -175,7 +181,7 @@ def update_user(
             ).fetchone()[0]
             if used:
                 raise InputError(
-                    f"Error: {user.email} already has amounts in {user.currency} "
+                    f"{user.email} already has amounts in {user.currency} "
                     f"({used:,} expenses and budgets), which are never converted. Keep "
                     f"{user.currency}, or add a new user for {currency}."
                 )

@@ -66,22 +66,21 @@ def parse_amount(value, *, what: str = "amount", allow_zero: bool = False) -> De
     elif isinstance(value, str):
         text = value.strip()
     else:
-        raise InputError(f'Error: {what} "{value}" is not a number. {hint}.')
+        raise InputError(f'{what} "{value}" is not a number. {hint}.')
     match = _AMOUNT.match(text)
     if not match:
-        raise InputError(f'Error: {what} "{value}" is not a number. {hint}.')
+        raise InputError(f'{what} "{value}" is not a number. {hint}.')
     try:
         amount = Decimal(text)
     except InvalidOperation:
-        raise InputError(f'Error: {what} "{value}" is not a number. {hint}.') from None
+        raise InputError(f'{what} "{value}" is not a number. {hint}.') from None
     if amount != amount.quantize(Decimal("0.01")):
-        raise InputError(f'Error: {what} "{value}" has more than 2 decimal places. {hint}.')
+        raise InputError(f'{what} "{value}" has more than 2 decimal places. {hint}.')
     if amount < 0 or (amount == 0 and not allow_zero):
-        raise InputError(f'Error: {what} "{value}" must be {minimum}. {hint}.')
+        raise InputError(f'{what} "{value}" must be {minimum}. {hint}.')
     if amount >= AMOUNT_LIMIT:
         raise InputError(
-            f'Error: {what} "{value}" is too large (the limit is 9999999999.99). '
-            "Give a smaller amount."
+            f'{what} "{value}" is too large (the limit is 9999999999.99). Give a smaller amount.'
         )
     # abs() turns "-0" into 0.00.
     return abs(amount.quantize(Decimal("0.01")))
@@ -99,11 +98,10 @@ def parse_date(value, *, what: str = "date") -> date:
             day = date.fromisoformat(text)
         except ValueError:
             raise InputError(
-                f'Error: {what} "{value}" is not a real day. Give a date that exists, '
-                "like 2025-05-31."
+                f'{what} "{value}" is not a real day. Give a date that exists, like 2025-05-31.'
             ) from None
         return check_date_range(day, what=what, shown=value)
-    raise InputError(f'Error: {what} "{value}" is not a date. Use YYYY-MM-DD, like 2025-05-31.')
+    raise InputError(f'{what} "{value}" is not a date. Use YYYY-MM-DD, like 2025-05-31.')
 
 
 def check_date_range(day: date, *, what: str = "date", shown=None) -> date:
@@ -111,7 +109,7 @@ def check_date_range(day: date, *, what: str = "date", shown=None) -> date:
     if FIRST_DAY <= day <= LAST_DAY:
         return day
     raise InputError(
-        f'Error: {what} "{shown if shown is not None else day}" is outside the years '
+        f'{what} "{shown if shown is not None else day}" is outside the years '
         f"{FIRST_DAY.year} to {LAST_DAY.year} the tracker keeps. Check the year."
     )
 
@@ -125,11 +123,11 @@ def parse_month(value, *, what: str = "month") -> Month:
     if match and 1 <= int(match.group(2)) <= 12:
         if not FIRST_DAY.year <= int(match.group(1)) <= LAST_DAY.year:
             raise InputError(
-                f'Error: {what} "{value}" is outside the years {FIRST_DAY.year} to '
+                f'{what} "{value}" is outside the years {FIRST_DAY.year} to '
                 f"{LAST_DAY.year} the tracker keeps. Check the year."
             )
         return Month(int(match.group(1)), int(match.group(2)))
-    raise InputError(f'Error: {what} "{value}" is not a month. Use YYYY-MM, like 2025-05.')
+    raise InputError(f'{what} "{value}" is not a month. Use YYYY-MM, like 2025-05.')
 
 
 def parse_email(value) -> str:
@@ -137,8 +135,7 @@ def parse_email(value) -> str:
     text = str(value).strip()
     if not _EMAIL.match(text):
         raise InputError(
-            f'Error: e-mail "{value}" does not look like an e-mail address. '
-            "Use the form name@example.com."
+            f'e-mail "{value}" does not look like an e-mail address. Use the form name@example.com.'
         )
     return text.lower()
 
@@ -148,7 +145,7 @@ def parse_color(value) -> str:
     text = str(value).strip()
     if not _COLOR.match(text):
         raise InputError(
-            f'Error: color "{value}" is not a #RRGGBB color. Use six hex digits, like #FF6B6B.'
+            f'color "{value}" is not a #RRGGBB color. Use six hex digits, like #FF6B6B.'
         )
     return text.upper()
 
@@ -158,7 +155,7 @@ def parse_currency(value) -> str:
     text = str(value).strip()
     if not _CURRENCY.match(text):
         raise InputError(
-            f'Error: currency "{value}" is not a currency code. Use three uppercase letters, '
+            f'currency "{value}" is not a currency code. Use three uppercase letters, '
             "like INR or EUR."
         )
     return text
@@ -168,7 +165,7 @@ def parse_name(value, *, what: str = "name") -> str:
     """A non-blank name, trimmed."""
     text = str(value or "").strip()
     if not text:
-        raise InputError(f"Error: {what} is empty. Give a {what} with at least one character.")
+        raise InputError(f"{what} is empty. Give a {what} with at least one character.")
     return text
 
 
@@ -181,5 +178,5 @@ def parse_id(value, *, what: str) -> int:
     """A positive whole-number id."""
     text = str(value).strip()
     if not _ID.match(text) or int(text) == 0:
-        raise InputError(f'Error: {what} id "{value}" is not an id. Give a positive whole number.')
+        raise InputError(f'{what} id "{value}" is not an id. Give a positive whole number.')
     return int(text)

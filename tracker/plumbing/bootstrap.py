@@ -15,6 +15,7 @@ from tracker.plumbing.migrations import (
     discover_migrations,
 )
 from tracker.plumbing.seeds import SeedResult, load_seeds
+from tracker.text import first_line
 
 
 @dataclass
@@ -49,6 +50,21 @@ def initialize_database(
     return report
 
 
+def describe_init(report: InitReport, seed: bool) -> str:
+    """What db-init did after the migrations it reported one by one: seeds, then the verdict."""
+    lines = []
+    if report.seeds and report.seeds.loaded:
+        rows = ", ".join(f"{count} {name}" for name, count in report.seeds.rows.items())
+        lines.append(f"  loaded sample seeds ({rows})")
+    if report.changed:
+        lines.append("Database is up to date.")
+    else:
+        seeds_note = ", sample seeds already loaded" if seed else ""
+        done = f"all {report.already_applied} migrations already applied{seeds_note}"
+        lines.append(f"Nothing to do: {done}.")
+    return "\n".join(lines)
+
+
 @dataclass
 class DatabaseStatus:
     database: Database
@@ -77,3 +93,24 @@ def database_status(database: Database) -> DatabaseStatus:
     applied_versions = {row.version for row in applied}
     pending = [m for m in migrations if m.version not in applied_versions]
     return DatabaseStatus(database, True, None, version, applied, pending, running)
+
+
+def describe_status(status: DatabaseStatus) -> str:
+    """The status for people, one fact per line; each migration on its own line."""
+    lines = [
+        f"Database:   {status.database.masked_url}",
+        f"Source:     {status.database.source}",
+    ]
+    if status.server_running is not None:
+        state = "running" if status.server_running else "stopped (any command starts it)"
+        lines.append(f"Server:     private, {state}")
+    if not status.reachable:
+        lines.append(f"Reachable:  no ({first_line(status.error)})")
+        return "\n".join(lines)
+    lines.append(f"Reachable:  yes (PostgreSQL {status.server_version})")
+    lines.append(f"Migrations: {len(status.applied)} applied, {len(status.pending)} pending")
+    for row in status.applied:
+        name = f"V{row.version:03d}__{row.name}"
+        lines.append(f"  applied  {name}  {row.applied_at:%Y-%m-%d %H:%M:%S}")
+    lines.extend(f"  pending  {migration.filename}" for migration in status.pending)
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from tracker.errors import TrackerError
 from tracker.plumbing import config
 from tracker.plumbing.server import PrivateServer
+from tracker.text import first_line
 
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -53,7 +54,7 @@ def _check_url(url: str, source: str) -> None:
     except psycopg.ProgrammingError:
         # libpq's parse error quotes the raw string, password included: never show it.
         raise TrackerError(
-            f"Error: {source} is not a valid PostgreSQL connection string "
+            f"{source} is not a valid PostgreSQL connection string "
             f"({config.mask_url(url)}). "
             "Use postgresql://user:password@host:5432/dbname (percent-encode special characters)."
         ) from None
@@ -68,7 +69,7 @@ def connect(url: str, *, autocommit: bool = False, **kwargs) -> psycopg.Connecti
         return psycopg.connect(make_conninfo(**params), autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:
         raise TrackerError(
-            f"Error: cannot connect to {config.mask_url(url)}: {_first_line(exc)}. "
+            f"cannot connect to {config.mask_url(url)}: {_first_line(exc)}. "
             "Check DATABASE_URL and that the server is running."
         ) from None
 
@@ -92,8 +93,7 @@ def ensure_database(maintenance_url: str, name: str) -> bool:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    line = text.splitlines()[0].strip()
+    line = first_line(exc) or type(exc).__name__
     # libpq prefixes messages with the address it tried; keep only the reason.
     if "failed: " in line:
         line = line.rsplit("failed: ", 1)[1]
@@ -145,7 +145,7 @@ def pool(
     except PoolTimeout:
         connection_pool.close()
         raise TrackerError(
-            f"Error: cannot connect to {config.mask_url(url)}: no connection within "
+            f"cannot connect to {config.mask_url(url)}: no connection within "
             f"{connect_timeout} s. Check DATABASE_URL and that the server is running."
         ) from None
     return connection_pool

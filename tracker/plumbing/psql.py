@@ -27,7 +27,7 @@ def psql_binary(params: dict) -> str:
         if system_psql:
             return system_psql
         raise TrackerError(
-            "Error: this connection needs SSL, and the psql bundled with pgserver has none. "
+            "this connection needs SSL, and the psql bundled with pgserver has none. "
             "Install a PostgreSQL client (for example `apt-get install postgresql-client`)."
         )
     try:

@@ -45,7 +45,7 @@ def load_seeds(conn: psycopg.Connection, directory: Path) -> SeedResult:
     """Load the sample data unless this database already has it."""
     for path in _seed_paths(directory):
         if not path.exists():
-            raise TrackerError(f"Error: seed file {path} is missing. Restore it from git.")
+            raise TrackerError(f"seed file {path} is missing. Restore it from git.")
     with conn.transaction():
         conn.execute(HISTORY_DDL)
         done = conn.execute("select 1 from schema_seeds where name = %s", [SEED_SET]).fetchone()
@@ -75,7 +75,7 @@ def _copy_csv(conn: psycopg.Connection, path: Path, table: str) -> int:
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0]
             raise TrackerError(
-                f"Error: seed file {path.name} could not be loaded: {reason}. Fix the file."
+                f"seed file {path.name} could not be loaded: {reason}. Fix the file."
             ) from None
         return cursor.rowcount
 

@@ -46,7 +46,7 @@ def binary_dir() -> Path:
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise TrackerError(
-            "Error: the pgserver package is not installed. Run `make db-init` to install it."
+            "the pgserver package is not installed. Run `make db-init` to install it."
         )
     return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
 
@@ -203,7 +203,7 @@ class PrivateServer:
         if result.returncode != 0:
             last_line = (result.stdout.strip().splitlines() or ["no output"])[-1]
             raise TrackerError(
-                f"Error: {Path(command[0]).name} failed for the private PostgreSQL server "
+                f"{Path(command[0]).name} failed for the private PostgreSQL server "
                 f"({last_line}). See {self.log_file} for details."
             )
 
@@ -247,14 +247,14 @@ def _make_private_dir(path: Path) -> None:
         pass
     except OSError as exc:
         raise TrackerError(
-            f"Error: cannot create the server's socket folder {path}: {exc.strerror}. "
+            f"cannot create the server's socket folder {path}: {exc.strerror}. "
             "Check that its parent folder exists and is writable."
         ) from None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
         raise TrackerError(
-            f"Error: the server's socket folder {path} is a symbolic link or not a folder, "
+            f"the server's socket folder {path} is a symbolic link or not a folder, "
             "which someone else may have put there. Remove it (check who made it) and run "
             "the command again."
         ) from None
@@ -263,7 +263,7 @@ def _make_private_dir(path: Path) -> None:
         if info.st_uid not in allowed:
             owner_name = _user_name(info.st_uid)
             raise TrackerError(
-                f"Error: the server's socket folder {path} belongs to {owner_name}, not to "
+                f"the server's socket folder {path} belongs to {owner_name}, not to "
                 "you, so the server cannot keep it private. Remove it (check who made it) "
                 "and run the command again."
             )
