@@ -204,23 +204,17 @@ def generate(ctx, users, expenses, months, seed, start_month):
     target = database(ctx)
     # The bar starts with the first progress report, so a refused run prints only its error.
     with contextlib.ExitStack() as stack:
-        bars = []
+        bar = None
 
         def on_progress(label, done, total):
-            if not bars:
-                bars.append(
-                    stack.enter_context(
-                        click.progressbar(
-                            length=total,
-                            label="Generating",
-                            file=sys.stderr,
-                            show_eta=True,
-                            width=30,
-                        )
-                    )
+            nonlocal bar
+            if bar is None:
+                bar = click.progressbar(
+                    length=total, label="Generating", file=sys.stderr, show_eta=True, width=30
                 )
-            bars[0].label = f"Generating {label:<8}"
-            bars[0].update(done - bars[0].pos)
+                stack.enter_context(bar)
+            bar.label = f"Generating {label:<8}"
+            bar.update(done - bar.pos)
 
         result = generate_data(target.url, options, on_progress)
     click.echo(describe_generated(result, options, target.masked_url))

@@ -469,7 +469,7 @@ def main(only, expenses, runs, list_only, lake_expenses):
     try:
         server = tracker_db.resolve(None)
     except TrackerError as exc:
-        click.echo(str(exc), err=True)
+        click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     with tracker_db.connect(server.url, autocommit=True) as conn:
         version = conn.execute("show server_version").fetchone()[0]

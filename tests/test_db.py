@@ -231,23 +231,3 @@ def test_db_stop_then_status_then_any_command_restarts_the_private_server(
         assert server.ensure_running() is False
     finally:
         server.stop()
-
-
-def test_cli_run_with_any_python_uses_the_project_venv(tmp_path):
-    # -S: the interpreter sees no site-packages at all (no click, no psycopg), so the
-    # command can only work by re-running itself with the project's .venv.
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    base_python = Path(sys.base_prefix) / "bin" / "python3"
-    cli_path = Path(__file__).resolve().parent.parent / "cli.py"
-    result = subprocess.run(
-        [str(base_python), "-I", "-S", str(cli_path), "db", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Inspect or stop the database." in result.stdout

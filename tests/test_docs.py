@@ -66,3 +66,20 @@ def test_docs_readme_mentions_every_make_target(target):
         assert "make help" in README
         return
     assert re.search(rf"make {re.escape(target)}\b", README), f"README never mentions make {target}"
+
+
+def test_docs_help_imports_no_heavy_module():
+    # --help stays fast: the database, DuckDB, Spark and web modules load inside commands.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner; from cli import cli; "
+        "CliRunner().invoke(cli, ['--help']); "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('psycopg', 'psycopg_pool', 'duckdb', 'pyarrow', 'pyspark', 'fastapi', 'jinja2'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT, check=True
+    )
+    assert result.stdout.strip() == ""

@@ -439,7 +439,7 @@ class RowParser:
         try:
             return validate.parse_amount(text, allow_zero=allow_zero)
         except InputError as exc:
-            reason = str(exc).removeprefix("").split(". ")[0]
+            reason = str(exc).split(". ")[0]
             reason = reason.replace(f'"{text}"', f'"{raw.strip()}"', 1)
             hint = "" if self.decimal_comma else " (use --decimal-comma for 12,50)"
             raise InputError(
