@@ -245,6 +245,11 @@ FORMAT_OPTION = click.option(
     show_default=True,
     help="table for people, csv or json for scripts.",
 )
+# One name and one wording per concept, shared by every command that takes it.
+USER_OPTION = click.option("--user", required=True, help="User e-mail or id.")
+ONLY_USER_OPTION = click.option("--user", help="Only this user (e-mail or id).")
+CATEGORY_OPTION = click.option("--category", required=True, help="Category name or id.")
+MONTH_OPTION = click.option("--month", required=True, help="Month, YYYY-MM.")
 
 
 @cli.group("user", cls=TrackerGroup)
@@ -451,8 +456,8 @@ def expense_group():
 
 
 @expense_group.command("add")
-@click.option("--user", required=True, help="User e-mail or id.")
-@click.option("--category", required=True, help="Category name or id.")
+@USER_OPTION
+@CATEGORY_OPTION
 @click.option("--amount", required=True, help="Amount above 0, at most 2 decimals.")
 @click.option("--date", "day", help="Day YYYY-MM-DD (default: today).")
 @click.option("--note", help="What it was for.")
@@ -487,7 +492,7 @@ def _echo_alerts(alerts) -> None:
 
 
 @expense_group.command("list")
-@click.option("--user", help="Only this user (e-mail or id).")
+@ONLY_USER_OPTION
 @click.option("--category", help="Only this category (name or id).")
 @click.option("--month", help="Only this month, YYYY-MM.")
 @click.option("--from", "date_from", help="From this day on, YYYY-MM-DD.")
@@ -603,9 +608,9 @@ def budget_group():
 
 
 @budget_group.command("set")
-@click.option("--user", required=True, help="User e-mail or id.")
-@click.option("--category", required=True, help="Category name or id.")
-@click.option("--month", required=True, help="Month, YYYY-MM.")
+@USER_OPTION
+@CATEGORY_OPTION
+@MONTH_OPTION
 @click.option("--amount", required=True, help="Budget, 0 or more, at most 2 decimals.")
 @click.pass_context
 def budget_set(ctx, user, category, month, amount):
@@ -630,7 +635,7 @@ def budget_set(ctx, user, category, month, amount):
 
 
 @budget_group.command("list")
-@click.option("--user", required=True, help="User e-mail or id.")
+@USER_OPTION
 @click.option("--month", help="Only this month, YYYY-MM (default: every month).")
 @FORMAT_OPTION
 @click.pass_context
@@ -652,12 +657,12 @@ def budget_list(ctx, user, month, fmt):
 
 
 @budget_group.command("transfer")
-@click.option("--user", required=True, help="User e-mail or id.")
+@USER_OPTION
 @click.option(
     "--from", "from_category", required=True, help="Category to take it from (name or id)."
 )
 @click.option("--to", "to_category", required=True, help="Category to give it to (name or id).")
-@click.option("--month", required=True, help="Month, YYYY-MM.")
+@MONTH_OPTION
 @click.option("--amount", required=True, help="Amount to move, above 0.")
 @click.pass_context
 def budget_transfer(ctx, user, from_category, to_category, month, amount):
@@ -686,9 +691,9 @@ def budget_transfer(ctx, user, from_category, to_category, month, amount):
 
 
 @budget_group.command("delete")
-@click.option("--user", required=True, help="User e-mail or id.")
-@click.option("--category", required=True, help="Category name or id.")
-@click.option("--month", required=True, help="Month, YYYY-MM.")
+@USER_OPTION
+@CATEGORY_OPTION
+@MONTH_OPTION
 @click.pass_context
 def budget_delete(ctx, user, category, month):
     """Delete one monthly budget (to undo a mistaken `budget set`).
@@ -713,7 +718,7 @@ def budget_delete(ctx, user, category, month):
 
 
 @cli.group("alerts", cls=TrackerGroup, invoke_without_command=True)
-@click.option("--user", help="Only this user (e-mail or id).")
+@ONLY_USER_OPTION
 @click.option("--unread", is_flag=True, help="Only alerts not acknowledged yet.")
 @FORMAT_OPTION
 @click.pass_context
@@ -858,7 +863,7 @@ def import_command(
 
 
 @cli.command("summary")
-@click.option("--user", required=True, help="User e-mail or id.")
+@USER_OPTION
 @click.option("--month", help="Month, YYYY-MM (default: the current month).")
 @click.option(
     "--format",
