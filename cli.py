@@ -243,7 +243,7 @@ def db_status(ctx):
     click.echo(f"Reachable:  yes (PostgreSQL {status.server_version})")
     click.echo(f"Migrations: {len(status.applied)} applied, {len(status.pending)} pending")
     for row in status.applied:
-        click.echo(f"  applied  V{row.version:03d}__{row.name}  {row.applied_at:%Y-%m-%d %H:%M:%S}")
+        click.echo(f"  applied  {row.label}  {row.applied_at:%Y-%m-%d %H:%M:%S}")
     for migration in status.pending:
         click.echo(f"  pending  {migration.filename}")
 

@@ -13,6 +13,7 @@ from tracker.plumbing.migrations import (
     applied_migrations,
     apply_migrations,
     discover_migrations,
+    unapplied,
 )
 from tracker.plumbing.seeds import SeedResult, load_seeds
 
@@ -74,6 +75,5 @@ def database_status(database: Database) -> DatabaseStatus:
             applied = applied_migrations(conn)
     except TrackerError as exc:
         return DatabaseStatus(database, False, str(exc), None, [], migrations, running)
-    applied_versions = {row.version for row in applied}
-    pending = [m for m in migrations if m.version not in applied_versions]
+    pending = unapplied(migrations, applied)
     return DatabaseStatus(database, True, None, version, applied, pending, running)
