@@ -1,5 +1,5 @@
--- Categories: the guard against deleting a category that expenses still use (first in V001).
--- Re-applied whenever this file changes, so edit it in place.
+-- Categories: the guard against deleting a category that expenses still use (first in
+-- V001). Re-applied whenever this file changes, so edit it in place.
 
 -- Refuse deleting a category that expenses still use, with a reason a person can act on.
 create or replace function categories_refuse_delete_in_use() returns trigger
@@ -18,5 +18,5 @@ end;
 $$;
 
 create or replace trigger categories_refuse_delete_in_use
-    before delete on categories
-    for each row execute function categories_refuse_delete_in_use();
+before delete on categories
+for each row execute function categories_refuse_delete_in_use();
