@@ -56,7 +56,8 @@ create table main.alerts (
     acknowledged_at timestamptz
 );
 
--- V010's per-key spending totals; DuckDB has no trigger, so `check` fills it from expenses.
+-- V010's per-key spending totals; DuckDB has no trigger, so `check` fills it from
+-- expenses.
 create table main.budget_spending (
     user_id bigint not null,
     category_id bigint not null,

@@ -1,5 +1,6 @@
 -- Moves the staged seed rows into the base tables, resolving e-mails and category names.
--- Runs once per database (recorded in schema_seeds), in the same transaction as the COPYs.
+-- Runs once per database (recorded in schema_seeds), in the same transaction as the
+-- COPYs.
 
 insert into users (name, email, currency)
 select
@@ -19,28 +20,28 @@ on conflict (name) do nothing;
 
 insert into budgets (user_id, category_id, year, month, amount)
 select
-    users.id,
-    categories.id,
+    users.id as user_id,
+    categories.id as category_id,
     seed_budgets.year,
     seed_budgets.month,
     seed_budgets.amount
 from seed_budgets
 inner join users
-    on users.email = seed_budgets.user_email
+    on seed_budgets.user_email = users.email
 inner join categories
-    on categories.name = seed_budgets.category
+    on seed_budgets.category = categories.name
 on conflict (user_id, category_id, year, month) do nothing;
 
 insert into expenses (user_id, category_id, amount, currency, date, note)
 select
-    users.id,
-    categories.id,
+    users.id as user_id,
+    categories.id as category_id,
     seed_expenses.amount,
     seed_expenses.currency,
     seed_expenses.date,
     seed_expenses.note
 from seed_expenses
 inner join users
-    on users.email = seed_expenses.user_email
+    on seed_expenses.user_email = users.email
 inner join categories
-    on categories.name = seed_expenses.category;
+    on seed_expenses.category = categories.name;

@@ -1,6 +1,8 @@
--- The budget alerts a row-by-row load would fire: one row per expense that takes its user's
--- spending in a category and month from at or below that month's budget to above it.
--- Consumers: cli.py check (fills DuckDB's alerts), the alert unit tests and engine parity.
+-- The budget alerts a row-by-row load would fire: one row per expense that takes its
+-- user's spending in a category and month from at or below that month's budget to above
+-- it.
+-- Consumers: cli.py check (fills DuckDB's alerts), the alert unit tests and engine
+-- parity.
 with expenses as (
     select * from {{ source('expenses') }}
 ),
@@ -9,7 +11,8 @@ budgets as (
     select * from {{ source('budgets') }}
 ),
 
--- The total after each expense, adding expenses in id order (the order they were inserted).
+-- The total after each expense, adding expenses in id order (the order they were
+-- inserted).
 running_totals as (
     select
         cast(expenses.id as bigint) as expense_id,
@@ -33,7 +36,9 @@ monthly_budgets as (
         cast(budgets.id as bigint) as budget_id,
         cast(budgets.user_id as bigint) as user_id,
         cast(budgets.category_id as bigint) as category_id,
-        make_date(cast(budgets.year as integer), cast(budgets.month as integer), 1) as month,
+        make_date(
+            cast(budgets.year as integer), cast(budgets.month as integer), 1
+        ) as month,
         budgets.amount as budget_amount
     from budgets
 ),
@@ -50,11 +55,12 @@ crossings as (
         monthly_budgets.budget_amount
     from running_totals
     inner join monthly_budgets
-        on monthly_budgets.user_id = running_totals.user_id
-        and monthly_budgets.category_id = running_totals.category_id
-        and monthly_budgets.month = running_totals.month
+        on running_totals.user_id = monthly_budgets.user_id
+        and running_totals.category_id = monthly_budgets.category_id
+        and running_totals.month = monthly_budgets.month
     where running_totals.spent_after > monthly_budgets.budget_amount
-        and running_totals.spent_after - running_totals.amount <= monthly_budgets.budget_amount
+        and running_totals.spent_after - running_totals.amount
+        <= monthly_budgets.budget_amount
 ),
 
 final as (

@@ -4,7 +4,10 @@
     expression (series() returns a table expression for a lateral join).
 #}
 
-{# A money total: numeric(38, 2), rounded half away from zero (round() does that on numerics in both engines). #}
+{#
+    A money total: numeric(38, 2), rounded half away from zero (round() does that on
+    numerics in both engines).
+#}
 {% macro money(expr) -%}
 cast(round({{ expr }}, 2) as numeric(38, 2))
 {%- endmacro %}
@@ -15,9 +18,10 @@ cast({{ expr }} as numeric(12, 2))
 {%- endmacro %}
 
 {#
-    numerator / denominator rounded half away from zero to `scale` decimals, as numeric(38, scale);
-    null when the denominator is 0. Both inputs may have at most 2 decimals (money, counts).
-    Computed in integers: DuckDB divides decimals in floating point, where 0.15 is 0.1499...
+    numerator / denominator rounded half away from zero to `scale` decimals, as
+    numeric(38, scale); null when the denominator is 0. Both inputs may have at most 2
+    decimals (money, counts). Computed in integers: DuckDB divides decimals in floating
+    point, where 0.15 is 0.1499...
 #}
 {% macro round_div(numerator, denominator, scale) -%}
 {%- set unit = '1' if scale == 0 else '0.' ~ '0' * (scale - 1) ~ '1' -%}
@@ -28,7 +32,9 @@ cast({{ expr }} as numeric(12, 2))
     '2 * ' ~ cents_denominator
 ) -%}
 {#- The cast is outside the case: a case with a null branch loses the type modifier. #}
-cast(case when {{ denominator }} = 0 then null else {{ quotient }} * {{ sign_of(numerator) }} * {{ sign_of(denominator) }} * {{ unit }} end as numeric(38, {{ scale }}))
+{%- set signed = quotient ~ ' * ' ~ sign_of(numerator) ~ ' * ' ~ sign_of(denominator) -%}
+cast(case when {{ denominator }} = 0 then null else {{ signed }} * {{ unit }} end
+    as numeric(38, {{ scale }}))
 {%- endmacro %}
 
 {# -1, 0 or 1 as an exact integer (Spark's sign() returns a double). #}
@@ -109,7 +115,10 @@ cast({{ end_date }} - {{ start_date }} as integer)
 {%- endif -%}
 {%- endmacro %}
 
-{# The integers start..stop as a table expression for a lateral join: alias (column) follows. #}
+{#
+    The integers start..stop as a table expression for a lateral join: alias (column)
+    follows.
+#}
 {% macro series(start, stop) -%}
 {%- if target.engine == 'spark' -%}
 explode(sequence({{ start }}, {{ stop }}))
@@ -118,7 +127,10 @@ generate_series({{ start }}, {{ stop }})
 {%- endif -%}
 {%- endmacro %}
 
-{# A date part as an integer: year, quarter, month, day, week (ISO week), isodow (1 = Monday). #}
+{#
+    A date part as an integer: year, quarter, month, day, week (ISO week), isodow
+    (1 = Monday).
+#}
 {% macro date_part(part, expr) -%}
 {%- if target.engine == 'spark' and part == 'isodow' -%}
 cast(extract(dayofweek_iso from {{ expr }}) as integer)
@@ -149,7 +161,10 @@ to_char({{ expr }}, 'FMDay')
 {%- endif -%}
 {%- endmacro %}
 
-{# Text compared byte by byte, so ties sort the same on every server whatever its collation. #}
+{#
+    Text compared byte by byte, so ties sort the same on every server whatever its
+    collation.
+#}
 {% macro bytewise(expr) -%}
 {%- if target.engine in ('duckdb', 'spark') -%}
 {{ expr }}

@@ -2,18 +2,34 @@
 -- expense or budget date (empty when there is none). Consumers: Power BI (dim_date).
 {{ config(
     materialized='table',
-    description='Calendar days over whole years covering every expense date and budget month.',
+    description='Calendar days over whole years covering every expense date and '
+        ~ 'budget month.',
     columns={
         'date': {'description': 'The day.', 'tests': ['not_null']},
         'year': {'description': 'Calendar year.', 'tests': ['not_null']},
         'quarter': {'description': 'Quarter of the year, 1 to 4.', 'tests': ['not_null']},
         'month': {'description': 'Month number, 1 to 12.', 'tests': ['not_null']},
-        'month_name': {'description': 'English month name, e.g. January.', 'tests': ['not_null']},
+        'month_name': {
+            'description': 'English month name, e.g. January.',
+            'tests': ['not_null'],
+        },
         'month_start': {'description': 'First day of the month.', 'tests': ['not_null']},
-        'iso_week': {'description': 'ISO 8601 week number, 1 to 53.', 'tests': ['not_null']},
-        'weekday': {'description': 'ISO day of the week: 1 = Monday to 7 = Sunday.', 'tests': ['not_null']},
-        'weekday_name': {'description': 'English day name, e.g. Monday.', 'tests': ['not_null']},
-        'is_weekend': {'description': 'True on Saturday and Sunday.', 'tests': ['not_null']},
+        'iso_week': {
+            'description': 'ISO 8601 week number, 1 to 53.',
+            'tests': ['not_null'],
+        },
+        'weekday': {
+            'description': 'ISO day of the week: 1 = Monday to 7 = Sunday.',
+            'tests': ['not_null'],
+        },
+        'weekday_name': {
+            'description': 'English day name, e.g. Monday.',
+            'tests': ['not_null'],
+        },
+        'is_weekend': {
+            'description': 'True on Saturday and Sunday.',
+            'tests': ['not_null'],
+        },
     },
     unique_key=['date'],
     order_by=['date'],
@@ -34,8 +50,12 @@ used_dates as (
 
 bounds as (
     select
-        make_date({{ date_part('year', 'min(used_dates.used_date)') }}, 1, 1) as first_day,
-        make_date({{ date_part('year', 'max(used_dates.used_date)') }}, 12, 31) as last_day
+        make_date(
+            {{ date_part('year', 'min(used_dates.used_date)') }}, 1, 1
+        ) as first_day,
+        make_date(
+            {{ date_part('year', 'max(used_dates.used_date)') }}, 12, 31
+        ) as last_day
     from used_dates
     having count(*) > 0
 ),

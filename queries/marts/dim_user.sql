@@ -6,9 +6,19 @@
     columns={
         'user_id': {'description': 'The user.', 'tests': ['not_null']},
         'name': {'description': 'Display name.', 'tests': ['not_null']},
-        'email': {'description': 'E-mail address (personal data: left out of exports unless asked for).', 'pii': True},
-        'currency': {'description': 'Three-letter currency code the user records amounts in.', 'tests': ['not_null']},
-        'created_at': {'description': 'When the user was created.', 'tests': ['not_null']},
+        'email': {
+            'description': 'E-mail address (personal data: left out of exports '
+                ~ 'unless asked for).',
+            'pii': true,
+        },
+        'currency': {
+            'description': 'Three-letter currency code the user records amounts in.',
+            'tests': ['not_null'],
+        },
+        'created_at': {
+            'description': 'When the user was created.',
+            'tests': ['not_null'],
+        },
     },
     unique_key=['user_id'],
     order_by=['user_id'],

@@ -4,10 +4,25 @@
     materialized='table',
     description='Total spent and number of expenses per user and calendar month.',
     columns={
-        'user_id': {'description': 'The user.', 'tests': ['not_null', {'relationships': {'to': 'dim_user', 'field': 'user_id'}}]},
-        'month': {'description': 'First day of the month.', 'tests': ['not_null', {'relationships': {'to': 'dim_date', 'field': 'date'}}]},
-        'total_spent': {'description': 'Sum of the month\'s amounts, numeric(38, 2).', 'tests': ['not_null', 'non_negative']},
-        'expense_count': {'description': 'Number of expenses in the month (1 or more).', 'tests': ['not_null']},
+        'user_id': {
+            'description': 'The user.',
+            'tests': [
+                'not_null',
+                {'relationships': {'to': 'dim_user', 'field': 'user_id'}},
+            ],
+        },
+        'month': {
+            'description': 'First day of the month.',
+            'tests': ['not_null', {'relationships': {'to': 'dim_date', 'field': 'date'}}],
+        },
+        'total_spent': {
+            'description': 'Sum of the month\'s amounts, numeric(38, 2).',
+            'tests': ['not_null', 'non_negative'],
+        },
+        'expense_count': {
+            'description': 'Number of expenses in the month (1 or more).',
+            'tests': ['not_null'],
+        },
     },
     unique_key=['user_id', 'month'],
     order_by=['user_id', 'month'],

@@ -3,13 +3,37 @@
 -- Consumers: Power BI (rolling_trend), psql users.
 {{ config(
     materialized='table',
-    description='Monthly spending per user over every calendar month of their range, with 3-month rolling total and average.',
+    description='Monthly spending per user over every calendar month of their range, '
+        ~ 'with 3-month rolling total and average.',
     columns={
-        'user_id': {'description': 'The user.', 'tests': ['not_null', {'relationships': {'to': 'dim_user', 'field': 'user_id'}}]},
-        'month': {'description': 'First day of the month; every month from the user\'s first expense month to the last.', 'tests': ['not_null', {'relationships': {'to': 'dim_date', 'field': 'date'}}]},
-        'total_spent': {'description': 'Spent in the month, numeric(38, 2); 0 for a month without expenses.', 'tests': ['not_null', 'non_negative']},
-        'rolling_3m_total': {'description': 'Spent in this month and the two calendar months before it (only months within the user\'s range), numeric(38, 2).', 'tests': ['not_null', 'non_negative']},
-        'rolling_3m_avg': {'description': 'rolling_3m_total divided by the number of those months in the user\'s range (1, 2 or 3), 2 decimals, rounded half away from zero.', 'tests': ['not_null', 'non_negative']},
+        'user_id': {
+            'description': 'The user.',
+            'tests': [
+                'not_null',
+                {'relationships': {'to': 'dim_user', 'field': 'user_id'}},
+            ],
+        },
+        'month': {
+            'description': 'First day of the month; every month from the user\'s '
+                ~ 'first expense month to the last.',
+            'tests': ['not_null', {'relationships': {'to': 'dim_date', 'field': 'date'}}],
+        },
+        'total_spent': {
+            'description': 'Spent in the month, numeric(38, 2); 0 for a month '
+                ~ 'without expenses.',
+            'tests': ['not_null', 'non_negative'],
+        },
+        'rolling_3m_total': {
+            'description': 'Spent in this month and the two calendar months before '
+                ~ 'it (only months within the user\'s range), numeric(38, 2).',
+            'tests': ['not_null', 'non_negative'],
+        },
+        'rolling_3m_avg': {
+            'description': 'rolling_3m_total divided by the number of those months '
+                ~ 'in the user\'s range (1, 2 or 3), 2 decimals, rounded half away '
+                ~ 'from zero.',
+            'tests': ['not_null', 'non_negative'],
+        },
     },
     unique_key=['user_id', 'month'],
     order_by=['user_id', 'month'],
@@ -46,8 +70,8 @@ filled as (
         coalesce(monthly_totals.total_spent, 0) as total_spent
     from user_months
     left join monthly_totals
-        on monthly_totals.user_id = user_months.user_id
-        and monthly_totals.month = user_months.month
+        on user_months.user_id = monthly_totals.user_id
+        and user_months.month = monthly_totals.month
 ),
 
 -- Every month is present, so the two preceding rows are the two calendar months before.

@@ -1,17 +1,48 @@
--- Categories ranked by spending within each user's month: one row per user, month and category.
+-- Categories ranked by spending within each user's month: one row per user, month and
+-- category.
 -- Consumers: Power BI (top_categories), psql users.
 {{ config(
     materialized='table',
     description='Spending per user, month and category, ranked from the largest total.',
     columns={
-        'user_id': {'description': 'The user.', 'tests': ['not_null', {'relationships': {'to': 'dim_user', 'field': 'user_id'}}]},
-        'month': {'description': 'First day of the month.', 'tests': ['not_null', {'relationships': {'to': 'dim_date', 'field': 'date'}}]},
-        'rank': {'description': 'Position in the user\'s month: 1 is the largest total; ties go by category name; 1..n without gaps.', 'tests': ['not_null']},
-        'category_id': {'description': 'The category.', 'tests': ['not_null', {'relationships': {'to': 'dim_category', 'field': 'category_id'}}]},
+        'user_id': {
+            'description': 'The user.',
+            'tests': [
+                'not_null',
+                {'relationships': {'to': 'dim_user', 'field': 'user_id'}},
+            ],
+        },
+        'month': {
+            'description': 'First day of the month.',
+            'tests': ['not_null', {'relationships': {'to': 'dim_date', 'field': 'date'}}],
+        },
+        'rank': {
+            'description': 'Position in the user\'s month: 1 is the largest total; '
+                ~ 'ties go by category name; 1..n without gaps.',
+            'tests': ['not_null'],
+        },
+        'category_id': {
+            'description': 'The category.',
+            'tests': [
+                'not_null',
+                {'relationships': {'to': 'dim_category', 'field': 'category_id'}},
+            ],
+        },
         'category': {'description': 'Category name.', 'tests': ['not_null']},
-        'total_spent': {'description': 'Sum of the amounts in the category and month, numeric(38, 2).', 'tests': ['not_null', 'non_negative']},
-        'expense_count': {'description': 'Number of expenses in the category and month.', 'tests': ['not_null']},
-        'share_pct': {'description': 'Share of the user\'s month total in percent, 1 decimal, rounded half away from zero; null when the month total is 0 (only zero amounts).'},
+        'total_spent': {
+            'description': 'Sum of the amounts in the category and month, '
+                ~ 'numeric(38, 2).',
+            'tests': ['not_null', 'non_negative'],
+        },
+        'expense_count': {
+            'description': 'Number of expenses in the category and month.',
+            'tests': ['not_null'],
+        },
+        'share_pct': {
+            'description': 'Share of the user\'s month total in percent, 1 decimal, '
+                ~ 'rounded half away from zero; null when the month total is 0 (only '
+                ~ 'zero amounts).',
+        },
     },
     unique_key=['user_id', 'month', 'category_id'],
     order_by=['user_id', 'month', 'rank'],
@@ -68,10 +99,10 @@ ranked as (
         month_totals.month_total
     from category_totals
     inner join categories
-        on categories.category_id = category_totals.category_id
+        on category_totals.category_id = categories.category_id
     inner join month_totals
-        on month_totals.user_id = category_totals.user_id
-        and month_totals.month = category_totals.month
+        on category_totals.user_id = month_totals.user_id
+        and category_totals.month = month_totals.month
 ),
 
 final as (

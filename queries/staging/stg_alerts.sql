@@ -2,7 +2,8 @@
 -- Consumers: the alerts mart.
 {{ config(
     materialized='view',
-    description='Budget alerts fired by the database trigger, with id renamed to alert_id.',
+    description='Budget alerts fired by the database trigger, with id renamed to '
+        ~ 'alert_id.',
     columns={
         'alert_id': 'The alert.',
         'user_id': 'The user alerted.',

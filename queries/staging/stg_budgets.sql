@@ -23,7 +23,9 @@ final as (
         cast(budgets.id as bigint) as budget_id,
         cast(budgets.user_id as bigint) as user_id,
         cast(budgets.category_id as bigint) as category_id,
-        make_date(cast(budgets.year as integer), cast(budgets.month as integer), 1) as month,
+        make_date(
+            cast(budgets.year as integer), cast(budgets.month as integer), 1
+        ) as month,
         {{ amount('budgets.amount') }} as budget_amount,
         budgets.created_at,
         budgets.updated_at

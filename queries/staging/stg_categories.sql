@@ -2,7 +2,8 @@
 -- Consumers: dim_category, top_categories, budget_vs_actual.
 {{ config(
     materialized='view',
-    description='Spending categories, with id renamed to category_id and name to category.',
+    description='Spending categories, with id renamed to category_id and name to '
+        ~ 'category.',
     columns={
         'category_id': 'The category.',
         'category': 'Category name (unique).',

@@ -6,7 +6,7 @@
     columns={
         'user_id': 'The user.',
         'name': 'Display name.',
-        'email': {'description': 'E-mail address (personal data).', 'pii': True},
+        'email': {'description': 'E-mail address (personal data).', 'pii': true},
         'currency': 'Three-letter currency code the user records amounts in.',
         'created_at': 'When the user was created.',
     },

@@ -1,6 +1,7 @@
--- Singular test: the alert trigger's per-key totals (budget_spending, V010) equal the sum of the
--- expenses of each user, category and month, so alerts decided from them are right; rows
--- returned are failures (one per key whose total drifted). A key without a row has spent 0.
+-- Singular test: the alert trigger's per-key totals (budget_spending, V010) equal the sum
+-- of the expenses of each user, category and month, so alerts decided from them are
+-- right; rows returned are failures (one per key whose total drifted). A key without a
+-- row has spent 0.
 with totals as (
     select * from {{ source('budget_spending') }}
 ),
@@ -30,7 +31,7 @@ select
     coalesce(spending.spent, 0) as expected_spent
 from totals
 full outer join spending
-    on spending.user_id = totals.user_id
-    and spending.category_id = totals.category_id
-    and spending.month = totals.month
+    on totals.user_id = spending.user_id
+    and totals.category_id = spending.category_id
+    and totals.month = spending.month
 where coalesce(totals.spent, 0) <> coalesce(spending.spent, 0)

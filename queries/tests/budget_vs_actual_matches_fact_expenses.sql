@@ -1,5 +1,5 @@
--- Singular test: each budget's spent equals the sum of its key's rows in fact_expenses, and
--- remaining is budget minus spent; rows returned are failures (one per budget).
+-- Singular test: each budget's spent equals the sum of its key's rows in fact_expenses,
+-- and remaining is budget minus spent; rows returned are failures (one per budget).
 with budgets as (
     select * from {{ ref('budget_vs_actual') }}
 ),
@@ -28,8 +28,8 @@ select
     budgets.remaining
 from budgets
 left join spending
-    on spending.user_id = budgets.user_id
-    and spending.category_id = budgets.category_id
-    and spending.month = budgets.month
+    on budgets.user_id = spending.user_id
+    and budgets.category_id = spending.category_id
+    and budgets.month = spending.month
 where budgets.spent <> coalesce(spending.spent, 0)
     or budgets.remaining <> budgets.budget_amount - budgets.spent

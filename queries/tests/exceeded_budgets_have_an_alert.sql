@@ -1,5 +1,6 @@
 -- Singular test: every budget that is over has at least one alert for its user, category
--- and month (the trigger, or in DuckDB the alert model, must have fired); rows are failures.
+-- and month (the trigger, or in DuckDB the alert model, must have fired); rows are
+-- failures.
 with budgets as (
     select * from {{ ref('budget_vs_actual') }}
 ),
@@ -25,8 +26,8 @@ select
     budgets.spent
 from budgets
 left join alerted_keys
-    on alerted_keys.user_id = budgets.user_id
-    and alerted_keys.category_id = budgets.category_id
-    and alerted_keys.month = budgets.month
+    on budgets.user_id = alerted_keys.user_id
+    and budgets.category_id = alerted_keys.category_id
+    and budgets.month = alerted_keys.month
 where budgets.status = 'over'
     and alerted_keys.user_id is null

@@ -29,8 +29,8 @@ select
     category_sums.expense_count as category_expense_count
 from monthly
 full outer join category_sums
-    on category_sums.user_id = monthly.user_id
-    and category_sums.month = monthly.month
+    on monthly.user_id = category_sums.user_id
+    and monthly.month = category_sums.month
 where monthly.user_id is null
     or category_sums.user_id is null
     or monthly.total_spent <> category_sums.total_spent

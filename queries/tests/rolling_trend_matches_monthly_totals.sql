@@ -15,8 +15,8 @@ select
     monthly.total_spent as monthly_total_spent
 from trend
 full outer join monthly
-    on monthly.user_id = trend.user_id
-    and monthly.month = trend.month
+    on trend.user_id = monthly.user_id
+    and trend.month = monthly.month
 where trend.user_id is null
     or trend.total_spent <> coalesce(monthly.total_spent, 0)
     or trend.rolling_3m_total < trend.total_spent

@@ -1,5 +1,5 @@
--- Singular test: within a user's month the ranks run 1..n without gaps or ties, largest total
--- first; rows returned are failures (one per user and month).
+-- Singular test: within a user's month the ranks run 1..n without gaps or ties, largest
+-- total first; rows returned are failures (one per user and month).
 with categories as (
     select * from {{ ref('top_categories') }}
 ),
@@ -24,9 +24,9 @@ out_of_order as (
         higher.month
     from categories as higher
     inner join categories as lower
-        on lower.user_id = higher.user_id
-        and lower.month = higher.month
-        and lower.rank > higher.rank
+        on higher.user_id = lower.user_id
+        and higher.month = lower.month
+        and higher.rank < lower.rank
     where lower.total_spent > higher.total_spent
 )
 
@@ -40,8 +40,8 @@ select
     out_of_order.user_id is not null as is_out_of_order
 from ranked
 left join out_of_order
-    on out_of_order.user_id = ranked.user_id
-    and out_of_order.month = ranked.month
+    on ranked.user_id = out_of_order.user_id
+    and ranked.month = out_of_order.month
 where ranked.first_rank <> 1
     or ranked.last_rank <> ranked.category_count
     or ranked.distinct_ranks <> ranked.category_count

@@ -13,6 +13,7 @@ from tracker.plumbing.migrations import (
     applied_migrations,
     apply_migrations,
     discover_migrations,
+    unapplied,
 )
 from tracker.plumbing.seeds import SeedResult, load_seeds
 from tracker.text import first_line
@@ -90,8 +91,7 @@ def database_status(database: Database) -> DatabaseStatus:
             applied = applied_migrations(conn)
     except TrackerError as exc:
         return DatabaseStatus(database, False, str(exc), None, [], migrations, running)
-    applied_versions = {row.version for row in applied}
-    pending = [m for m in migrations if m.version not in applied_versions]
+    pending = unapplied(migrations, applied)
     return DatabaseStatus(database, True, None, version, applied, pending, running)
 
 
@@ -110,7 +110,6 @@ def describe_status(status: DatabaseStatus) -> str:
     lines.append(f"Reachable:  yes (PostgreSQL {status.server_version})")
     lines.append(f"Migrations: {len(status.applied)} applied, {len(status.pending)} pending")
     for row in status.applied:
-        name = f"V{row.version:03d}__{row.name}"
-        lines.append(f"  applied  {name}  {row.applied_at:%Y-%m-%d %H:%M:%S}")
+        lines.append(f"  applied  {row.label}  {row.applied_at:%Y-%m-%d %H:%M:%S}")
     lines.extend(f"  pending  {migration.filename}" for migration in status.pending)
     return "\n".join(lines)
