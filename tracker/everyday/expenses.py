@@ -5,18 +5,19 @@ that pushes a category over its monthly budget records exactly one alert.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 
 from tracker.errors import InputError
 from tracker.everyday import validate
 from tracker.everyday.alerts import Alert, alerts_fired_now
-from tracker.everyday.categories import find_category
-from tracker.everyday.users import User, find_user
+from tracker.everyday.categories import category_id_reference, category_not_found, find_category
+from tracker.everyday.users import User, find_user, user_not_found, user_reference
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,94 @@ _SELECT = """
 """
 
 
+# The user of the REST API transaction (its tracker.user_id setting), for queue_expense.
+SESSION_USER = object()
+
+_RECORD = """
+    select *
+    from record_expense(
+        %(user_id)s, %(email)s, %(category_id)s, %(category_name)s,
+        %(amount)s, %(currency)s, %(date)s, %(note)s
+    )
+"""
+_EXPENSE_FIELDS = [field.name for field in fields(Expense) if field.name != "alerts"]
+_ALERT_FIELDS = [field.name for field in fields(Alert)]
+
+
+@dataclass
+class PendingExpense:
+    """An expense sent to record_expense() (V012) whose answer may not have arrived yet.
+
+    In pipeline mode the call travels with the statements around it (the API's BEGIN,
+    authentication and COMMIT) and result() reads it once they are all back.
+    """
+
+    cursor: psycopg.Cursor
+    user: object
+    category: object
+    currency: str | None
+
+    @cached_property
+    def rows(self) -> list[dict]:
+        """record_expense()'s rows: the expense once per alert it fired (at least once)."""
+        return self.cursor.fetchall()
+
+    def problem(self) -> str | None:
+        """None, or why nothing was recorded: 'user', 'currency' or 'category'."""
+        return self.rows[0]["problem"]
+
+    def result(self) -> Expense:
+        """The recorded expense with the alerts it fired; a refusal is an InputError."""
+        first = self.rows[0]
+        if first["problem"] == "user":
+            raise user_not_found(self.user)
+        if first["problem"] == "currency":
+            raise currency_refused(first["user_email"], first["user_currency"], self.currency)
+        if first["problem"] == "category":
+            raise category_not_found(self.category)
+        alerts = tuple(
+            Alert(**{name: row["alert_" + name] for name in _ALERT_FIELDS})
+            for row in self.rows
+            if row["alert_id"] is not None
+        )
+        return Expense(**{name: first[name] for name in _EXPENSE_FIELDS}, alerts=alerts)
+
+
+def queue_expense(
+    conn: psycopg.Connection,
+    user,
+    category,
+    amount,
+    day=None,
+    note: str | None = None,
+    currency: str | None = None,
+) -> PendingExpense:
+    """Send one expense to record_expense(): checked here, recorded in one statement.
+
+    `user` is an e-mail or id, or SESSION_USER for the API transaction's user.
+    """
+    amount = validate.parse_amount(amount)
+    day = validate.parse_date(day) if day is not None else date.today()
+    currency = validate.parse_currency(currency) if currency is not None else None
+    user_id, email = (None, None) if user is SESSION_USER else user_reference(user)
+    category_id = category_id_reference(str(category))
+    cursor = conn.cursor(row_factory=dict_row)
+    cursor.execute(
+        _RECORD,
+        {
+            "user_id": user_id,
+            "email": email,
+            "category_id": category_id,
+            "category_name": str(category).strip() if category_id is None else None,
+            "amount": amount,
+            "currency": currency,
+            "date": day,
+            "note": _clean_note(note),
+        },
+    )
+    return PendingExpense(cursor, user, category, currency)
+
+
 def add_expense(
     conn: psycopg.Connection,
     user,
@@ -76,29 +165,7 @@ def add_expense(
     currency: str | None = None,
 ) -> Expense:
     """Record one expense (date defaults to today; a currency must be the user's)."""
-    amount = validate.parse_amount(amount)
-    day = validate.parse_date(day) if day is not None else date.today()
-    currency = validate.parse_currency(currency) if currency is not None else None
-    with conn.transaction():
-        found_user = find_user(conn, user)
-        currency = check_currency(found_user, currency)
-        found_category = find_category(conn, category)
-        expense_id = conn.execute(
-            """
-            insert into expenses (user_id, category_id, amount, currency, date, note)
-            values (%s, %s, %s, %s, %s, %s)
-            returning id
-            """,
-            [
-                found_user.id,
-                found_category.id,
-                amount,
-                currency,
-                day,
-                _clean_note(note),
-            ],
-        ).fetchone()[0]
-        return replace(get_expense(conn, expense_id), alerts=alerts_fired_now(conn, found_user.id))
+    return queue_expense(conn, user, category, amount, day, note, currency).result()
 
 
 def check_currency(user: User, currency: str | None) -> str:
@@ -108,12 +175,16 @@ def check_currency(user: User, currency: str | None) -> str:
     so each user's expenses are kept in the user's one currency.
     """
     if currency is not None and currency != user.currency:
-        raise InputError(
-            f'Error: currency "{currency}" differs from {user.email}\'s currency '
-            f"{user.currency}. Budgets and totals are kept in one currency per user; record "
-            f"the amount in {user.currency}."
-        )
+        raise currency_refused(user.email, user.currency, currency)
     return user.currency
+
+
+def currency_refused(email: str, user_currency: str, currency: str) -> InputError:
+    return InputError(
+        f'Error: currency "{currency}" differs from {email}\'s currency '
+        f"{user_currency}. Budgets and totals are kept in one currency per user; record "
+        f"the amount in {user_currency}."
+    )
 
 
 def get_expense(conn: psycopg.Connection, expense_id) -> Expense:

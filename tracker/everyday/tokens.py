@@ -161,7 +161,16 @@ def authenticate(conn: psycopg.Connection, token: str, role: str) -> int | None:
     Returns the user's id, or None for an unknown or revoked token (the caller must then
     end the transaction: the role was switched all the same).
     """
-    found = conn.execute(
-        AUTHENTICATE_SQL, {"token_hash": hash_token(token), "role": role}
-    ).fetchone()[0]
+    return authenticated_user(queue_authenticate(conn, token, role))
+
+
+def queue_authenticate(conn: psycopg.Connection, token: str, role: str) -> psycopg.Cursor:
+    """authenticate() without waiting for the answer (in pipeline mode it travels with the
+    statements queued after it); read it with authenticated_user()."""
+    return conn.execute(AUTHENTICATE_SQL, {"token_hash": hash_token(token), "role": role})
+
+
+def authenticated_user(cursor: psycopg.Cursor) -> int | None:
+    """The user id queue_authenticate() found, or None for an unknown or revoked token."""
+    found = cursor.fetchone()[0]
     return int(found) if found else None
