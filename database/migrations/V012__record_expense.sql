@@ -1,29 +1,22 @@
 -- Recording one expense in one round trip: record_expense() finds the user and the category,
 -- checks the currency, inserts the row and returns it with the budget alerts the insert fired.
--- `expense add` and both POST endpoints of the REST API call it (tracker/everyday/expenses.py);
--- before, that took six statements, each waiting on the last (user, category, insert, read back,
--- alerts), which under 16 concurrent API clients was most of a request's time.
+-- `expense add` calls it (tracker/everyday/expenses.py); both POST endpoints of the REST API call
+-- api_record_expense(), which authenticates the token, scopes the transaction to its user and role
+-- tracker_api, then calls record_expense(). Before, a POST took seven statements, each waiting on
+-- the last (token, user, category, insert, read back, alerts, commit), most of a request's time
+-- under 16 concurrent clients.
 --
--- It runs with the caller's rights (security invoker), so row-level security binds it as it binds
--- any statement: inside an API request (role tracker_api) a user other than the caller's does not
--- exist. A refusal is not an error but a row naming the problem ('user', 'currency' or
--- 'category') and writing nothing, so that the caller words the message (the CLI's messages live
--- in Python) and a pipelined transaction goes on to its commit.
+-- record_expense() runs with the caller's rights (security invoker), so row-level security binds
+-- it as it binds any statement: inside an API transaction (role tracker_api) a user other than the
+-- caller's does not exist. A refusal is not an error but one row naming the problem ('user',
+-- 'currency', 'category'; api_record_expense() adds 'token') and writing nothing, so the caller
+-- words the message (the CLI's messages live in Python).
 --
 -- The user is given by id or by e-mail (any case); with neither, it is the API transaction's user
 -- (api_user_id()). The category is given by id or by name (exact, else the one category with that
 -- name in any letter case). The amount, date and currency were checked and the note cleaned by
 -- the caller.
-create function record_expense(
-    by_user_id bigint,
-    by_user_email text,
-    by_category_id bigint,
-    by_category_name text,
-    new_amount numeric,
-    new_currency text,
-    new_date date,
-    new_note text
-) returns table (
+create type recorded_expense as (
     problem text,
     user_email text,
     user_currency text,
@@ -46,11 +39,22 @@ create function record_expense(
     alert_budget_amount numeric,
     alert_fired_at timestamptz,
     alert_acknowledged_at timestamptz
-)
+);
+
+create function record_expense(
+    by_user_id bigint,
+    by_user_email text,
+    by_category_id bigint,
+    by_category_name text,
+    new_amount numeric,
+    new_currency text,
+    new_date date,
+    new_note text
+) returns setof recorded_expense
 language plpgsql
 as $$
-#variable_conflict use_column
 declare
+    refusal recorded_expense;
     found_user users;
     found_category categories;
     new_id bigint;
@@ -67,15 +71,15 @@ begin
         where users.id = coalesce(by_user_id, api_user_id());
     end if;
     if found_user.id is null then
-        problem := 'user';
-        return next;
+        refusal.problem := 'user';
+        return next refusal;
         return;
     end if;
-    user_email := found_user.email;
-    user_currency := found_user.currency;
+    refusal.user_email := found_user.email;
+    refusal.user_currency := found_user.currency;
     if new_currency is not null and new_currency <> found_user.currency then
-        problem := 'currency';
-        return next;
+        refusal.problem := 'currency';
+        return next refusal;
         return;
     end if;
 
@@ -99,8 +103,8 @@ begin
         end if;
     end if;
     if found_category.id is null then
-        problem := 'category';
-        return next;
+        refusal.problem := 'category';
+        return next refusal;
         return;
     end if;
 
@@ -143,5 +147,77 @@ begin
         on alert_categories.id = alerts.category_id
     where expenses.id = new_id
     order by alerts.id;
+end;
+$$;
+
+-- The token's user becomes the transaction-local tracker.user_id (null, hence nothing visible, for
+-- an unknown or revoked token), then the role becomes api_role for the rest of the transaction
+-- (SET LOCAL ROLE, as set_config); returns the user's id, or null. The token is read first, with
+-- the caller's (login role's) rights. last_used_at is refreshed at most once a minute and never
+-- waits for a row lock, so concurrent requests with one token do not queue behind each other.
+create function api_authenticate(token_hash text, api_role text) returns bigint
+language plpgsql
+as $$
+declare
+    found_user_id bigint;
+    found_token_id bigint;
+begin
+    select api_tokens.id, api_tokens.user_id into found_token_id, found_user_id
+    from api_tokens
+    where api_tokens.token_hash = api_authenticate.token_hash
+        and api_tokens.revoked_at is null;
+
+    update api_tokens
+    set last_used_at = now()
+    where api_tokens.id in (
+        select locked.id
+        from api_tokens as locked
+        where locked.id = found_token_id
+            and (locked.last_used_at is null or locked.last_used_at < now() - interval '1 minute')
+        for update of locked skip locked
+    );
+
+    perform set_config('tracker.user_id', coalesce(found_user_id::text, ''), true);
+    perform set_config('role', api_role, true);
+    return found_user_id;
+end;
+$$;
+
+-- record_expense() for the user of a REST API token, in the same statement: on an autocommit
+-- connection the statement is its transaction, so the user and the role it sets end with it.
+create function api_record_expense(
+    token_hash text,
+    api_role text,
+    by_user_id bigint,
+    by_user_email text,
+    by_category_id bigint,
+    by_category_name text,
+    new_amount numeric,
+    new_currency text,
+    new_date date,
+    new_note text
+) returns setof recorded_expense
+language plpgsql
+as $$
+declare
+    refusal recorded_expense;
+begin
+    if api_authenticate(token_hash, api_role) is null then
+        refusal.problem := 'token';
+        return next refusal;
+        return;
+    end if;
+    return query
+    select *
+    from record_expense(
+        by_user_id,
+        by_user_email,
+        by_category_id,
+        by_category_name,
+        new_amount,
+        new_currency,
+        new_date,
+        new_note
+    );
 end;
 $$;

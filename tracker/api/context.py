@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.rows import dict_row
 
 from tracker.api.problems import ApiProblem
-from tracker.everyday import tokens
+from tracker.everyday import expenses, tokens
 
 API_ROLE = "tracker_api"
 
@@ -56,30 +57,25 @@ def user_session(pool, token: str) -> Iterator[Session]:
         yield Session(conn, user_id)
 
 
-@dataclass(frozen=True)
-class QueuedSession:
-    """What a one-round-trip endpoint works with: the connection, in pipeline mode."""
-
-    conn: psycopg.Connection
-    authentication: psycopg.Cursor
-
-    def user_id(self) -> int:
-        """The caller's id, read after the block; an unknown or revoked token is a 401."""
-        user_id = tokens.authenticated_user(self.authentication)
-        if user_id is None:
-            raise _refuse_unknown()
-        return user_id
+_RECORD_AS_CALLER = (
+    f"select * from api_record_expense(%(token_hash)s, %(role)s, {expenses.RECORD_ARGUMENTS})"
+)
 
 
-@contextlib.contextmanager
-def queued_session(pool, token: str) -> Iterator[QueuedSession]:
-    """user_session() in one round trip: BEGIN, authentication, what the block queues, COMMIT.
+def record_as_caller(pool, token: str, recording: expenses.ExpenseRecording) -> list[dict]:
+    """record_expense() for the token's user in ONE statement, hence one round trip.
 
-    The block only queues statements (their results are not there yet); it reads them after
-    it ends, user_id() first: with an unknown token the queued statements ran as
-    tracker_api for no user, so row-level security let them see and write nothing. A
-    statement's error ends the pipeline, rolls the transaction back and is raised here.
+    api_record_expense() (V012) authenticates, sets tracker.user_id and role tracker_api for
+    the transaction, and records; on the pool's autocommit connections the statement is the
+    transaction, so the user and the role end with it as they do at a user_session()'s
+    commit. The rows are record_expense()'s, for recording.result().
     """
     _require(token)
-    with pool.connection() as conn, conn.pipeline(), conn.transaction():
-        yield QueuedSession(conn, tokens.queue_authenticate(conn, token, API_ROLE))
+    with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(
+            _RECORD_AS_CALLER,
+            {**recording.arguments, "token_hash": tokens.hash_token(token), "role": API_ROLE},
+        ).fetchall()
+    if rows[0]["problem"] == "token":
+        raise _refuse_unknown()
+    return rows

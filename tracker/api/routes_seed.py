@@ -5,10 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from tracker.api import fields
-from tracker.api.deps import Token, session
+from tracker.api.context import record_as_caller
+from tracker.api.deps import Token
 from tracker.api.problems import COMMON_ERRORS, ApiProblem, error_responses
-from tracker.api.context import queued_session
-from tracker.api.routes_expenses import checked_body_of_caller, created, queue_create
+from tracker.api.routes_expenses import (
+    checked_body_of_caller,
+    created,
+    created_response,
+    recording,
+)
 from tracker.api.routes_more import MonthQuery, month_summary, summary_lines
 from tracker.api.schemas import AlertOut, SeedCreated, SeedExpenseIn, SeedSummaryOut
 
@@ -21,20 +26,19 @@ router = APIRouter(prefix="/api", tags=["seed-compatible"], responses=COMMON_ERR
 def seed_create_expense(body: SeedExpenseIn, request: Request, token: Token):
     """Record an expense with the seed's body; user_id must be your own."""
     values = checked_body_of_caller(request, token, body)
-    # One round trip; row-level security hides every user but the caller, so another
+    # One statement; row-level security hides every user but the caller, so another
     # user_id is a user that does not exist for this transaction, and nothing is written.
-    with queued_session(request.app.state.pool, token) as queued:
-        pending = queue_create(queued.conn, body.user_id, values)
-    queued.user_id()
-    if pending.problem() == "user":
+    chosen = recording(body.user_id, values)
+    rows = record_as_caller(request.app.state.pool, token, chosen)
+    if rows[0]["problem"] == "user":
         raise ApiProblem(
             403,
             f"user_id {body.user_id} is not the token's user. Post expenses for your own "
             "user id (GET /api/v1/me).",
             [("user_id", "is not the token's user")],
         )
-    answer = created(pending, values)
-    return SeedCreated(status="ok", id=answer.id, alerts=answer.alerts)
+    answer = created(chosen, rows, values)
+    return created_response(SeedCreated(status="ok", id=answer.id, alerts=answer.alerts))
 
 
 @router.get(

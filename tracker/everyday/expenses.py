@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import cached_property
 
 import psycopg
 from psycopg.rows import class_row, dict_row
@@ -67,81 +66,39 @@ _SELECT = """
 """
 
 
-# The user of the REST API transaction (its tracker.user_id setting), for queue_expense.
-SESSION_USER = object()
-
-_RECORD = """
-    select *
-    from record_expense(
-        %(user_id)s, %(email)s, %(category_id)s, %(category_name)s,
-        %(amount)s, %(currency)s, %(date)s, %(note)s
-    )
+# record_expense()'s arguments after the user and the category (V012), as SQL placeholders;
+# the REST API calls api_record_expense() with the token before them.
+RECORD_ARGUMENTS = """
+    %(user_id)s, %(email)s, %(category_id)s, %(category_name)s,
+    %(amount)s, %(currency)s, %(date)s, %(note)s
 """
+_RECORD = f"select * from record_expense({RECORD_ARGUMENTS})"
 _EXPENSE_FIELDS = [field.name for field in fields(Expense) if field.name != "alerts"]
 _ALERT_FIELDS = [field.name for field in fields(Alert)]
+# The user of the REST API transaction (its tracker.user_id setting), in place of a reference.
+SESSION_USER = object()
 
 
-@dataclass
-class PendingExpense:
-    """An expense sent to record_expense() (V012) whose answer may not have arrived yet.
+@dataclass(frozen=True)
+class ExpenseRecording:
+    """One expense to record, checked: record_expense()'s arguments, and how to read its rows."""
 
-    In pipeline mode the call travels with the statements around it (the API's BEGIN,
-    authentication and COMMIT) and result() reads it once they are all back.
-    """
-
-    cursor: psycopg.Cursor
     user: object
     category: object
-    currency: str | None
+    arguments: dict
 
-    @cached_property
-    def rows(self) -> list[dict]:
-        """record_expense()'s rows: the expense once per alert it fired (at least once)."""
-        return self.cursor.fetchall()
-
-    def problem(self) -> str | None:
-        """None, or why nothing was recorded: 'user', 'currency' or 'category'."""
-        return self.rows[0]["problem"]
-
-    def result(self) -> Expense:
-        """The recorded expense with the alerts it fired; a refusal is an InputError."""
-        first = self.rows[0]
-        if first["problem"] == "user":
-            raise user_not_found(self.user)
-        if first["problem"] == "currency":
-            raise currency_refused(first["user_email"], first["user_currency"], self.currency)
-        if first["problem"] == "category":
-            raise category_not_found(self.category)
-        alerts = tuple(
-            Alert(**{name: row["alert_" + name] for name in _ALERT_FIELDS})
-            for row in self.rows
-            if row["alert_id"] is not None
-        )
-        return Expense(**{name: first[name] for name in _EXPENSE_FIELDS}, alerts=alerts)
-
-
-def queue_expense(
-    conn: psycopg.Connection,
-    user,
-    category,
-    amount,
-    day=None,
-    note: str | None = None,
-    currency: str | None = None,
-) -> PendingExpense:
-    """Send one expense to record_expense(): checked here, recorded in one statement.
-
-    `user` is an e-mail or id, or SESSION_USER for the API transaction's user.
-    """
-    amount = validate.parse_amount(amount)
-    day = validate.parse_date(day) if day is not None else date.today()
-    currency = validate.parse_currency(currency) if currency is not None else None
-    user_id, email = (None, None) if user is SESSION_USER else user_reference(user)
-    category_id = category_id_reference(str(category))
-    cursor = conn.cursor(row_factory=dict_row)
-    cursor.execute(
-        _RECORD,
-        {
+    @classmethod
+    def of(
+        cls, user, category, amount, day=None, note: str | None = None, currency=None
+    ) -> "ExpenseRecording":
+        """Check the values by the CLI's rules (date defaults to today); user may be
+        SESSION_USER."""
+        amount = validate.parse_amount(amount)
+        day = validate.parse_date(day) if day is not None else date.today()
+        currency = validate.parse_currency(currency) if currency is not None else None
+        user_id, email = (None, None) if user is SESSION_USER else user_reference(user)
+        category_id = category_id_reference(str(category))
+        arguments = {
             "user_id": user_id,
             "email": email,
             "category_id": category_id,
@@ -150,9 +107,27 @@ def queue_expense(
             "currency": currency,
             "date": day,
             "note": _clean_note(note),
-        },
-    )
-    return PendingExpense(cursor, user, category, currency)
+        }
+        return cls(user, category, arguments)
+
+    def result(self, rows: list[dict]) -> Expense:
+        """The recorded expense with the alerts it fired (rows as dicts: the expense once per
+        alert, at least once); a refusal is an InputError worded as the CLI words it."""
+        first = rows[0]
+        if first["problem"] == "user":
+            raise user_not_found(self.user)
+        if first["problem"] == "currency":
+            raise currency_refused(
+                first["user_email"], first["user_currency"], self.arguments["currency"]
+            )
+        if first["problem"] == "category":
+            raise category_not_found(self.category)
+        alerts = tuple(
+            Alert(**{name: row["alert_" + name] for name in _ALERT_FIELDS})
+            for row in rows
+            if row["alert_id"] is not None
+        )
+        return Expense(**{name: first[name] for name in _EXPENSE_FIELDS}, alerts=alerts)
 
 
 def add_expense(
@@ -164,8 +139,19 @@ def add_expense(
     note: str | None = None,
     currency: str | None = None,
 ) -> Expense:
-    """Record one expense (date defaults to today; a currency must be the user's)."""
-    return queue_expense(conn, user, category, amount, day, note, currency).result()
+    """Record one expense (date defaults to today; a currency must be the user's).
+
+    One statement, record_expense() (V012): the lookups, the checks, the insert and the
+    alerts it fired come back in one round trip.
+    """
+    recording = ExpenseRecording.of(user, category, amount, day, note, currency)
+    return recording.result(record_rows(conn, recording))
+
+
+def record_rows(conn: psycopg.Connection, recording: ExpenseRecording) -> list[dict]:
+    """record_expense()'s rows for a recording (read them with recording.result())."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(_RECORD, recording.arguments).fetchall()
 
 
 def check_currency(user: User, currency: str | None) -> str:
