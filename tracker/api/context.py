@@ -5,6 +5,7 @@ and sets tracker.user_id for that transaction only, then switches to role tracke
 SET LOCAL ROLE (in the same statement). Row-level security (V008) then limits every
 statement, the triggers it fires included, to that user's rows. Commit or rollback ends both
 the setting and the role, so the next request on the same connection starts from nothing.
+Recording an expense does all of it in one statement instead (record_as_caller).
 """
 
 import contextlib
