@@ -5,9 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from tracker.api import fields
-from tracker.api.deps import Token, session
+from tracker.api.context import record_as_caller
+from tracker.api.deps import Token
 from tracker.api.problems import COMMON_ERRORS, ApiProblem, error_responses
-from tracker.api.routes_expenses import create_for
+from tracker.api.routes_expenses import (
+    checked_body_of_caller,
+    created,
+    created_response,
+    recording,
+)
 from tracker.api.routes_more import MonthQuery, month_summary, summary_lines
 from tracker.api.schemas import AlertOut, SeedCreated, SeedExpenseIn, SeedSummaryOut
 
@@ -19,16 +25,20 @@ router = APIRouter(prefix="/api", tags=["seed-compatible"], responses=COMMON_ERR
 )
 def seed_create_expense(body: SeedExpenseIn, request: Request, token: Token):
     """Record an expense with the seed's body; user_id must be your own."""
-    with session(request, token) as current:
-        if body.user_id != current.user_id:
-            raise ApiProblem(
-                403,
-                f"user_id {body.user_id} is not the token's user. Post expenses for your own "
-                "user id (GET /api/v1/me).",
-                [("user_id", "is not the token's user")],
-            )
-        created = create_for(current.conn, current.user_id, body)
-    return SeedCreated(status="ok", id=created.id, alerts=created.alerts)
+    values = checked_body_of_caller(request, token, body)
+    # One statement; row-level security hides every user but the caller, so another
+    # user_id is a user that does not exist for this transaction, and nothing is written.
+    chosen = recording(body.user_id, values)
+    rows = record_as_caller(request.app.state.pool, token, chosen)
+    if rows[0]["problem"] == "user":
+        raise ApiProblem(
+            403,
+            f"user_id {body.user_id} is not the token's user. Post expenses for your own "
+            "user id (GET /api/v1/me).",
+            [("user_id", "is not the token's user")],
+        )
+    answer = created(chosen, rows, values)
+    return created_response(SeedCreated(status="ok", id=answer.id, alerts=answer.alerts))
 
 
 @router.get(

@@ -25,7 +25,7 @@ def check_database(database_url: str) -> None:
         ).fetchone()[0]
     if not ready:
         raise TrackerError(
-            f"Error: {config.mask_url(database_url)} has no API tables (migration V008). "
+            f"{config.mask_url(database_url)} has no API tables (migration V008). "
             "Run `python cli.py db-init` first."
         )
 

@@ -157,10 +157,7 @@ def find_category(conn: psycopg.Connection, reference) -> Category:
                 f"select {_COLUMNS} from categories where id = %s", [category_id]
             ).fetchone()
             if found is None:
-                raise InputError(
-                    f"category id {category_id} does not exist. "
-                    "Check `category list` (a category is named by its name or its id)."
-                )
+                raise category_not_found(reference)
             return found
         found = cursor.execute(
             f"select {_COLUMNS} from categories where name = %s", [text]
@@ -171,11 +168,22 @@ def find_category(conn: psycopg.Connection, reference) -> Category:
             ).fetchall()
             found = matches[0] if len(matches) == 1 else None
     if found is None:
-        raise InputError(
-            f'category "{reference}" does not exist. '
-            "Check `category list`, or add it with `category add`."
-        )
+        raise category_not_found(reference)
     return found
+
+
+def category_not_found(reference) -> InputError:
+    """The refusal of a reference (id or name) that names no category."""
+    category_id = category_id_reference(str(reference))
+    if category_id is not None:
+        return InputError(
+            f"category id {category_id} does not exist. "
+            "Check `category list` (a category is named by its name or its id)."
+        )
+    return InputError(
+        f'category "{reference}" does not exist. '
+        "Check `category list`, or add it with `category add`."
+    )
 
 
 def delete_category(

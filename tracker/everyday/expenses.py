@@ -5,19 +5,19 @@ that pushes a category over its monthly budget records exactly one alert.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 
 from tracker import text
 from tracker.errors import InputError
 from tracker.everyday import validate
 from tracker.everyday.alerts import Alert, alerts_fired_now
-from tracker.everyday.categories import find_category
-from tracker.everyday.users import User, find_user
+from tracker.everyday.categories import category_id_reference, category_not_found, find_category
+from tracker.everyday.users import User, find_user, user_not_found, user_reference
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,70 @@ _SELECT = """
 """
 
 
+# record_expense()'s arguments after the user and the category (R__record_expense.sql), as SQL placeholders;
+# the REST API calls api_record_expense() with the token before them.
+RECORD_ARGUMENTS = """
+    %(user_id)s, %(email)s, %(category_id)s, %(category_name)s,
+    %(amount)s, %(currency)s, %(date)s, %(note)s
+"""
+_RECORD = f"select * from record_expense({RECORD_ARGUMENTS})"
+_EXPENSE_FIELDS = [field.name for field in fields(Expense) if field.name != "alerts"]
+_ALERT_FIELDS = [field.name for field in fields(Alert)]
+# The user of the REST API transaction (its tracker.user_id setting), in place of a reference.
+SESSION_USER = object()
+
+
+@dataclass(frozen=True)
+class ExpenseRecording:
+    """One expense to record, checked: record_expense()'s arguments, and how to read its rows."""
+
+    user: object
+    category: object
+    arguments: dict
+
+    @classmethod
+    def of(
+        cls, user, category, amount, day=None, note: str | None = None, currency=None
+    ) -> "ExpenseRecording":
+        """Check the values by the CLI's rules (date defaults to today); user may be
+        SESSION_USER."""
+        amount = validate.parse_amount(amount)
+        day = validate.parse_date(day) if day is not None else date.today()
+        currency = validate.parse_currency(currency) if currency is not None else None
+        user_id, email = (None, None) if user is SESSION_USER else user_reference(user)
+        category_id = category_id_reference(str(category))
+        arguments = {
+            "user_id": user_id,
+            "email": email,
+            "category_id": category_id,
+            "category_name": str(category).strip() if category_id is None else None,
+            "amount": amount,
+            "currency": currency,
+            "date": day,
+            "note": _clean_note(note),
+        }
+        return cls(user, category, arguments)
+
+    def result(self, rows: list[dict]) -> Expense:
+        """The recorded expense with the alerts it fired (rows as dicts: the expense once per
+        alert, at least once); a refusal is an InputError worded as the CLI words it."""
+        first = rows[0]
+        if first["problem"] == "user":
+            raise user_not_found(self.user)
+        if first["problem"] == "currency":
+            raise currency_refused(
+                first["user_email"], first["user_currency"], self.arguments["currency"]
+            )
+        if first["problem"] == "category":
+            raise category_not_found(self.category)
+        alerts = tuple(
+            Alert(**{name: row["alert_" + name] for name in _ALERT_FIELDS})
+            for row in rows
+            if row["alert_id"] is not None
+        )
+        return Expense(**{name: first[name] for name in _EXPENSE_FIELDS}, alerts=alerts)
+
+
 def add_expense(
     conn: psycopg.Connection,
     user,
@@ -76,30 +140,19 @@ def add_expense(
     note: str | None = None,
     currency: str | None = None,
 ) -> Expense:
-    """Record one expense (date defaults to today; a currency must be the user's)."""
-    amount = validate.parse_amount(amount)
-    day = validate.parse_date(day) if day is not None else date.today()
-    currency = validate.parse_currency(currency) if currency is not None else None
-    with conn.transaction():
-        found_user = find_user(conn, user)
-        currency = check_currency(found_user, currency)
-        found_category = find_category(conn, category)
-        expense_id = conn.execute(
-            """
-            insert into expenses (user_id, category_id, amount, currency, date, note)
-            values (%s, %s, %s, %s, %s, %s)
-            returning id
-            """,
-            [
-                found_user.id,
-                found_category.id,
-                amount,
-                currency,
-                day,
-                _clean_note(note),
-            ],
-        ).fetchone()[0]
-        return replace(get_expense(conn, expense_id), alerts=alerts_fired_now(conn, found_user.id))
+    """Record one expense (date defaults to today; a currency must be the user's).
+
+    One statement, record_expense() (R__record_expense.sql): the lookups, the checks, the insert and the
+    alerts it fired come back in one round trip.
+    """
+    recording = ExpenseRecording.of(user, category, amount, day, note, currency)
+    return recording.result(record_rows(conn, recording))
+
+
+def record_rows(conn: psycopg.Connection, recording: ExpenseRecording) -> list[dict]:
+    """record_expense()'s rows for a recording (read them with recording.result())."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(_RECORD, recording.arguments).fetchall()
 
 
 def check_currency(user: User, currency: str | None) -> str:
@@ -109,12 +162,16 @@ def check_currency(user: User, currency: str | None) -> str:
     so each user's expenses are kept in the user's one currency.
     """
     if currency is not None and currency != user.currency:
-        raise InputError(
-            f'currency "{currency}" differs from {user.email}\'s currency '
-            f"{user.currency}. Budgets and totals are kept in one currency per user; record "
-            f"the amount in {user.currency}."
-        )
+        raise currency_refused(user.email, user.currency, currency)
     return user.currency
+
+
+def currency_refused(email: str, user_currency: str, currency: str) -> InputError:
+    return InputError(
+        f'currency "{currency}" differs from {email}\'s currency '
+        f"{user_currency}. Budgets and totals are kept in one currency per user; record "
+        f"the amount in {user_currency}."
+    )
 
 
 def get_expense(conn: psycopg.Connection, expense_id) -> Expense:

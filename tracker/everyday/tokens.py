@@ -118,58 +118,11 @@ def revoke_token(conn: psycopg.Connection, token_id) -> tuple[ApiToken, bool]:
     return found, changed is None
 
 
-# Authenticates and scopes the transaction in one round trip: the token's user becomes the
-# transaction-local tracker.user_id (null, hence nothing visible, for an unknown or revoked
-# token), then the role becomes `role` for the rest of the transaction (SET LOCAL ROLE, as
-# set_config). The inner query is computed first (its volatile set_config keeps it from being
-# merged into the outer one), so the token is read with the login role's rights.
-# last_used_at is refreshed at most once a minute and never waits for a row lock, so
-# concurrent requests with one token do not queue behind each other.
-AUTHENTICATE_SQL = """
-    with token as (
-        select
-            id,
-            user_id
-        from api_tokens
-        where token_hash = %(token_hash)s
-            and revoked_at is null
-    ),
-
-    touched as (
-        update api_tokens
-        set last_used_at = now()
-        where id in (
-            select api_tokens.id
-            from api_tokens
-            inner join token
-                on token.id = api_tokens.id
-            where api_tokens.last_used_at is null
-                or api_tokens.last_used_at < now() - interval '1 minute'
-            for update of api_tokens skip locked
-        )
-        returning id
-    ),
-
-    authenticated as (
-        select
-            set_config('tracker.user_id', (select user_id::text from token), true) as user_id,
-            (select count(*) from touched) as touched
-    )
-
-    select
-        authenticated.user_id,
-        set_config('role', %(role)s, true) as role
-    from authenticated
-"""
-
-
 def authenticate(conn: psycopg.Connection, token: str, role: str) -> int | None:
     """Inside an open transaction: scope it to the token's user and switch to `role`.
 
     Returns the user's id, or None for an unknown or revoked token (the caller must then
-    end the transaction: the role was switched all the same).
+    end the transaction: the role was switched all the same). One round trip: the SQL
+    function api_authenticate() (R__record_expense.sql) does it all.
     """
-    found = conn.execute(
-        AUTHENTICATE_SQL, {"token_hash": hash_token(token), "role": role}
-    ).fetchone()[0]
-    return int(found) if found else None
+    return conn.execute("select api_authenticate(%s, %s)", [hash_token(token), role]).fetchone()[0]

@@ -60,29 +60,40 @@ def list_users(conn: psycopg.Connection) -> list[User]:
         return cursor.execute(f"select {_COLUMNS} from users order by id").fetchall()
 
 
+def user_reference(reference) -> tuple[int | None, str | None]:
+    """(id, None) or (None, e-mail) for a reference to a user; anything else is an InputError."""
+    text = str(reference).strip()
+    if "@" in text:
+        return None, text
+    if validate.looks_like_id(text):
+        return int(text), None
+    raise InputError(
+        f'user "{reference}" is neither an e-mail nor an id. '
+        "Give the user's e-mail or id (see `user list`)."
+    )
+
+
+def user_not_found(reference) -> InputError:
+    return InputError(
+        f'user "{reference}" does not exist. Check `user list`, or add the user with `user add`.'
+    )
+
+
 def find_user(conn: psycopg.Connection, reference) -> User:
     """The user with this e-mail (any case) or id; an unknown one is an InputError."""
-    text = str(reference).strip()
+    user_id, email = user_reference(reference)
     with conn.cursor(row_factory=class_row(User)) as cursor:
-        if "@" in text:
+        if email is not None:
             found = cursor.execute(
                 f"select {_COLUMNS} from users where lower(email) = lower(%s) order by id",
-                [text],
-            ).fetchone()
-        elif validate.looks_like_id(text):
-            found = cursor.execute(
-                f"select {_COLUMNS} from users where id = %s", [int(text)]
+                [email],
             ).fetchone()
         else:
-            raise InputError(
-                f'user "{reference}" is neither an e-mail nor an id. '
-                "Give the user's e-mail or id (see `user list`)."
-            )
+            found = cursor.execute(
+                f"select {_COLUMNS} from users where id = %s", [user_id]
+            ).fetchone()
     if found is None:
-        raise InputError(
-            f'user "{reference}" does not exist. '
-            "Check `user list`, or add the user with `user add`."
-        )
+        raise user_not_found(reference)
     return found
 
 
