@@ -19,7 +19,8 @@ from tracker.pipeline.export import (
     plan_export,
     select_export_models,
 )
-from tracker.pipeline.models import load_project, run_models
+from tracker.pipeline.models import load_project
+from tracker.pipeline.runner import run_models
 from tracker.plumbing import db as tracker_db
 from tracker.plumbing.psql import psql_command
 

@@ -23,6 +23,7 @@ How the models meet Spark:
 Nothing here prints or reads the environment.
 """
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -32,11 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracker.errors import InputError, TrackerError
-from tracker.pipeline.models import SCHEMA, Model, Project, render, render_file, sql_literal
+from tracker.pipeline.models import SCHEMA, Model, Project, render, sql_literal
+from tracker.text import first_line
 
 SOURCE_DATABASE = "lake"
 FILES_DATABASE = "lake_files"
 DEFAULT_MASTER = "local[*]"
+# Lines of a Spark error that are not its reason.
+_JVM_NOISE = ("JVM stacktrace", "at ", "Caused by")
 
 # DuckDB/Parquet type names of the lake's manifest -> Spark SQL types.
 _SPARK_TYPES = {
@@ -152,7 +156,7 @@ def spark_session(
         from pyspark.sql import SparkSession
     except ImportError:
         raise TrackerError(
-            "Error: pyspark is not installed. Run `make venv` (requirements.lock pins it)."
+            "pyspark is not installed. Run `make venv` (requirements.lock pins it)."
         ) from None
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -179,7 +183,7 @@ def spark_session(
         spark = builder.getOrCreate()
     except Exception as exc:
         raise TrackerError(
-            f"Error: Spark could not start on master {master}: {_first_line(exc)}. "
+            f"Spark could not start on master {master}: {first_line(exc, _JVM_NOISE)}. "
             "Check `java -version` (Java 17 or 21) and the --master URL."
         ) from None
     spark.sparkContext.setLogLevel("ERROR")
@@ -194,7 +198,7 @@ def register_lake(spark, lake_dir: Path | str) -> dict:
     manifest_path = lake_dir / "manifest.json"
     if not manifest_path.exists():
         raise InputError(
-            f"Error: {manifest_path} does not exist. Export the lake first: "
+            f"{manifest_path} does not exist. Export the lake first: "
             f"`python cli.py export --lake {lake_dir}`."
         )
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -254,8 +258,8 @@ def build_models(
             spark.sql(f"create view {SCHEMA}.{model.name} as\n{query}")
         except Exception as exc:
             raise TrackerError(
-                f'Error: model "{model.name}" failed on Spark ({model.display_path}): '
-                f"{_first_line(exc)}. Fix the model (or its macro's spark branch)."
+                f'model "{model.name}" failed on Spark ({model.display_path}): '
+                f"{first_line(exc, _JVM_NOISE)}. Fix the model (or its macro's spark branch)."
             ) from None
 
 
@@ -278,8 +282,8 @@ def write_models(
             )
         except Exception as exc:
             raise TrackerError(
-                f'Error: model "{model.name}" failed on Spark ({model.display_path}): '
-                f"{_first_line(exc)}. Fix the model (or its macro's spark branch)."
+                f'model "{model.name}" failed on Spark ({model.display_path}): '
+                f"{first_line(exc, _JVM_NOISE)}. Fix the model (or its macro's spark branch)."
             ) from None
         seconds = time.perf_counter() - started
         timings.append((model.name, seconds))
@@ -303,7 +307,7 @@ def run_spark(
     models = [model for model in project.select(select) if model.export]
     if not models:
         raise InputError(
-            f'Error: --select "{select}" chooses no mart. Name one of the marts, '
+            f'--select "{select}" chooses no mart. Name one of the marts, '
             "e.g. --select monthly_totals."
         )
     spark = spark_session(master, workdir=out_dir)
@@ -345,7 +349,7 @@ def compare_spark(
     Columns the lake does not carry are left out (LAKE_MISSING_COLUMNS).
     """
     from tracker.pipeline import duck as duck_module
-    from tracker.pipeline.checks import ModelParity, _compare_model, _repeatable_read
+    from tracker.pipeline.parity import ModelParity, compare_model, repeatable_read
     from tracker.plumbing.db import connect as pg_connect
 
     workdir = Path(workdir)
@@ -370,11 +374,11 @@ def compare_spark(
             )
         with pg_connect(url) as conn:
             conn.read_only = True
-            conn.isolation_level = _repeatable_read()
+            conn.isolation_level = repeatable_read()
             conn.execute("set timezone = 'UTC'")
             conn.execute("set datestyle = 'ISO, YMD'")
             for model in models:
-                parity = _compare_model(
+                parity = compare_model(
                     conn, duck, model, workdir, skip=skip.get(model.name, ()), engine="Spark"
                 )
                 results.append(parity)
@@ -391,14 +395,14 @@ def compare_spark(
 
 
 class SparkRunner:
-    """Runs the engine-neutral failure queries of tracker.checks on Spark."""
+    """Runs the engine-neutral failure queries of tracker.pipeline.data_tests on Spark."""
 
     def __init__(self, spark):
         self.spark = spark
         self.errors = (Exception,)
 
     def failures(self, query: str) -> tuple[list[str], list[tuple], int]:
-        from tracker.pipeline.checks import FETCH_LIMIT
+        from tracker.pipeline.results import FETCH_LIMIT
 
         frame = self.spark.sql(f"select * from (\n{query}\n) as failures limit {FETCH_LIMIT + 1}")
         names = list(frame.columns)
@@ -427,13 +431,9 @@ def run_check_spark(
 ):
     """`check --engine spark`: every model on the sample seeds in Spark, then all the tests."""
     from tracker.pipeline import duck as duck_module
-    from tracker.pipeline.checks import (
-        CheckReport,
-        Result,
-        generic_tests,
-        run_data_tests,
-        singular_tests,
-    )
+    from tracker.pipeline.data_tests import generic_tests, run_data_tests, singular_tests
+    from tracker.pipeline.results import CheckReport, Result
+    from tracker.pipeline.unit_tests import run_unit_tests
     from tracker.plumbing import config
 
     started = time.perf_counter()
@@ -482,7 +482,7 @@ def run_check_spark(
                 missing = [column for column in model.columns if column not in actual]
                 if missing:
                     raise TrackerError(
-                        f'Error: model "{model.name}" documents column "{missing[0]}" that its '
+                        f'model "{model.name}" documents column "{missing[0]}" that its '
                         f"SELECT does not return ({model.display_path})"
                     )
             except Exception as exc:
@@ -493,7 +493,7 @@ def run_check_spark(
                         model.name,
                         "error",
                         time.perf_counter() - model_started,
-                        detail=_first_line(exc),
+                        detail=first_line(exc, _JVM_NOISE),
                         path=model.display_path,
                     )
                 )
@@ -511,129 +511,101 @@ def run_check_spark(
         models = [project[name] for name in project.order if name in chosen]
         tests = generic_tests(project, models, "spark")
         tests += [
-            test
-            for test in singular_tests(project, "spark")
-            if select is None or test.model in chosen
+            test for test in singular_tests(project, "spark") if not select or test.model in chosen
         ]
         run_data_tests(SparkRunner(spark), tests, failed, record)
-        for result in run_unit_tests_spark(
-            spark, project, unit_dir=unit_dir, chosen=None if select is None else chosen
-        ):
-            record(result)
+        run_unit_tests(
+            SparkUnitEngine(spark),
+            project,
+            unit_dir=unit_dir,
+            chosen=chosen if select else None,
+            on_result=record,
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return CheckReport(results, time.perf_counter() - started, "spark")
 
 
-def run_unit_tests_spark(
-    spark, project: Project, *, unit_dir=None, chosen: set[str] | None = None
-) -> list:
-    """The unit tests on Spark: the model rendered for Spark over temporary views of the rows."""
-    from tracker.pipeline.checks import Result, _unit_result, load_unit_tests
+class SparkUnitEngine:
+    """Unit tests on Spark (the UnitEngine of unit_tests.py): the model rendered for Spark over
+    temporary views of the given rows; the views are replaced by the next test."""
 
-    results = []
-    for test in load_unit_tests(project, unit_dir):
-        if chosen is not None and test.model not in chosen:
-            continue
-        name = f"{test.model}: {test.name}"
-        started = time.perf_counter()
-        try:
-            missing, unexpected, names = _run_unit_test_spark(spark, project, test)
-        except Exception as exc:
-            results.append(
-                Result(
-                    "unit",
-                    name,
-                    "error",
-                    time.perf_counter() - started,
-                    detail=f"{_first_line(exc)} ({test.path})",
-                    path=test.path,
+    engine = "spark"
+    text_type = "string"
+    errors = (Exception,)
+
+    def __init__(self, spark):
+        import re
+
+        from tracker.pipeline.models import SOURCE_TABLES
+
+        self.spark = spark
+        self.pattern = re.compile(
+            rf"\b(?:{SOURCE_DATABASE}\.("
+            + "|".join(SOURCE_TABLES)
+            + r")|"
+            + SCHEMA
+            + r"\.([a-z_][a-z0-9_]*))\b"
+        )
+
+    def isolated(self):
+        return contextlib.nullcontext()
+
+    def load_inputs(self, project: Project, upstream: set[str], given: dict, test) -> None:
+        from tracker.pipeline.models import SOURCE_TABLES
+
+        spark = self.spark
+        for table in SOURCE_TABLES:
+            schema = spark.table(f"{SOURCE_DATABASE}.{table}").schema
+            _rows_view(
+                spark,
+                f"unit_source_{table}",
+                schema,
+                given.get(("source", table), ()),
+                f"source('{table}')",
+                test,
+            )
+        for model_name in project.order:
+            if model_name not in upstream:
+                continue
+            view = f"unit_ref_{model_name}"
+            query = self._redirect(render(project[model_name], "spark"))
+            spark.sql(f"create or replace temporary view {view} as\n{query}")
+            if ("ref", model_name) in given:
+                schema = spark.table(view).schema
+                _rows_view(
+                    spark, view, schema, given[("ref", model_name)], f"ref('{model_name}')", test
                 )
-            )
-            continue
-        results.append(_unit_result(name, test, missing, unexpected, names, started))
-    return results
 
+    def create_actual(self, query: str) -> list[str]:
+        self.spark.sql(f"create or replace temporary view unit_actual as\n{self._redirect(query)}")
+        return [field.name for field in self.spark.table("unit_actual").schema.fields]
 
-def _run_unit_test_spark(spark, project: Project, test):
-    import re
+    def create_expected(self, names: list[str], rows, test) -> None:
+        from pyspark.sql.types import StructType
 
-    from tracker.pipeline.checks import _expected_columns, _row_differences
-    from tracker.pipeline.models import SOURCE_TABLES
+        actual = self.spark.table("unit_actual").schema
+        schema = StructType([field for field in actual.fields if field.name in names])
+        _rows_view(self.spark, "unit_expected", schema, rows, "expect", test)
 
-    upstream = project.upstream(test.model) if test.model in project.models else set()
-    given = {(kind, name): rows for kind, name, rows in test.given}
-    for kind, name in given:
-        if kind == "ref" and name not in upstream:
-            raise TrackerError(
-                f"Error: unit test \"{test.name}\" gives ref('{name}'), which model "
-                f'"{test.model}" does not read'
-            )
-    pattern = re.compile(
-        rf"\b(?:{SOURCE_DATABASE}\.("
-        + "|".join(SOURCE_TABLES)
-        + r")|"
-        + SCHEMA
-        + r"\.([a-z_][a-z0-9_]*))\b"
-    )
+    def fetch(self, query: str) -> list[tuple]:
+        return [tuple(row) for row in self.spark.sql(query).collect()]
 
-    def redirect(query: str) -> str:
+    def _redirect(self, query: str) -> str:
         def replace(match):
             if match.group(1):
                 return f"unit_source_{match.group(1)}"
             return f"unit_ref_{match.group(2)}"
 
-        return pattern.sub(replace, query)
-
-    for table in SOURCE_TABLES:
-        schema = spark.table(f"{SOURCE_DATABASE}.{table}").schema
-        _rows_view(
-            spark,
-            f"unit_source_{table}",
-            schema,
-            given.get(("source", table), ()),
-            f"source('{table}')",
-            test,
-        )
-    for model_name in project.order:
-        if model_name not in upstream:
-            continue
-        query = redirect(render(project[model_name], "spark"))
-        view = f"unit_ref_{model_name}"
-        spark.sql(f"create or replace temporary view {view} as\n{query}")
-        if ("ref", model_name) in given:
-            schema = spark.table(view).schema
-            _rows_view(
-                spark, view, schema, given[("ref", model_name)], f"ref('{model_name}')", test
-            )
-    if test.model in project.models:
-        query = render(project[test.model], "spark")
-    else:
-        query = render_file(project, project.queries_dir / "checks" / f"{test.model}.sql", "spark")
-    spark.sql(f"create or replace temporary view unit_actual as\n{redirect(query)}")
-    actual = spark.table("unit_actual").schema
-    names = _expected_columns(test, [field.name for field in actual.fields])
-    expected_schema = [field for field in actual.fields if field.name in names]
-    from pyspark.sql.types import StructType
-
-    _rows_view(spark, "unit_expected", StructType(expected_schema), test.expect, "expect", test)
-    return (
-        *_row_differences(
-            lambda sql: [tuple(row) for row in spark.sql(sql).collect()], names, "string"
-        ),
-        names,
-    )
+        return self.pattern.sub(replace, query)
 
 
 def _rows_view(spark, view: str, schema, rows, label: str, test) -> None:
     """A temporary view holding rows (dicts of text values) cast to schema's types."""
+    from tracker.pipeline.unit_tests import given_columns
+
     fields = {field.name: field.dataType.simpleString() for field in schema.fields}
-    unknown = [name for row in rows for name in row if name not in fields]
-    if unknown:
-        raise TrackerError(
-            f'Error: unit test "{test.name}" gives column "{unknown[0]}" for {label}, which has '
-            f"columns {', '.join(fields)}"
-        )
+    given_columns(test, rows, fields, label)
 
     def select(row: dict | None) -> str:
         return ", ".join(
@@ -676,20 +648,10 @@ def _path_text(path: Path) -> str:
     text = str(path)
     if "`" in text:
         raise InputError(
-            f"Error: the path {text} holds a backtick, which Spark SQL cannot "
-            "name. Choose another folder."
+            f"the path {text} holds a backtick, which Spark SQL cannot name. Choose another folder."
         )
     return text
 
 
 def _duck_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("JVM stacktrace", "at ", "Caused by")):
-            return line.rstrip(".")
-    return type(exc).__name__

@@ -239,7 +239,7 @@ def column_type(export_type: str, name: str) -> ColumnType:
     if text in ("VARCHAR", "TEXT") or text.startswith(("CHARACTER", "VARCHAR(")):
         return ColumnType("string", "type text", None, "none")
     raise TrackerError(
-        f'Error: column "{name}" has export type {export_type}, which the Power BI project '
+        f'column "{name}" has export type {export_type}, which the Power BI project '
         "does not map. Cast it to a numeric, integer, date, timestamp, boolean or text type "
         "in its model."
     )
@@ -720,7 +720,7 @@ def _replace_folder(folder: Path, files: dict[str, str]) -> None:
         os.replace(staging, folder)
     except OSError as exc:
         raise TrackerError(
-            f"Error: writing the Power BI project into {folder} failed: "
+            f"writing the Power BI project into {folder} failed: "
             f"{exc.strerror or exc}. Free some disk space or choose another --out."
         ) from None
     finally:

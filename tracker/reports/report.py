@@ -112,7 +112,7 @@ def write_report(url: str, out: Path | str, user=None, month=None) -> ReportFile
     path = Path(out).expanduser().absolute()
     if path.is_dir():
         raise InputError(
-            f"Error: --out {path} is a directory. Give a file name such as report.html."
+            f"--out {path} is a directory. Give a file name such as report.html."
         )
     with connect(url) as conn:
         report = load_report(conn, user=user, month=month)
@@ -126,7 +126,7 @@ def write_report(url: str, out: Path | str, user=None, month=None) -> ReportFile
         os.replace(temporary, path)
     except OSError as exc:
         raise TrackerError(
-            f"Error: cannot write the report to {path}: {exc.strerror or exc}. "
+            f"cannot write the report to {path}: {exc.strerror or exc}. "
             "Choose another --out."
         ) from None
     return ReportFile(path, path.stat().st_size, len(report.users))
@@ -160,7 +160,7 @@ def _check_relations(conn) -> None:
     ]
     if missing:
         raise TrackerError(
-            f"Error: the report reads {SCHEMA}.{missing[0]}, which does not exist. "
+            f"the report reads {SCHEMA}.{missing[0]}, which does not exist. "
             "Build the models with `python cli.py run`, then make the report again."
         )
 
@@ -426,7 +426,7 @@ def _svg(figure, chart_id: str) -> str:
         tag = match.group(0)
         if _FORBIDDEN_TAG.search(tag):
             raise TrackerError(
-                f"Error: chart {chart_id} produced unexpected SVG markup. Report this as a bug."
+                f"chart {chart_id} produced unexpected SVG markup. Report this as a bug."
             )
         tag = re.sub(r'\sid="([^"]+)"', lambda m: f' id="{chart_id}-{m.group(1)}"', tag)
         tag = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{chart_id}-{m.group(1)})", tag)
