@@ -1882,7 +1882,7 @@ def check_command(ctx, select, queries_dir, verbose, engine, master):
     from tracker.pipeline.models import load_project
 
     if engine == "spark":
-        from tracker.pipeline.spark import run_check_spark
+        from tracker.pipeline.spark_checks import run_check_spark
 
         report = run_check_spark(load_project(queries_dir), master=master, select=select)
     else:

@@ -53,7 +53,8 @@ def check_parity(
         if engine != "spark":
             return compare_engines(url, project, workdir, select=select, on_model=on_model)
         from tracker.pipeline.lake import export_lake
-        from tracker.pipeline.spark import DEFAULT_MASTER, compare_spark
+        from tracker.pipeline.spark import DEFAULT_MASTER
+        from tracker.pipeline.spark_checks import compare_spark
 
         export_lake(url, project, lake_dir)
         return compare_spark(

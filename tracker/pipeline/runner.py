@@ -382,11 +382,11 @@ def ensure_built(
     """
     models = list(models)
     with conn.transaction():
+        begin_build(conn)
         conn.execute("select pg_advisory_xact_lock(%s)", [RUN_LOCK_ID])
         stale = stale_models(conn, project, models)
         if not stale:
             return []
-        begin_build(conn)
         recorded_vars = _recorded_vars(conn, stale)
         return build_models(
             conn, project, [project[name] for name in stale], recorded_vars, on_model

@@ -20,12 +20,12 @@ How the models meet Spark:
   spark.sql.ansi.doubleQuotedIdentifiers (ANSI mode, Spark 4's default, is kept on:
   overflows and bad casts fail instead of turning into null).
 
+`check --engine spark` and `parity --engine spark` are in spark_checks.py.
+
 Nothing here prints or reads the environment.
 """
 
-import contextlib
 import json
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,14 +33,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracker.errors import InputError, TrackerError
-from tracker.pipeline.models import SCHEMA, Model, Project, render, sql_literal
+from tracker.pipeline.models import SCHEMA, Model, Project, render
 from tracker.text import first_line
 
 SOURCE_DATABASE = "lake"
+
+
 FILES_DATABASE = "lake_files"
+
+
 DEFAULT_MASTER = "local[*]"
+
+
 # Lines of a Spark error that are not its reason.
-_JVM_NOISE = ("JVM stacktrace", "at ", "Caused by")
+JVM_NOISE = ("JVM stacktrace", "at ", "Caused by")
+
 
 # DuckDB/Parquet type names of the lake's manifest -> Spark SQL types.
 _SPARK_TYPES = {
@@ -55,6 +62,7 @@ _SPARK_TYPES = {
     "FLOAT": "float",
     "VARCHAR": "string",
 }
+
 
 # The base tables as views over the lake's tables (database lake_files): the columns the
 # models read, in the migrations' types. {email} is the e-mail column or a null.
@@ -127,11 +135,15 @@ LAKE_SOURCES = {
         group by user_id, category_id, cast(date_trunc('month', date) as date)
     """,
 }
+
+
 # Model columns that come from base-table columns the lake does not carry.
 LAKE_MISSING_COLUMNS = {
     "stg_expenses": ("created_at",),
     "stg_budgets": ("created_at", "updated_at"),
 }
+
+
 PII_MISSING_COLUMNS = {"stg_users": ("email",), "dim_user": ("email",)}
 
 
@@ -183,7 +195,7 @@ def spark_session(
         spark = builder.getOrCreate()
     except Exception as exc:
         raise TrackerError(
-            f"Spark could not start on master {master}: {first_line(exc, _JVM_NOISE)}. "
+            f"Spark could not start on master {master}: {first_line(exc, JVM_NOISE)}. "
             "Check `java -version` (Java 17 or 21) and the --master URL."
         ) from None
     spark.sparkContext.setLogLevel("ERROR")
@@ -203,12 +215,12 @@ def register_lake(spark, lake_dir: Path | str) -> dict:
         )
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     tables = manifest.get("tables") or {}
-    _recreate_database(spark, FILES_DATABASE)
+    recreate_database(spark, FILES_DATABASE)
     for name, table in tables.items():
         columns = table.get("columns") or []
         select_list = ", ".join(
-            f"cast({_quote(column['name'])} as {_spark_type(column['type'])}) "
-            f"as {_quote(column['name'])}"
+            f"cast({spark_identifier(column['name'])} as {_spark_type(column['type'])}) "
+            f"as {spark_identifier(column['name'])}"
             for column in columns
         )
         path = lake_dir / table.get("path", name)
@@ -219,12 +231,12 @@ def register_lake(spark, lake_dir: Path | str) -> dict:
         else:
             # No partition yet (no alerts at all): an empty table with the right columns.
             nulls = ", ".join(
-                f"cast(null as {_spark_type(column['type'])}) as {_quote(column['name'])}"
+                f"cast(null as {_spark_type(column['type'])}) as {spark_identifier(column['name'])}"
                 for column in columns
             )
             spark.sql(f"create view {FILES_DATABASE}.{name} as select {nulls} where false")
     email = "email" if manifest.get("include_pii") else "cast(null as string)"
-    _recreate_database(spark, SOURCE_DATABASE)
+    recreate_database(spark, SOURCE_DATABASE)
     for table, query in LAKE_SOURCES.items():
         spark.sql(f"create view {SOURCE_DATABASE}.{table} as {query.format(email=email)}")
     return manifest
@@ -234,7 +246,7 @@ def register_parquet_sources(spark, directory: Path | str) -> None:
     """Base tables lake.<table> straight from <directory>/<table>.parquet (for `check`)."""
     from tracker.pipeline.duck import BASE_TABLES
 
-    _recreate_database(spark, SOURCE_DATABASE)
+    recreate_database(spark, SOURCE_DATABASE)
     for table in BASE_TABLES:
         path = Path(directory).absolute() / f"{table}.parquet"
         spark.sql(
@@ -249,7 +261,7 @@ def build_models(
     wanted = set(project.models) if models is None else set()
     for model in models or []:
         wanted |= {model.name} | project.upstream(model.name)
-    _recreate_database(spark, SCHEMA)
+    recreate_database(spark, SCHEMA)
     for model in project.models.values():
         if model.name not in wanted:
             continue
@@ -259,7 +271,7 @@ def build_models(
         except Exception as exc:
             raise TrackerError(
                 f'model "{model.name}" failed on Spark ({model.display_path}): '
-                f"{first_line(exc, _JVM_NOISE)}. Fix the model (or its macro's spark branch)."
+                f"{first_line(exc, JVM_NOISE)}. Fix the model (or its macro's spark branch)."
             ) from None
 
 
@@ -283,7 +295,7 @@ def write_models(
         except Exception as exc:
             raise TrackerError(
                 f'model "{model.name}" failed on Spark ({model.display_path}): '
-                f"{first_line(exc, _JVM_NOISE)}. Fix the model (or its macro's spark branch)."
+                f"{first_line(exc, JVM_NOISE)}. Fix the model (or its macro's spark branch)."
             ) from None
         seconds = time.perf_counter() - started
         timings.append((model.name, seconds))
@@ -328,308 +340,10 @@ def stop_spark() -> None:
         session.stop()
 
 
-# --- parity: Spark's models against PostgreSQL's -----------------------------------------------
-
-
-def compare_spark(
-    url: str,
-    project: Project,
-    lake_dir: Path | str,
-    workdir: Path | str,
-    *,
-    master: str = DEFAULT_MASTER,
-    select: str | None = None,
-    on_model=None,
-) -> list:
-    """Every model on Spark (over the lake) against PostgreSQL's analytics, key by key.
-
-    Spark writes each model as Parquet; DuckDB reads those files and PostgreSQL's rows (COPY,
-    with the catalog's types) and joins them on the model's unique_key, as `parity` does for
-    DuckDB: money as exact DECIMAL, months as DATE, every column's type and value compared.
-    Columns the lake does not carry are left out (LAKE_MISSING_COLUMNS).
-    """
-    from tracker.pipeline import duck as duck_module
-    from tracker.pipeline.parity import ModelParity, compare_model, repeatable_read
-    from tracker.plumbing.db import connect as pg_connect
-
-    workdir = Path(workdir)
-    models = project.select(select)
-    spark = spark_session(master, workdir=workdir)
-    manifest = register_lake(spark, lake_dir)
-    build_models(spark, project, models)
-    write_models(spark, models, workdir / "spark")
-    skip = dict(LAKE_MISSING_COLUMNS)
-    if not manifest.get("include_pii"):
-        skip.update(PII_MISSING_COLUMNS)
-    duck = duck_module.connect()
-    results = []
-    try:
-        duck.execute(f"create schema {SCHEMA}")
-        duck.execute("create schema postgres")
-        for model in models:
-            files = str(workdir / "spark" / model.name / "*.parquet")
-            duck.execute(
-                f'create view {SCHEMA}."{model.name}" as '
-                f"select * from read_parquet({_duck_text(files)})"
-            )
-        with pg_connect(url) as conn:
-            conn.read_only = True
-            conn.isolation_level = repeatable_read()
-            conn.execute("set timezone = 'UTC'")
-            conn.execute("set datestyle = 'ISO, YMD'")
-            for model in models:
-                parity = compare_model(
-                    conn, duck, model, workdir, skip=skip.get(model.name, ()), engine="Spark"
-                )
-                results.append(parity)
-                if on_model:
-                    on_model(parity)
-            conn.rollback()
-    finally:
-        duck.close()
-    assert all(isinstance(result, ModelParity) for result in results)
-    return results
-
-
-# --- check: data tests and unit tests on Spark -------------------------------------------------
-
-
-class SparkRunner:
-    """Runs the engine-neutral failure queries of tracker.pipeline.data_tests on Spark."""
-
-    def __init__(self, spark):
-        self.spark = spark
-        self.errors = (Exception,)
-
-    def failures(self, query: str) -> tuple[list[str], list[tuple], int]:
-        from tracker.pipeline.results import FETCH_LIMIT
-
-        frame = self.spark.sql(f"select * from (\n{query}\n) as failures limit {FETCH_LIMIT + 1}")
-        names = list(frame.columns)
-        rows = [
-            tuple(None if value is None else str(value) for value in row) for row in frame.collect()
-        ]
-        total = len(rows)
-        if total > FETCH_LIMIT:
-            total = self.spark.sql(f"select count(*) from (\n{query}\n) as failures").collect()[0][
-                0
-            ]
-        return names, rows, total
-
-    def row(self, query: str) -> tuple:
-        return tuple(self.spark.sql(query).collect()[0])
-
-
-def run_check_spark(
-    project: Project,
-    *,
-    master: str = DEFAULT_MASTER,
-    seeds_dir=None,
-    select: str | None = None,
-    unit_dir=None,
-    on_result=None,
-):
-    """`check --engine spark`: every model on the sample seeds in Spark, then all the tests."""
-    from tracker.pipeline import duck as duck_module
-    from tracker.pipeline.data_tests import generic_tests, run_data_tests, singular_tests
-    from tracker.pipeline.results import CheckReport, Result
-    from tracker.pipeline.unit_tests import run_unit_tests
-    from tracker.plumbing import config
-
-    started = time.perf_counter()
-    results: list = []
-
-    def record(result) -> None:
-        results.append(result)
-        if on_result:
-            on_result(result)
-
-    workdir = Path(tempfile.mkdtemp(prefix="tracker_spark_check_"))
-    try:
-        duck = duck_module.connect()
-        try:
-            duck_module.create_base_tables(duck)
-            duck_module.load_seeds(duck, seeds_dir or config.SEEDS_DIR)
-            duck_module.fill_alerts(duck, project)
-            duck_module.fill_budget_spending(duck)
-            for table in duck_module.BASE_TABLES:
-                target = _duck_text(str(workdir / f"{table}.parquet"))
-                duck.execute(f"copy main.{table} to {target} (format parquet)")
-        finally:
-            duck.close()
-        spark = spark_session(master, shuffle_partitions=2, workdir=workdir)
-        register_parquet_sources(spark, workdir)
-        _recreate_database(spark, SCHEMA)
-        failed: set[str] = set()
-        for model in project.models.values():
-            model_started = time.perf_counter()
-            broken = sorted(model.depends_on & failed)
-            if broken:
-                failed.add(model.name)
-                record(
-                    Result(
-                        "model",
-                        model.name,
-                        "skip",
-                        detail=f'reads model "{broken[0]}", which failed',
-                        path=model.display_path,
-                    )
-                )
-                continue
-            try:
-                spark.sql(f"create view {SCHEMA}.{model.name} as\n{render(model, 'spark')}")
-                actual = spark.table(f"{SCHEMA}.{model.name}").columns
-                missing = [column for column in model.columns if column not in actual]
-                if missing:
-                    raise TrackerError(
-                        f'model "{model.name}" documents column "{missing[0]}" that its '
-                        f"SELECT does not return ({model.display_path})"
-                    )
-            except Exception as exc:
-                failed.add(model.name)
-                record(
-                    Result(
-                        "model",
-                        model.name,
-                        "error",
-                        time.perf_counter() - model_started,
-                        detail=first_line(exc, _JVM_NOISE),
-                        path=model.display_path,
-                    )
-                )
-            else:
-                record(
-                    Result(
-                        "model",
-                        model.name,
-                        "pass",
-                        time.perf_counter() - model_started,
-                        path=model.display_path,
-                    )
-                )
-        chosen = {model.name for model in project.select(select)}
-        models = [project[name] for name in project.order if name in chosen]
-        tests = generic_tests(project, models, "spark")
-        tests += [
-            test for test in singular_tests(project, "spark") if not select or test.model in chosen
-        ]
-        run_data_tests(SparkRunner(spark), tests, failed, record)
-        run_unit_tests(
-            SparkUnitEngine(spark),
-            project,
-            unit_dir=unit_dir,
-            chosen=chosen if select else None,
-            on_result=record,
-        )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return CheckReport(results, time.perf_counter() - started, "spark")
-
-
-class SparkUnitEngine:
-    """Unit tests on Spark (the UnitEngine of unit_tests.py): the model rendered for Spark over
-    temporary views of the given rows; the views are replaced by the next test."""
-
-    engine = "spark"
-    text_type = "string"
-    errors = (Exception,)
-
-    def __init__(self, spark):
-        import re
-
-        from tracker.pipeline.models import SOURCE_TABLES
-
-        self.spark = spark
-        self.pattern = re.compile(
-            rf"\b(?:{SOURCE_DATABASE}\.("
-            + "|".join(SOURCE_TABLES)
-            + r")|"
-            + SCHEMA
-            + r"\.([a-z_][a-z0-9_]*))\b"
-        )
-
-    def isolated(self):
-        return contextlib.nullcontext()
-
-    def load_inputs(self, project: Project, upstream: set[str], given: dict, test) -> None:
-        from tracker.pipeline.models import SOURCE_TABLES
-
-        spark = self.spark
-        for table in SOURCE_TABLES:
-            schema = spark.table(f"{SOURCE_DATABASE}.{table}").schema
-            _rows_view(
-                spark,
-                f"unit_source_{table}",
-                schema,
-                given.get(("source", table), ()),
-                f"source('{table}')",
-                test,
-            )
-        for model_name in project.order:
-            if model_name not in upstream:
-                continue
-            view = f"unit_ref_{model_name}"
-            query = self._redirect(render(project[model_name], "spark"))
-            spark.sql(f"create or replace temporary view {view} as\n{query}")
-            if ("ref", model_name) in given:
-                schema = spark.table(view).schema
-                _rows_view(
-                    spark, view, schema, given[("ref", model_name)], f"ref('{model_name}')", test
-                )
-
-    def create_actual(self, query: str) -> list[str]:
-        self.spark.sql(f"create or replace temporary view unit_actual as\n{self._redirect(query)}")
-        return [field.name for field in self.spark.table("unit_actual").schema.fields]
-
-    def create_expected(self, names: list[str], rows, test) -> None:
-        from pyspark.sql.types import StructType
-
-        actual = self.spark.table("unit_actual").schema
-        schema = StructType([field for field in actual.fields if field.name in names])
-        _rows_view(self.spark, "unit_expected", schema, rows, "expect", test)
-
-    def fetch(self, query: str) -> list[tuple]:
-        return [tuple(row) for row in self.spark.sql(query).collect()]
-
-    def _redirect(self, query: str) -> str:
-        def replace(match):
-            if match.group(1):
-                return f"unit_source_{match.group(1)}"
-            return f"unit_ref_{match.group(2)}"
-
-        return self.pattern.sub(replace, query)
-
-
-def _rows_view(spark, view: str, schema, rows, label: str, test) -> None:
-    """A temporary view holding rows (dicts of text values) cast to schema's types."""
-    from tracker.pipeline.unit_tests import given_columns
-
-    fields = {field.name: field.dataType.simpleString() for field in schema.fields}
-    given_columns(test, rows, fields, label)
-
-    def select(row: dict | None) -> str:
-        return ", ".join(
-            f"cast({_literal(None if row is None else row.get(name))} as {type_}) as {_quote(name)}"
-            for name, type_ in fields.items()
-        )
-
-    if rows:
-        query = " union all ".join(f"select {select(row)}" for row in rows)
-    else:
-        query = f"select {select(None)} where false"
-    spark.sql(f"create or replace temporary view {view} as {query}")
-
-
-def _literal(value) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    return sql_literal(value, "spark")
-
-
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _recreate_database(spark, name: str) -> None:
+def recreate_database(spark, name: str) -> None:
     spark.sql(f"drop database if exists {name} cascade")
     spark.sql(f"create database {name}")
 
@@ -640,7 +354,7 @@ def _spark_type(duckdb_type: str) -> str:
     return _SPARK_TYPES.get(duckdb_type, "string")
 
 
-def _quote(name: str) -> str:
+def spark_identifier(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
@@ -653,5 +367,5 @@ def _path_text(path: Path) -> str:
     return text
 
 
-def _duck_text(text: str) -> str:
+def duck_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
