@@ -1,7 +1,7 @@
 # What scripts/verify.sh and scripts/verify_lake.sh share; sourced, not run.
 #
 # Sets: project (the checkout), psql_command, sep (the field separator of psql's plans).
-# Defines: run_psql, require_manifest, sha256_of, report_file, verdict.
+# Defines: run_psql, require_manifest, sha256_of, start_file, report_file, verdict.
 #   PSQL  the psql command to run (default: the project's ".venv/bin/python cli.py psql", which
 #         finds the tracker's database the way every command does); arguments are appended.
 
@@ -32,6 +32,22 @@ require_manifest() {
 # sha256_of FILE: the file's sha256, hex.
 sha256_of() {
     sha256sum "$1" | awk '{ print $1 }'
+}
+
+# start_file PATH SHA256: begin checking "$dir/PATH" (sets file, counts it, resets problems
+# and notes a sha256 that differs from the manifest's); false, with a line, when it is missing.
+start_file() {
+    files=$((files + 1))
+    file="$dir/$1"
+    problems=()
+    if [[ ! -f "$file" ]]; then
+        echo "FAIL $1: missing"
+        failed=$((failed + 1))
+        return 1
+    fi
+    local actual
+    actual=$(sha256_of "$file")
+    [[ "$actual" == "$2" ]] || problems+=("sha256 $actual, manifest $2")
 }
 
 # report_file PATH PASS_TEXT: one line for a file, from the problems array; counts failures.

@@ -160,16 +160,7 @@ strip_bom() {
 
 while IFS="$sep" read -r path model format rows sha256 sums select_list; do
     [[ -z "$path" ]] && continue
-    files=$((files + 1))
-    file="$dir/$path"
-    problems=()
-    if [[ ! -f "$file" ]]; then
-        echo "FAIL $path: missing"
-        failed=$((failed + 1))
-        continue
-    fi
-    actual_sha=$(sha256_of "$file")
-    [[ "$actual_sha" == "$sha256" ]] || problems+=("sha256 $actual_sha, manifest $sha256")
+    start_file "$path" "$sha256" || continue
     if [[ "$format" != "csv" ]]; then
         report_file "$path" "sha256 matches the manifest"
         continue

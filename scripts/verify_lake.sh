@@ -60,16 +60,7 @@ SQL
 
 while IFS="$sep" read -r path sha256 expected from_database; do
     [[ -z "$path" ]] && continue
-    files=$((files + 1))
-    file="$dir/$path"
-    problems=()
-    if [[ ! -f "$file" ]]; then
-        echo "FAIL $path: missing"
-        failed=$((failed + 1))
-        continue
-    fi
-    actual_sha=$(sha256_of "$file")
-    [[ "$actual_sha" == "$sha256" ]] || problems+=("sha256 $actual_sha, manifest $sha256")
+    start_file "$path" "$sha256" || continue
     [[ "$from_database" == "$expected" ]] \
         || problems+=("PostgreSQL has $from_database, manifest $expected")
     report_file "$path" "$expected; sha256 matches the manifest, psql the figures"

@@ -13,12 +13,11 @@ from pathlib import Path
 from tracker.errors import TrackerError
 from tracker.pipeline.data_tests import (
     DuckRunner,
-    generic_tests,
+    chosen_data_tests,
     run_data_tests,
     run_postgres_data_tests,
-    singular_tests,
 )
-from tracker.pipeline.models import SCHEMA, Project, Selection
+from tracker.pipeline.models import SCHEMA, Model, Project, Selection
 from tracker.pipeline.results import CheckReport, Result
 from tracker.pipeline.runner import build_model_duckdb
 from tracker.pipeline.unit_tests import DuckUnitEngine, PostgresUnitEngine, run_unit_tests
@@ -37,9 +36,6 @@ def run_check(
     from tracker.pipeline import duck as duck_module
 
     started = time.perf_counter()
-    # Every model is built (tests compare models with each other); select picks the tests.
-    chosen = {model.name for model in project.select(select)}
-    needed = set(project.models)
     results: list[Result] = []
 
     def record(result: Result) -> None:
@@ -49,61 +45,16 @@ def run_check(
 
     duck = duck_module.connect()
     try:
-        duck_module.create_base_tables(duck)
-        duck_module.load_seeds(duck, seeds_dir)
-        duck_module.fill_alerts(duck, project)
-        duck_module.fill_budget_spending(duck)
+        duck_module.load_sample(duck, project, seeds_dir)
         duck.execute(f"create schema if not exists {SCHEMA}")
-        failed: set[str] = set()
-        for model in project.models.values():
-            if model.name not in needed:
-                continue
-            broken = sorted(model.depends_on & failed)
-            if broken:
-                failed.add(model.name)
-                record(
-                    Result(
-                        "model",
-                        model.name,
-                        "skip",
-                        detail=f'reads model "{broken[0]}", which failed',
-                        path=model.display_path,
-                    )
-                )
-                continue
-            model_started = time.perf_counter()
-            try:
-                build_model_duckdb(duck, model, describe=False)
-            except TrackerError as exc:
-                failed.add(model.name)
-                record(
-                    Result(
-                        "model",
-                        model.name,
-                        "error",
-                        time.perf_counter() - model_started,
-                        detail=str(exc),
-                        path=model.display_path,
-                    )
-                )
-            else:
-                record(
-                    Result(
-                        "model",
-                        model.name,
-                        "pass",
-                        time.perf_counter() - model_started,
-                        path=model.display_path,
-                    )
-                )
-        for result in _undocumented_columns(duck, project, needed - failed):
+        # Every model is built (tests compare models with each other); select picks the tests.
+        failed = build_each(
+            project, lambda model: build_model_duckdb(duck, model, describe=False), record
+        )
+        for result in _undocumented_columns(duck, project, set(project.models) - failed):
             failed.add(result.name)
             record(result)
-        models = [project[name] for name in project.order if name in chosen]
-        tests = generic_tests(project, models, "duckdb")
-        tests += [
-            test for test in singular_tests(project, "duckdb") if not select or test.model in chosen
-        ]
+        chosen, tests = chosen_data_tests(project, select, "duckdb")
         run_data_tests(DuckRunner(duck), tests, failed, record)
         run_unit_tests(
             DuckUnitEngine(duck),
@@ -116,6 +67,39 @@ def run_check(
     finally:
         duck.close()
     return CheckReport(results, time.perf_counter() - started, "duckdb")
+
+
+def build_each(
+    project: Project,
+    build: Callable[[Model], None],
+    record: Callable[[Result], None],
+    errors: tuple[type[BaseException], ...] = (TrackerError,),
+    describe: Callable[[BaseException], str] = str,
+) -> set[str]:
+    """Build every model in dependency order with build(model), recording a Result for each.
+
+    A model that reads a failed one is skipped. Returns the names of the models that failed
+    or were skipped. errors: what a failing build raises; describe: its one-line detail.
+    """
+    failed: set[str] = set()
+    for model in project.models.values():
+        broken = sorted(model.depends_on & failed)
+        if broken:
+            failed.add(model.name)
+            detail = f'reads model "{broken[0]}", which failed'
+            record(Result("model", model.name, "skip", detail=detail, path=model.display_path))
+            continue
+        started = time.perf_counter()
+        try:
+            build(model)
+        except errors as exc:
+            failed.add(model.name)
+            status, detail = "error", describe(exc)
+        else:
+            status, detail = "pass", ""
+        elapsed = time.perf_counter() - started
+        record(Result("model", model.name, status, elapsed, detail=detail, path=model.display_path))
+    return failed
 
 
 def _undocumented_columns(duck, project: Project, names: set[str]) -> list[Result]:

@@ -180,6 +180,20 @@ def singular_tests(project: Project, engine: str, tests_dir: Path | None = None)
     return tests
 
 
+def chosen_data_tests(project: Project, select: Selection, engine: str):
+    """The chosen models' names, and their generic and singular tests rendered for engine.
+
+    A singular test belongs to the first model it refers to; with no selection, all run.
+    """
+    chosen = {model.name for model in project.select(select)}
+    models = [project[name] for name in project.order if name in chosen]
+    tests = generic_tests(project, models, engine)
+    tests += [
+        test for test in singular_tests(project, engine) if not select or test.model in chosen
+    ]
+    return chosen, tests
+
+
 # --- running data tests ----------------------------------------------------------------------
 
 
@@ -333,11 +347,7 @@ def run_postgres_data_tests(
     from tracker.pipeline.runner import BUILD_WORK_MEM
 
     models = project.select(select)
-    chosen = {model.name for model in models}
-    tests = generic_tests(project, models, "postgres")
-    tests += [
-        test for test in singular_tests(project, "postgres") if not select or test.model in chosen
-    ]
+    _, tests = chosen_data_tests(project, select, "postgres")
     built = {
         row[0]
         for row in conn.execute(

@@ -126,6 +126,15 @@ def load_seeds(duck, seeds_dir: Path | str = config.SEEDS_DIR) -> dict[str, int]
     return table_counts(duck)
 
 
+def load_sample(duck, project, seeds_dir: Path | str = config.SEEDS_DIR) -> None:
+    """The base tables with the sample seeds, and the alerts and per-key totals that
+    PostgreSQL's triggers would have made of them: what `check` builds the models over."""
+    create_base_tables(duck)
+    load_seeds(duck, seeds_dir)
+    fill_alerts(duck, project)
+    fill_budget_spending(duck)
+
+
 def fill_alerts(duck, project) -> int:
     """Fill main.alerts with the crossings of the alert model (DuckDB has no trigger)."""
     from tracker.pipeline.models import render_file

@@ -32,8 +32,7 @@ def load_var_declarations(queries_dir: Path) -> dict[str, dict]:
     for name, spec in declarations.items():
         if not isinstance(spec, dict) or spec.get("type") not in TYPES:
             raise TrackerError(
-                f'{path}: var "{name}" needs a "type", one of {", ".join(TYPES)}. '
-                "Fix the file."
+                f'{path}: var "{name}" needs a "type", one of {", ".join(TYPES)}. Fix the file.'
             )
     return declarations
 
@@ -50,9 +49,7 @@ def parse_vars(text: str | None, queries_dir: Path) -> dict:
             f"Pass an object, {_EXAMPLE.lower()}."
         ) from None
     if not isinstance(values, dict):
-        raise InputError(
-            f"--vars must be a JSON object. Pass an object, {_EXAMPLE.lower()}."
-        )
+        raise InputError(f"--vars must be a JSON object. Pass an object, {_EXAMPLE.lower()}.")
     return check_vars(values, load_var_declarations(queries_dir))
 
 
@@ -88,9 +85,7 @@ def _check_value(name: str, value, spec: dict) -> None:
         "boolean": isinstance(value, bool),
     }[kind]
     if not ok:
-        raise InputError(
-            f'--vars "{name}" is {json.dumps(_plain(value))}; it must be {expected}.'
-        )
+        raise InputError(f'--vars "{name}" is {json.dumps(_plain(value))}; it must be {expected}.')
     if kind in ("number", "integer"):
         low, high = spec.get("minimum"), spec.get("maximum")
         if (low is not None and value < low) or (high is not None and value > high):

@@ -84,7 +84,6 @@ def compare_engines(
     """
     from tracker.pipeline import duck as duck_module
     from tracker.pipeline.runner import build_model_duckdb
-    from tracker.plumbing.db import connect as pg_connect
 
     workdir = Path(workdir)
     duck = duck_module.connect()
@@ -93,29 +92,44 @@ def compare_engines(
         duck_module.copy_from_postgres(url, duck, workdir)
         duck.execute(f"create schema {SCHEMA}")
         for model in project.models.values():
-            build_model_duckdb(duck, model)
-        duck.execute("create schema postgres")
-        results = []
-        with pg_connect(url) as conn:
-            conn.read_only = True
-            conn.isolation_level = repeatable_read()
-            conn.execute("set timezone = 'UTC'")
-            conn.execute("set datestyle = 'ISO, YMD'")
-            for model in project.select(select):
-                parity = compare_model(conn, duck, model, workdir)
-                results.append(parity)
-                if on_model:
-                    on_model(parity)
-            conn.rollback()
+            build_model_duckdb(duck, model, describe=False)
+        return compare_models(url, duck, project.select(select), workdir, on_model=on_model)
     finally:
         duck.close()
-    return results
 
 
-def repeatable_read():
+def compare_models(
+    url: str,
+    duck,
+    models: Iterable[Model],
+    workdir: Path,
+    *,
+    skip: dict[str, Iterable[str]] | None = None,
+    engine: str = "DuckDB",
+    on_model: Callable[[ModelParity], None] | None = None,
+) -> list[ModelParity]:
+    """Each model's relation in duck (schema analytics) against PostgreSQL's, in one read-only
+    snapshot of PostgreSQL; skip: per model, columns left out on both sides."""
     import psycopg
 
-    return psycopg.IsolationLevel.REPEATABLE_READ
+    from tracker.plumbing.db import connect as pg_connect
+
+    duck.execute("create schema if not exists postgres")
+    results = []
+    with pg_connect(url) as conn:
+        conn.read_only = True
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.execute("set timezone = 'UTC'")
+        conn.execute("set datestyle = 'ISO, YMD'")
+        for model in models:
+            parity = compare_model(
+                conn, duck, model, workdir, (skip or {}).get(model.name, ()), engine
+            )
+            results.append(parity)
+            if on_model:
+                on_model(parity)
+        conn.rollback()
+    return results
 
 
 def compare_model(

@@ -51,8 +51,7 @@ def compare_spark(
     Columns the lake does not carry are left out (LAKE_MISSING_COLUMNS).
     """
     from tracker.pipeline import duck as duck_module
-    from tracker.pipeline.parity import ModelParity, compare_model, repeatable_read
-    from tracker.plumbing.db import connect as pg_connect
+    from tracker.pipeline.parity import compare_models
 
     workdir = Path(workdir)
     models = project.select(select)
@@ -64,33 +63,19 @@ def compare_spark(
     if not manifest.get("include_pii"):
         skip.update(PII_MISSING_COLUMNS)
     duck = duck_module.connect()
-    results = []
     try:
         duck.execute(f"create schema {SCHEMA}")
-        duck.execute("create schema postgres")
         for model in models:
             files = str(workdir / "spark" / model.name / "*.parquet")
             duck.execute(
                 f'create view {SCHEMA}."{model.name}" as '
                 f"select * from read_parquet({duck_text(files)})"
             )
-        with pg_connect(url) as conn:
-            conn.read_only = True
-            conn.isolation_level = repeatable_read()
-            conn.execute("set timezone = 'UTC'")
-            conn.execute("set datestyle = 'ISO, YMD'")
-            for model in models:
-                parity = compare_model(
-                    conn, duck, model, workdir, skip=skip.get(model.name, ()), engine="Spark"
-                )
-                results.append(parity)
-                if on_model:
-                    on_model(parity)
-            conn.rollback()
+        return compare_models(
+            url, duck, models, workdir, skip=skip, engine="Spark", on_model=on_model
+        )
     finally:
         duck.close()
-    assert all(isinstance(result, ModelParity) for result in results)
-    return results
 
 
 class SparkRunner:
@@ -130,8 +115,9 @@ def run_check_spark(
 ):
     """`check --engine spark`: every model on the sample seeds in Spark, then all the tests."""
     from tracker.pipeline import duck as duck_module
-    from tracker.pipeline.data_tests import generic_tests, run_data_tests, singular_tests
-    from tracker.pipeline.results import CheckReport, Result
+    from tracker.pipeline.checks import build_each
+    from tracker.pipeline.data_tests import chosen_data_tests, run_data_tests
+    from tracker.pipeline.results import CheckReport
     from tracker.pipeline.unit_tests import run_unit_tests
     from tracker.plumbing import config
 
@@ -147,10 +133,7 @@ def run_check_spark(
     try:
         duck = duck_module.connect()
         try:
-            duck_module.create_base_tables(duck)
-            duck_module.load_seeds(duck, seeds_dir or config.SEEDS_DIR)
-            duck_module.fill_alerts(duck, project)
-            duck_module.fill_budget_spending(duck)
+            duck_module.load_sample(duck, project, seeds_dir or config.SEEDS_DIR)
             for table in duck_module.BASE_TABLES:
                 target = duck_text(str(workdir / f"{table}.parquet"))
                 duck.execute(f"copy main.{table} to {target} (format parquet)")
@@ -159,59 +142,25 @@ def run_check_spark(
         spark = spark_session(master, shuffle_partitions=2, workdir=workdir)
         register_parquet_sources(spark, workdir)
         recreate_database(spark, SCHEMA)
-        failed: set[str] = set()
-        for model in project.models.values():
-            model_started = time.perf_counter()
-            broken = sorted(model.depends_on & failed)
-            if broken:
-                failed.add(model.name)
-                record(
-                    Result(
-                        "model",
-                        model.name,
-                        "skip",
-                        detail=f'reads model "{broken[0]}", which failed',
-                        path=model.display_path,
-                    )
+
+        def build(model) -> None:
+            spark.sql(f"create view {SCHEMA}.{model.name} as\n{render(model, 'spark')}")
+            actual = spark.table(f"{SCHEMA}.{model.name}").columns
+            missing = [column for column in model.columns if column not in actual]
+            if missing:
+                raise TrackerError(
+                    f'model "{model.name}" documents column "{missing[0]}" that its '
+                    f"SELECT does not return ({model.display_path})"
                 )
-                continue
-            try:
-                spark.sql(f"create view {SCHEMA}.{model.name} as\n{render(model, 'spark')}")
-                actual = spark.table(f"{SCHEMA}.{model.name}").columns
-                missing = [column for column in model.columns if column not in actual]
-                if missing:
-                    raise TrackerError(
-                        f'model "{model.name}" documents column "{missing[0]}" that its '
-                        f"SELECT does not return ({model.display_path})"
-                    )
-            except Exception as exc:
-                failed.add(model.name)
-                record(
-                    Result(
-                        "model",
-                        model.name,
-                        "error",
-                        time.perf_counter() - model_started,
-                        detail=first_line(exc, JVM_NOISE),
-                        path=model.display_path,
-                    )
-                )
-            else:
-                record(
-                    Result(
-                        "model",
-                        model.name,
-                        "pass",
-                        time.perf_counter() - model_started,
-                        path=model.display_path,
-                    )
-                )
-        chosen = {model.name for model in project.select(select)}
-        models = [project[name] for name in project.order if name in chosen]
-        tests = generic_tests(project, models, "spark")
-        tests += [
-            test for test in singular_tests(project, "spark") if not select or test.model in chosen
-        ]
+
+        failed = build_each(
+            project,
+            build,
+            record,
+            errors=(Exception,),
+            describe=lambda exc: first_line(exc, JVM_NOISE),
+        )
+        chosen, tests = chosen_data_tests(project, select, "spark")
         run_data_tests(SparkRunner(spark), tests, failed, record)
         run_unit_tests(
             SparkUnitEngine(spark),
