@@ -344,8 +344,13 @@ def test_export_finishes_a_swap_that_a_crash_interrupted(built_url, run_cli, tmp
     shutil.copy(new / "manifest.json", staging / "new" / "manifest.json")
     (staging / "COMMITTED").write_bytes(b"")
     with psycopg.connect(built_url, autocommit=True) as conn:
-        conn.execute("drop table analytics.dim_user")
-    # This export fails (a relation is missing), but first completes the interrupted one.
+        # Same name and columns, but reading it raises (a missing one would be rebuilt).
+        conn.execute("alter table analytics.dim_user rename to dim_user_ok")
+        conn.execute(
+            "create view analytics.dim_user as select * from analytics.dim_user_ok "
+            "where 1 / (select count(*) - count(*) from analytics.dim_user_ok) = 0"
+        )
+    # This export fails (reading a relation fails), but first completes the interrupted one.
     result = export(run_cli, built_url, out)
     assert result.exit_code == 1, result.output
     assert tree(out) == expected
