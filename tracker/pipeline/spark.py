@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracker.errors import InputError, TrackerError
-from tracker.pipeline.models import SCHEMA, Model, Project, render
+from tracker.pipeline.models import SCHEMA, Model, Project, Selection, render, selection_text
 from tracker.text import first_line
 
 SOURCE_DATABASE = "lake"
@@ -310,7 +310,7 @@ def run_spark(
     out_dir: Path | str,
     *,
     master: str = DEFAULT_MASTER,
-    select: str | None = None,
+    select: Selection = None,
     vars: dict | None = None,
     on_model: Callable[[str, float], None] | None = None,
 ) -> SparkRun:
@@ -319,7 +319,7 @@ def run_spark(
     models = [model for model in project.select(select) if model.export]
     if not models:
         raise InputError(
-            f'--select "{select}" chooses no mart. Name one of the marts, '
+            f'--select "{selection_text(select)}" chooses no mart. Name one of the marts, '
             "e.g. --select monthly_totals."
         )
     spark = spark_session(master, workdir=out_dir)
