@@ -117,3 +117,22 @@ def test_export_rebuild_failure_changes_nothing(seeded_url, run_cli, queries, tm
     assert not (out / "manifest.json").exists()
     after = fetch(seeded_url, "select model, sql_sha256 from tracker_state.model_builds order by 1")
     assert after == before
+
+
+def test_export_after_run_with_vars_keeps_them(seeded_url, run_cli, queries, tmp_path):
+    # Aman's Shopping: 3200.00 of 5000.00 is 64 %: near from 60.5 %, under at the default 80 %.
+    vars_json = '{"near_threshold_pct": 60.5}'
+    assert run_cli(seeded_url, "run", "--vars", vars_json).exit_code == 0
+    out = tmp_path / "out"
+    args = ("export", "--out", str(out), "--format", "csv", "--no-powerbi")
+    result = run_cli(seeded_url, *args, "--select", "budget_vs_actual")
+    assert result.exit_code == 0, result.stderr
+    assert built_lines(result.stderr) == []  # built from today's queries/, with those vars
+    # A stale model is rebuilt with the vars it was built with, not the defaults.
+    path = queries / "marts" / "budget_vs_actual.sql"
+    path.write_text(path.read_text() + "\n-- changed\n")
+    result = run_cli(seeded_url, *args, "--select", "budget_vs_actual")
+    assert result.exit_code == 0, result.stderr
+    assert "analytics.budget_vs_actual" in built_lines(result.stderr)
+    rows = read_csv(out / "csv" / "budget_vs_actual.csv")
+    assert [row["status"] for row in rows if row["category"] == "Shopping"] == ["near"]

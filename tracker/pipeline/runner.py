@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tracker.errors import TrackerError
@@ -338,8 +339,26 @@ def _record_builds(conn, rendered: dict[str, str], vars: dict | None) -> None:
         on conflict (model) do update
             set sql_sha256 = excluded.sql_sha256, vars = excluded.vars, built_at = now()
         """,
-        [json.dumps(vars or {}), names, [text_sha256(rendered[name]) for name in names]],
+        [_vars_json(vars), names, [text_sha256(rendered[name]) for name in names]],
     )
+
+
+def _vars_json(vars: dict | None) -> str:
+    """vars as JSON text with every number exact (a Decimal is written as its digits)."""
+    return (
+        "{"
+        + ", ".join(
+            f"{json.dumps(name)}: "
+            + (str(value) if isinstance(value, Decimal) else json.dumps(value))
+            for name, value in (vars or {}).items()
+        )
+        + "}"
+    )
+
+
+def _vars_from_json(text: str | None) -> dict | None:
+    """The vars _vars_json wrote, numbers with a fraction back as Decimal; None when empty."""
+    return json.loads(text, parse_float=Decimal) or None if text else None
 
 
 def stale_models(conn, project: Project, models: Iterable[Model]) -> list[str]:
@@ -349,12 +368,12 @@ def stale_models(conn, project: Project, models: Iterable[Model]) -> list[str]:
     for model in models:
         needed |= project.upstream(model.name) | {model.name}
     existing = analytics_relations(conn)
-    recorded: dict[str, tuple[str, dict]] = {}
+    recorded: dict[str, tuple[str, str]] = {}
     if conn.execute("select to_regclass(%s)", [f"{STATE_SCHEMA}.model_builds"]).fetchone()[0]:
         recorded = {
             name: (digest, model_vars)
             for name, digest, model_vars in conn.execute(
-                f"select model, sql_sha256, vars from {STATE_SCHEMA}.model_builds"
+                f"select model, sql_sha256, cast(vars as text) from {STATE_SCHEMA}.model_builds"
             ).fetchall()
         }
     stale = []
@@ -365,7 +384,7 @@ def stale_models(conn, project: Project, models: Iterable[Model]) -> list[str]:
             stale.append(name)
             continue
         digest, model_vars = recorded[name]
-        if text_sha256(render(project[name], "postgres", model_vars or None)) != digest:
+        if text_sha256(render(project[name], "postgres", _vars_from_json(model_vars))) != digest:
             stale.append(name)
     return stale
 
@@ -397,8 +416,8 @@ def _recorded_vars(conn, names: list[str]) -> dict | None:
     if not conn.execute("select to_regclass(%s)", [f"{STATE_SCHEMA}.model_builds"]).fetchone()[0]:
         return None
     row = conn.execute(
-        f"select vars from {STATE_SCHEMA}.model_builds where model = any(%s) "
+        f"select cast(vars as text) from {STATE_SCHEMA}.model_builds where model = any(%s) "
         "order by built_at desc limit 1",
         [names],
     ).fetchone()
-    return (row[0] or None) if row else None
+    return _vars_from_json(row[0]) if row else None
