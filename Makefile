@@ -51,7 +51,7 @@ check: $(STAMP)  ## Build every model on the sample seeds in DuckDB and run all 
 	$(PY) cli.py check
 
 verify: $(STAMP)  ## Prove the export right twice: cli.py verify (SQL + DuckDB), scripts/verify.sh (bash)
-	$(PY) cli.py verify --dir $(or $(DIR),exports)
+	$(PY) cli.py verify --out $(or $(DIR),exports)
 	PSQL="$(PY) cli.py psql" bash scripts/verify.sh $(or $(DIR),exports)
 
 # Issue 13: the report's browser tests render it in Debian's chromium (headless), driven by

@@ -901,8 +901,9 @@ _select_option = click.option(
     "-s",
     "select",
     metavar="SPEC",
+    multiple=True,
     help="Only these models: NAME, +NAME (with its upstream), NAME+ (with its downstream); "
-    "comma or space separated.",
+    "comma or space separated; may be repeated.",
 )
 _vars_option = click.option(
     "--vars",
@@ -966,7 +967,8 @@ def run_command(ctx, select, vars_json, engine, master, lake_dir, out_dir):
         python cli.py run --engine spark --master 'local[2]'
     """
     from tracker.pipeline.model_vars import parse_vars
-    from tracker.pipeline.models import load_project, run_models
+    from tracker.pipeline.models import load_project
+    from tracker.pipeline.runner import run_models
     from tracker.plumbing.db import connect
 
     project = load_project()
@@ -998,7 +1000,9 @@ def run_command(ctx, select, vars_json, engine, master, lake_dir, out_dir):
     help="SQL dialect to render for.",
 )
 @click.option(
-    "--out-dir",
+    "--out",
+    "out_dir",
+    metavar="DIR",
     type=click.Path(file_okay=False),
     default=None,
     help="Where to write the files (default: target/compiled).",
@@ -1118,26 +1122,19 @@ def export_command(
         python cli.py export --format csv --select monthly_totals,dim_date
         python cli.py export --lake            # exports/lake/, incremental after the first
     """
-    from pathlib import Path
-
     if lake_dir is not None:
         _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select)
         return
     if full:
-        raise InputError("Error: --full applies only to --lake. Add --lake [DIR] or drop --full.")
+        raise InputError("--full applies only to --lake. Add --lake [DIR] or drop --full.")
 
-    from tracker.pipeline.export import export_items, export_models, select_export_models
+    from tracker.pipeline.export import export_project
     from tracker.pipeline.models import load_project
 
-    models = select_export_models(load_project(), " ".join(select) or None)
     target = database(ctx)
-    out = Path(out_dir) if out_dir else config.EXPORTS_DIR
-    formats = ("csv", "parquet") if fmt == "both" else (fmt,)
 
-    def on_progress(event):
-        size = f"{event.bytes / 1_000_000:.1f} MB" if event.bytes >= 100_000 else f"{event.bytes} B"
-        step = f"[{event.done}/{event.total}]".rjust(2 * len(str(event.total)) + 3)
-        click.echo(f"  {step} {event.path:<34} {event.rows:>10,} rows {size:>9}", err=True)
+    def on_model(name, seconds):
+        click.echo(f"  built analytics.{name:<28} {seconds * 1000:8.1f} ms", err=True)
 
     def on_wait(directory):
         click.echo(
@@ -1145,21 +1142,29 @@ def export_command(
             err=True,
         )
 
-    click.echo(
-        f"Exporting {_plural(len(models), 'model')} from {target.masked_url} to {out}", err=True
-    )
+    def on_start(models, directory):
+        click.echo(
+            f"Exporting {_plural(len(models), 'model')} from {target.masked_url} to {directory}",
+            err=True,
+        )
+
     with _stopped_cleanly():
-        result = export_models(
+        result = export_project(
             target.url,
-            export_items(models),
-            out,
-            formats=formats,
+            load_project(),
+            out_dir,
+            select=select,
+            formats=fmt,
             include_pii=include_pii,
             bom=bom,
-            on_progress=on_progress,
+            on_model=on_model,
+            on_progress=_echo_file_written,
             lock_timeout=lock_timeout,
             on_wait=on_wait,
+            on_start=on_start,
         )
+    if result.built:
+        click.echo(f"Built {_plural(len(result.built), 'missing or stale model')} first.", err=True)
     click.echo(
         f"Wrote {_plural(len(result.files), 'file')} and "
         f"{result.out_dir / 'manifest.json'} in {result.seconds:.2f} s."
@@ -1169,11 +1174,18 @@ def export_command(
     if powerbi:
         from tracker.reports.powerbi import write_powerbi_project
 
-        project = write_powerbi_project(models, result.manifest, result.out_dir)
+        project = write_powerbi_project(result.models, result.manifest, result.out_dir)
         click.echo(
             f"Wrote {project.pbip} ({project.tables} tables, {project.relationships} "
             f"relationships, {project.measures} measures)."
         )
+
+
+def _echo_file_written(event) -> None:
+    """One progress line per exported file: [done/total] path rows size."""
+    size = f"{event.bytes / 1_000_000:.1f} MB" if event.bytes >= 100_000 else f"{event.bytes} B"
+    step = f"[{event.done}/{event.total}]".rjust(2 * len(str(event.total)) + 3)
+    click.echo(f"  {step} {event.path:<34} {event.rows:>10,} rows {size:>9}", err=True)
 
 
 @contextlib.contextmanager
@@ -1376,17 +1388,10 @@ def build_command(ctx, vars_json, out_dir, fmt, include_pii, bom, powerbi, lock_
     project = load_project()
     model_vars = parse_vars(vars_json, project.queries_dir)
     target = database(ctx)
-    out = Path(out_dir) if out_dir else config.EXPORTS_DIR
-    formats = ("csv", "parquet") if fmt == "both" else (fmt,)
 
     def on_model(name, seconds):
         model = project[name]
         click.echo(f"  {model.materialized:<5} analytics.{name:<28} {seconds * 1000:8.1f} ms")
-
-    def on_file(event):
-        size = f"{event.bytes / 1_000_000:.1f} MB" if event.bytes >= 100_000 else f"{event.bytes} B"
-        step = f"[{event.done}/{event.total}]".rjust(2 * len(str(event.total)) + 3)
-        click.echo(f"  {step} {event.path:<34} {event.rows:>10,} rows {size:>9}", err=True)
 
     def on_wait(directory):
         click.echo(
@@ -1399,13 +1404,13 @@ def build_command(ctx, vars_json, out_dir, fmt, include_pii, bom, powerbi, lock_
         report = build_project(
             target.url,
             project,
-            out,
+            out_dir,
             vars=model_vars,
-            formats=formats,
+            formats=fmt,
             include_pii=include_pii,
             bom=bom,
             on_model=on_model,
-            on_file=on_file,
+            on_file=_echo_file_written,
             lock_timeout=lock_timeout,
             on_wait=on_wait,
         )
@@ -1513,7 +1518,7 @@ def check_command(ctx, select, queries_dir, verbose, engine, master):
     from tracker.pipeline.models import load_project
 
     if engine == "spark":
-        from tracker.pipeline.spark import run_check_spark
+        from tracker.pipeline.spark_checks import run_check_spark
 
         report = run_check_spark(load_project(queries_dir), master=master, select=select)
     else:
@@ -1581,36 +1586,28 @@ def parity_command(ctx, select, queries_dir, engine, master, lake_dir):
         python cli.py run && python cli.py parity
         python cli.py run && python cli.py parity --engine spark --master 'local[2]'
     """
-    import tempfile
-
-    from tracker.pipeline.checks import compare_engines
     from tracker.pipeline.models import load_project
+    from tracker.pipeline.parity import check_parity
 
-    project = load_project(queries_dir)
     target = database(ctx)
-    rows = []
     engine_name = "Spark" if engine == "spark" else "DuckDB"
-    with tempfile.TemporaryDirectory(prefix="tracker_parity_") as workdir:
-        if engine == "spark":
-            from tracker.pipeline.lake import export_lake
-            from tracker.pipeline.spark import compare_spark
-
-            lake = _lake_path(lake_dir)
-            export_lake(target.url, project, lake)
-            results = compare_spark(
-                target.url, project, lake, workdir, master=master, select=select
-            )
-        else:
-            results = compare_engines(target.url, project, workdir, select=select)
-    for parity in results:
-        rows.append(
-            (
-                "PASS" if parity.ok else "FAIL",
-                parity.name,
-                "-" if parity.postgres_rows < 0 else f"{parity.postgres_rows:,}",
-                "-" if parity.duckdb_rows < 0 else f"{parity.duckdb_rows:,}",
-            )
+    results = check_parity(
+        target.url,
+        load_project(queries_dir),
+        engine=engine,
+        select=select,
+        master=master,
+        lake_dir=_lake_path(lake_dir),
+    )
+    rows = [
+        (
+            "PASS" if parity.ok else "FAIL",
+            parity.name,
+            "-" if parity.postgres_rows < 0 else f"{parity.postgres_rows:,}",
+            "-" if parity.duckdb_rows < 0 else f"{parity.duckdb_rows:,}",
         )
+        for parity in results
+    ]
     print_table(["result", "model", "postgres rows", f"{engine} rows"], rows)
     failed = [parity for parity in results if not parity.ok]
     for parity in failed:
@@ -1635,7 +1632,7 @@ def parity_command(ctx, select, queries_dir, engine, master, lake_dir):
 
 @cli.command("verify")
 @click.option(
-    "--dir",
+    "--out",
     "out_dir",
     metavar="DIR",
     type=click.Path(file_okay=False),
@@ -1665,8 +1662,8 @@ def verify_command(ctx, out_dir, partitions):
 
     Example:
 
-        python cli.py export && python cli.py verify --dir exports
-        python cli.py verify --dir exports/lake --partition fact_expenses/year=2025/month=2025-05-01
+        python cli.py export && python cli.py verify --out exports
+        python cli.py verify --out exports/lake --partition fact_expenses/year=2025/month=2025-05-01
     """
     from pathlib import Path
 

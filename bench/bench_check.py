@@ -13,7 +13,7 @@ import time
 
 from bench import PROJECT_DIR, Figure, section
 from tracker.pipeline import duck as tracker_duck
-from tracker.pipeline.checks import generic_tests
+from tracker.pipeline.data_tests import generic_tests
 from tracker.pipeline.models import load_project, render
 
 CHECK_SECONDS = 0.5

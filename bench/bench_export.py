@@ -11,15 +11,10 @@ import subprocess
 import time
 
 from bench import Figure, section
-from tracker.pipeline.export import (
-    SESSION_SETTINGS,
-    export_items,
-    export_models,
-    export_query,
-    plan_export,
-    select_export_models,
-)
-from tracker.pipeline.models import load_project, run_models
+from tracker.pipeline.export import export_items, export_models, select_export_models
+from tracker.pipeline.export_snapshot import SESSION_SETTINGS, export_query, plan_export
+from tracker.pipeline.models import load_project
+from tracker.pipeline.runner import run_models
 from tracker.plumbing import db as tracker_db
 from tracker.plumbing.psql import psql_command
 

@@ -23,7 +23,8 @@ import duckdb
 from bench import Figure, section
 from tracker.pipeline.export import export_items, export_models, select_export_models
 from tracker.pipeline.lake import export_lake
-from tracker.pipeline.models import SCHEMA, load_project, run_models, run_models_duckdb
+from tracker.pipeline.models import SCHEMA, load_project
+from tracker.pipeline.runner import run_models, run_models_duckdb
 from tracker.plumbing import db as tracker_db
 
 FULL_RATIO = 1.5

@@ -22,8 +22,10 @@ from psycopg import sql
 from bench import EXPENSE_COLUMNS, PROJECT_DIR, Figure, _checkpoint, section
 from tracker.everyday.generate import generate_data, parse_options
 from tracker.pipeline.build import build_project
-from tracker.pipeline.export import SESSION_SETTINGS, export_items, select_export_models
-from tracker.pipeline.models import load_project, render, run_models
+from tracker.pipeline.export import export_items, select_export_models
+from tracker.pipeline.export_snapshot import SESSION_SETTINGS
+from tracker.pipeline.models import load_project, render
+from tracker.pipeline.runner import run_models
 from tracker.plumbing import db as tracker_db
 from tracker.plumbing.psql import psql_command
 

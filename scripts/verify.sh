@@ -9,34 +9,20 @@
 #   PSQL  the psql command to run (default: the project's ".venv/bin/python cli.py psql", which
 #         finds the tracker's database the way every command does); arguments are appended.
 
-set -uo pipefail
-export LC_ALL=C
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 dir=${1:-exports}
-project=$(cd "$(dirname "$0")/.." && pwd)
-psql_command=${PSQL:-"$project/.venv/bin/python $project/cli.py psql"}
 # The exporter's session settings, so psql prints dates and numbers the same way.
 export PGOPTIONS="-c timezone=UTC -c datestyle=ISO,YMD -c intervalstyle=postgres -c extra_float_digits=1"
 
-run_psql() {
-    # $psql_command is a command line: word splitting is intended.
-    # shellcheck disable=SC2086
-    $psql_command -X -q -At -v ON_ERROR_STOP=1 "$@"
-}
-
 manifest="$dir/manifest.json"
-if [[ ! -f "$manifest" ]]; then
-    echo "FAIL: $manifest does not exist. Export first: python cli.py export" >&2
-    exit 1
-fi
+require_manifest "$manifest" "Export first: python cli.py export"
 
 # A lake (export --lake) is checked partition by partition by its own script.
 if grep -q '"generator": "smart-spending-tracker export --lake"' "$manifest"; then
     exec bash "$project/scripts/verify_lake.sh" "$@"
 fi
-
-# Fields are separated by the ASCII unit separator: tabs would merge around an empty field.
-sep=$'\x1f'
 
 # psql reads the manifest (JSON) and plans one line per file:
 # path, model, format, rows, sha256, "col=sum col=sum" from the manifest, and the select list
@@ -172,27 +158,11 @@ strip_bom() {
     awk 'NR == 1 { sub(/^\xef\xbb\xbf/, "") } { print }' "$1"
 }
 
-files=0
-failed=0
 while IFS="$sep" read -r path model format rows sha256 sums select_list; do
     [[ -z "$path" ]] && continue
-    files=$((files + 1))
-    file="$dir/$path"
-    problems=()
-    if [[ ! -f "$file" ]]; then
-        echo "FAIL $path: missing"
-        failed=$((failed + 1))
-        continue
-    fi
-    actual_sha=$(sha256sum "$file" | awk '{ print $1 }')
-    [[ "$actual_sha" == "$sha256" ]] || problems+=("sha256 $actual_sha, manifest $sha256")
+    start_file "$path" "$sha256" || continue
     if [[ "$format" != "csv" ]]; then
-        if ((${#problems[@]})); then
-            echo "FAIL $path: ${problems[*]}"
-            failed=$((failed + 1))
-        else
-            echo "PASS $path: sha256 matches the manifest"
-        fi
+        report_file "$path" "sha256 matches the manifest"
         continue
     fi
 
@@ -220,20 +190,7 @@ while IFS="$sep" read -r path model format rows sha256 sums select_list; do
         | awk '/^[<>]/ && shown < 4 { printf "%s%s", (shown++ ? " | " : ""), $0 }')
     [[ -z "$difference" ]] || problems+=("rows differ from psql (< file, > database): $difference")
 
-    if ((${#problems[@]})); then
-        echo "FAIL $path: $(printf '%s; ' "${problems[@]}")"
-        failed=$((failed + 1))
-    else
-        echo "PASS $path: $from_file; sha256 and rows match the manifest and psql"
-    fi
+    report_file "$path" "$from_file; sha256 and rows match the manifest and psql"
 done <<< "$plan"
 
-if ((files == 0)); then
-    echo "FAIL: $manifest lists no files"
-    exit 1
-fi
-if ((failed)); then
-    echo "FAIL: $failed of $files files in $dir do not match. Export again: python cli.py export"
-    exit 1
-fi
-echo "PASS: $files files in $dir match the manifest and PostgreSQL"
+verdict "$dir" "$manifest lists no files" "Export again: python cli.py export"

@@ -11,31 +11,20 @@
 #   PSQL       the psql command to run (default: the project's ".venv/bin/python cli.py psql")
 # scripts/verify.sh DIR hands a lake to this script, so `make verify DIR=exports/lake` works.
 
-set -uo pipefail
-export LC_ALL=C
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 dir=${1:-exports/lake}
 only=${2:-}
 only=${only%/}
-project=$(cd "$(dirname "$0")/.." && pwd)
-psql_command=${PSQL:-"$project/.venv/bin/python $project/cli.py psql"}
 export PGOPTIONS="-c timezone=UTC -c datestyle=ISO,YMD"
 
-run_psql() {
-    # shellcheck disable=SC2086
-    $psql_command -X -q -At -v ON_ERROR_STOP=1 "$@"
-}
-
 manifest="$dir/manifest.json"
-if [[ ! -f "$manifest" ]]; then
-    echo "FAIL: $manifest does not exist. Export the lake first: python cli.py export --lake" >&2
-    exit 1
-fi
+require_manifest "$manifest" "Export the lake first: python cli.py export --lake"
 if [[ -f "$dir/.lake-journal.json" ]]; then
     echo "FAIL: a lake export into $dir was interrupted. Run python cli.py export --lake again." >&2
     exit 1
 fi
-sep=$'\x1f'
 
 # One line per file: path, sha256, then the manifest's and PostgreSQL's "rows=N col=sum ...".
 # psql reads the manifest and builds each recount (\gexec), with the month as a bound literal.
@@ -69,36 +58,13 @@ where :'only' = ''
 SQL
 ) || { echo "FAIL: psql could not read $manifest or recount the analytics relations" >&2; exit 1; }
 
-files=0
-failed=0
 while IFS="$sep" read -r path sha256 expected from_database; do
     [[ -z "$path" ]] && continue
-    files=$((files + 1))
-    file="$dir/$path"
-    problems=()
-    if [[ ! -f "$file" ]]; then
-        echo "FAIL $path: missing"
-        failed=$((failed + 1))
-        continue
-    fi
-    actual_sha=$(sha256sum "$file" | awk '{ print $1 }')
-    [[ "$actual_sha" == "$sha256" ]] || problems+=("sha256 $actual_sha, manifest $sha256")
+    start_file "$path" "$sha256" || continue
     [[ "$from_database" == "$expected" ]] \
         || problems+=("PostgreSQL has $from_database, manifest $expected")
-    if ((${#problems[@]})); then
-        echo "FAIL $path: $(printf '%s; ' "${problems[@]}")"
-        failed=$((failed + 1))
-    else
-        echo "PASS $path: $expected; sha256 matches the manifest, psql the figures"
-    fi
+    report_file "$path" "$expected; sha256 matches the manifest, psql the figures"
 done <<< "$plan"
 
-if ((files == 0)); then
-    echo "FAIL: $manifest lists no file${only:+ under $only}"
-    exit 1
-fi
-if ((failed)); then
-    echo "FAIL: $failed of $files files in $dir do not match. Export again: python cli.py export --lake"
-    exit 1
-fi
-echo "PASS: $files files in $dir match the manifest and PostgreSQL"
+verdict "$dir" "$manifest lists no file${only:+ under $only}" \
+    "Export again: python cli.py export --lake"

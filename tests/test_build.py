@@ -31,7 +31,7 @@ def test_build_builds_tests_and_exports(seeded_url, run_cli, tmp_path):
     assert (fact["rows"], fact["money_sums"]["amount"]) == (expected[0], f"{expected[1]:.2f}")
     # Every exported model is a table built in the tested transaction.
     assert {kinds[name] for name in manifest["models"]} == {"r"}
-    assert run_cli(seeded_url, "verify", "--dir", str(out)).exit_code == 0
+    assert run_cli(seeded_url, "verify", "--out", str(out)).exit_code == 0
 
 
 def test_build_with_a_failing_test_rolls_back_and_exports_nothing(seeded_url, run_cli, tmp_path):

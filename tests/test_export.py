@@ -270,16 +270,17 @@ def test_export_out_under_a_regular_file_fails_with_the_path(built_url, run_cli,
     assert blocker.read_text() == "keep me"
 
 
-def test_export_missing_relation_fails_and_keeps_previous_export(built_url, run_cli, tmp_path):
+def test_export_rebuilds_a_missing_relation_first(built_url, run_cli, tmp_path):
+    # export exports what queries/ says: a model dropped since `run` is built again first.
     assert export(run_cli, built_url, tmp_path).exit_code == 0
-    before = tree(tmp_path)
+    before = tree(tmp_path / "csv")
     with psycopg.connect(built_url, autocommit=True) as conn:
         conn.execute("drop table analytics.rolling_trend")
     result = export(run_cli, built_url, tmp_path)
-    assert result.exit_code == 1
-    assert "analytics.rolling_trend does not exist" in result.stderr
-    assert "python cli.py run" in result.stderr
-    assert tree(tmp_path) == before
+    assert result.exit_code == 0, result.stderr
+    built = [line.split()[1] for line in result.stderr.splitlines() if "  built " in line]
+    assert built == ["analytics.rolling_trend"]
+    assert tree(tmp_path / "csv") == before
 
 
 def test_export_failure_on_a_later_file_keeps_previous_export(built_url, run_cli, tmp_path):
@@ -343,8 +344,13 @@ def test_export_finishes_a_swap_that_a_crash_interrupted(built_url, run_cli, tmp
     shutil.copy(new / "manifest.json", staging / "new" / "manifest.json")
     (staging / "COMMITTED").write_bytes(b"")
     with psycopg.connect(built_url, autocommit=True) as conn:
-        conn.execute("drop table analytics.dim_user")
-    # This export fails (a relation is missing), but first completes the interrupted one.
+        # Same name and columns, but reading it raises (a missing one would be rebuilt).
+        conn.execute("alter table analytics.dim_user rename to dim_user_ok")
+        conn.execute(
+            "create view analytics.dim_user as select * from analytics.dim_user_ok "
+            "where 1 / (select count(*) - count(*) from analytics.dim_user_ok) = 0"
+        )
+    # This export fails (reading a relation fails), but first completes the interrupted one.
     result = export(run_cli, built_url, out)
     assert result.exit_code == 1, result.output
     assert tree(out) == expected
@@ -382,15 +388,13 @@ def test_export_reads_one_snapshot_while_others_write(built_url, tmp_path):
     } == by_month
 
 
-def test_export_before_run_says_to_run_the_models(db_url, run_cli, tmp_path):
+def test_export_before_run_builds_the_models_first(db_url, run_cli, tmp_path):
     result = export(run_cli, db_url, tmp_path)
-    assert result.exit_code == 1
-    assert (
-        "analytics.alerts, analytics.budget_vs_actual, analytics.dim_category and 7 more "
-        "do not exist" in result.stderr
-    )
-    assert "Build the models first: `python cli.py run`." in result.stderr
-    assert tree(tmp_path) == {}
+    assert result.exit_code == 0, result.stderr
+    assert "Built 15 missing or stale models first." in result.stderr
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["models"] == [model.name for model in exported_models()]
+    assert {entry["rows"] for entry in manifest["files"]} == {0}
 
 
 def test_export_into_a_path_with_quotes_and_spaces(built_url, run_cli, tmp_path):

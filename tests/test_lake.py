@@ -223,7 +223,7 @@ def test_export_lake_follows_deleted_users_budgets_and_emptied_months(lake_url, 
     assert run_cli(lake_url, "export", "--lake", str(full), "--full").exit_code == 0
     assert lake_rows(lake) == lake_rows(full) == postgres_rows(lake_url, run_cli)
     assert partition_files(lake) == partition_files(full)
-    assert run_cli(lake_url, "verify", "--dir", str(lake)).exit_code == 0
+    assert run_cli(lake_url, "verify", "--out", str(lake)).exit_code == 0
 
 
 def test_export_lake_keeps_a_concurrent_writers_change_for_the_next_export(
@@ -325,7 +325,7 @@ def test_export_lake_killed_half_way_then_run_again_gives_the_same_lake(db_url, 
     full = tmp_path / "full"
     assert run_cli(db_url, "export", "--lake", str(full), "--full").exit_code == 0
     assert lake_rows(lake) == lake_rows(full) == postgres_rows(db_url, run_cli)
-    assert run_cli(db_url, "verify", "--dir", str(lake)).exit_code == 0
+    assert run_cli(db_url, "verify", "--out", str(lake)).exit_code == 0
 
 
 def test_export_lake_rolls_a_committed_journal_forward(lake_url, run_cli, tmp_path, monkeypatch):
@@ -358,7 +358,7 @@ def test_export_lake_rolls_a_committed_journal_forward(lake_url, run_cli, tmp_pa
     assert (lake / JOURNAL).exists()
     assert recover_lake(lake) is True
     assert not (lake / JOURNAL).exists()
-    assert run_cli(lake_url, "verify", "--dir", str(lake)).exit_code == 0
+    assert run_cli(lake_url, "verify", "--out", str(lake)).exit_code == 0
     full = tmp_path / "full"
     assert run_cli(lake_url, "export", "--lake", str(full), "--full").exit_code == 0
     assert lake_rows(lake) == lake_rows(full)
@@ -368,7 +368,7 @@ def test_verify_proves_one_lake_partition_in_python_and_bash(lake_url, run_cli, 
     lake = tmp_path / "lake"
     assert run_cli(lake_url, "export", "--lake", str(lake)).exit_code == 0
     partition = "fact_expenses/year=2025/month=2025-01-01"
-    result = run_cli(lake_url, "verify", "--dir", str(lake), "--partition", partition)
+    result = run_cli(lake_url, "verify", "--out", str(lake), "--partition", partition)
     assert result.exit_code == 0, result.output
     assert "PASS: 1 file in" in result.output
     env = {**os.environ, "DATABASE_URL": lake_url}
@@ -384,7 +384,7 @@ def test_verify_proves_one_lake_partition_in_python_and_bash(lake_url, run_cli, 
             "update expenses set amount = amount + 1 where id = (select min(id) "
             "from expenses where date between '2025-01-01' and '2025-01-31')"
         )
-    result = run_cli(lake_url, "verify", "--dir", str(lake), "--partition", partition)
+    result = run_cli(lake_url, "verify", "--out", str(lake), "--partition", partition)
     assert result.exit_code == 1 and "sum(amount) is" in result.output
     # The script recounts the analytics tables, which show the change once `run` rebuilt them.
     assert run_cli(lake_url, "run").exit_code == 0
@@ -395,7 +395,7 @@ def test_verify_proves_one_lake_partition_in_python_and_bash(lake_url, run_cli, 
     other = lake / "fact_expenses/year=2024/month=2024-11-01/part-00000.parquet"
     other.write_bytes(other.read_bytes()[:-10])
     result = run_cli(
-        lake_url, "verify", "--dir", str(lake), "--partition", "fact_expenses/year=2024"
+        lake_url, "verify", "--out", str(lake), "--partition", "fact_expenses/year=2024"
     )
     assert result.exit_code == 1 and "2024-11-01/part-00000.parquet does not match" in result.output
 

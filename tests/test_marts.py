@@ -15,7 +15,8 @@ import pandas as pd
 import psycopg
 import pytest
 
-from tracker.pipeline.models import load_project, render_file, run_models_duckdb
+from tracker.pipeline.models import load_project, render_file
+from tracker.pipeline.runner import run_models_duckdb
 
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")

@@ -8,7 +8,8 @@ import psycopg
 import pytest
 
 from tracker.errors import InputError, TrackerError
-from tracker.pipeline.models import load_project, render, render_file, run_models, run_models_duckdb
+from tracker.pipeline.models import load_project, render, render_file
+from tracker.pipeline.runner import run_models, run_models_duckdb
 from tracker.plumbing import config
 
 QUERIES = config.QUERIES_DIR
@@ -102,7 +103,7 @@ def test_load_unknown_ref_names_model_file_and_suggestion(queries):
     with pytest.raises(TrackerError) as caught:
         load_project()
     assert str(caught.value) == (
-        'Error: model "budget_vs_actual" refers to unknown model "stg_budget" '
+        'model "budget_vs_actual" refers to unknown model "stg_budget" '
         '(queries/marts/budget_vs_actual.sql). Did you mean "stg_budgets"?'
     )
 
@@ -359,7 +360,7 @@ def test_vars_are_quoted_literals_on_both_engines(db_url, queries):
 
 def test_compile_writes_plain_sql_for_the_selection(tmp_path, run_cli):
     out = tmp_path / "compiled"
-    result = run_cli(None, "compile", "--select", "+rolling_trend", "--out-dir", str(out))
+    result = run_cli(None, "compile", "--select", "+rolling_trend", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert sorted(path.name for path in out.iterdir()) == [
         "monthly_totals.sql",
@@ -373,7 +374,7 @@ def test_compile_writes_plain_sql_for_the_selection(tmp_path, run_cli):
 
 def test_compile_duckdb_uses_duckdb_sources_and_macros(tmp_path, run_cli):
     out = tmp_path / "compiled"
-    result = run_cli(None, "compile", "--engine", "duckdb", "--out-dir", str(out))
+    result = run_cli(None, "compile", "--engine", "duckdb", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert sorted(path.stem for path in out.iterdir()) == ALL_MODELS
     assert "from main.expenses" in (out / "stg_expenses.sql").read_text()
@@ -392,7 +393,7 @@ def test_compile_default_target_and_bad_select(run_cli):
 def test_compiled_file_runs_in_psql_after_run(seeded_url, run_cli, tmp_path):
     assert run_cli(seeded_url, "run").exit_code == 0
     out = tmp_path / "compiled"
-    assert run_cli(None, "compile", "--out-dir", str(out)).exit_code == 0
+    assert run_cli(None, "compile", "--out", str(out)).exit_code == 0
     compiled = fetch(seeded_url, (out / "top_categories.sql").read_text())
     assert compiled == fetch(seeded_url, "select * from analytics.top_categories")
     assert len(compiled) == 4

@@ -65,7 +65,7 @@ def file_line(output: str, path: str) -> str:
 
 def test_verify_passes_on_a_fresh_export(exported, run_cli):
     url, out = exported
-    result = run_cli(url, "verify", "--dir", str(out))
+    result = run_cli(url, "verify", "--out", str(out))
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert f"PASS: {len(manifest['files'])} files in {out} match" in result.output
@@ -126,7 +126,7 @@ def test_verify_fails_on_a_truncated_file(exported, run_cli):
     # Cut inside the note with an embedded newline: the last record's quote stays open.
     cut = data.index(b'Dinner, ""fancy""\nwith') + len(b'Dinner, ""fancy""')
     path.write_bytes(data[:cut])
-    result = run_cli(url, "verify", "--dir", str(out))
+    result = run_cli(url, "verify", "--out", str(out))
     assert result.exit_code == 1
     assert file_line(result.output, "csv/fact_expenses.csv").startswith("FAIL")
     assert "csv/fact_expenses.csv does not match its sha256 in the manifest" in result.output
@@ -145,7 +145,7 @@ def test_verify_fails_on_a_file_cut_at_a_record_boundary(exported, run_cli):
     path = out / "csv" / "monthly_totals.csv"
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(lines[:-1]))
-    result = run_cli(url, "verify", "--dir", str(out))
+    result = run_cli(url, "verify", "--out", str(out))
     assert result.exit_code == 1
     assert "DuckDB counts 1 rows in csv/monthly_totals.csv, the manifest 2" in result.output
     done = verify_sh(url, out)
@@ -160,7 +160,7 @@ def test_verify_fails_on_an_edited_row(exported, run_cli):
     data = path.read_bytes()
     assert data.count(b",1200.00,") == 1
     path.write_bytes(data.replace(b",1200.00,", b",1209.00,"))  # same size, different money
-    result = run_cli(url, "verify", "--dir", str(out))
+    result = run_cli(url, "verify", "--out", str(out))
     assert result.exit_code == 1
     assert (
         "sum(amount) is " in result.output and "in DuckDB (csv/fact_expenses.csv)" in result.output
@@ -176,7 +176,7 @@ def test_verify_fails_on_a_missing_file(exported, run_cli):
     url, out = exported
     (out / "csv" / "dim_category.csv").unlink()
     (out / "parquet" / "dim_user.parquet").unlink()
-    result = run_cli(url, "verify", "--dir", str(out))
+    result = run_cli(url, "verify", "--out", str(out))
     assert result.exit_code == 1
     assert "csv/dim_category.csv is missing" in result.output
     assert "parquet/dim_user.parquet is missing" in result.output
@@ -192,7 +192,7 @@ def test_verify_fails_when_the_database_changed_since_the_export(exported, run_c
     add_expenses(url, ["after the export"])
     # The marts are tables: what changed is what the next run builds from the new data.
     assert run_cli(url, "run").exit_code == 0
-    result = run_cli(url, "verify", "--dir", str(out))
+    result = run_cli(url, "verify", "--out", str(out))
     assert result.exit_code == 1
     assert (
         "PostgreSQL has 12 rows in analytics.fact_expenses, the manifest 11: the data "
@@ -204,7 +204,7 @@ def test_verify_fails_when_the_database_changed_since_the_export(exported, run_c
 
 
 def test_verify_without_a_manifest_says_to_export(seeded_url, run_cli, tmp_path):
-    result = run_cli(seeded_url, "verify", "--dir", str(tmp_path))
+    result = run_cli(seeded_url, "verify", "--out", str(tmp_path))
     assert result.exit_code == 2
     assert f"Error: {tmp_path / 'manifest.json'} does not exist. Export first" in result.stderr
     done = verify_sh(seeded_url, tmp_path)

@@ -1,12 +1,17 @@
-"""Plain-text output shared by every command: aligned tables, CSV/JSON records, counts, money.
+"""Text every layer shares: aligned tables, CSV/JSON records, counts, money, an error's first
+line, a quoted SQL identifier, and the sha256 of a file or a text.
 
 The library returns these strings and the CLI prints them, so the wording and layout of a
-result have one home whichever part of the tracker produced it.
+result have one home whichever part of the tracker produced it. Nothing here imports a
+database driver.
 """
 
+import hashlib
+import os
 import re
 import unicodedata
 from collections.abc import Sequence
+from pathlib import Path
 
 FORMATS = ("table", "csv", "json")
 
@@ -36,10 +41,22 @@ def when(value, seconds: bool = False) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}" if seconds else f"{value:%Y-%m-%d %H:%M}"
 
 
-def first_line(text) -> str:
-    """The first non-blank line of a message, stripped: errors are shown as one line."""
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
+def first_line(text, skip: tuple[str, ...] = ()) -> str:
+    """The first non-blank line of a message, stripped: errors are shown as one line.
+
+    skip: prefixes of lines that are noise, not the reason (Spark's "JVM stacktrace", "at ").
+    """
+    for line in str(text).strip().splitlines():
+        line = line.strip()
+        if line and not line.startswith(skip):
+            return line
+    return ""
+
+
+def reason(exc: BaseException, skip: tuple[str, ...] = ()) -> str:
+    """Why exc happened, to quote inside a sentence: its first line without the final period
+    (or the exception's type when it says nothing)."""
+    return first_line(exc, skip).rstrip(".") or type(exc).__name__
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
@@ -123,3 +140,34 @@ def _width(text: str) -> int:
 def _pad(text: str, width: int, right: bool) -> str:
     space = " " * (width - _width(text))
     return space + text if right else text + space
+
+
+CHUNK_BYTES = 1 << 20
+
+
+def quote_identifier(name: str) -> str:
+    """name as a double-quoted SQL identifier (PostgreSQL and DuckDB), quotes doubled.
+
+    For SQL text built for DuckDB; PostgreSQL statements use psycopg.sql.Identifier.
+    """
+    return '"' + name.replace('"', '""') + '"'
+
+
+def file_sha256(path: Path, *, fsync: bool = False) -> str:
+    """The file's sha256 (hex), read in 1 MiB blocks.
+
+    fsync: also make sure its bytes are on disk first (an export's COMMITTED marker promises
+    a complete set even after a power cut).
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while block := source.read(CHUNK_BYTES):
+            digest.update(block)
+        if fsync:
+            os.fsync(source.fileno())
+    return digest.hexdigest()
+
+
+def text_sha256(text: str) -> str:
+    """The sha256 (hex) of text as UTF-8: what a build records of the SQL it ran."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -15,22 +15,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracker.pipeline.checks import (
-    CheckReport,
-    Result,
-    run_postgres_data_tests,
-    run_unit_tests_postgres,
-)
+from tracker.pipeline.data_tests import run_postgres_data_tests
 from tracker.pipeline.export import (
     FORMATS,
     LOCK_TIMEOUT_SECONDS,
     ExportResult,
     FileWritten,
+    export_formats,
     export_items,
     export_models,
     select_export_models,
 )
-from tracker.pipeline.models import Project, begin_build, build_models
+from tracker.pipeline.models import Project
+from tracker.pipeline.results import CheckReport, Result
+from tracker.pipeline.runner import begin_build, build_models
+from tracker.pipeline.unit_tests import PostgresUnitEngine, run_unit_tests
+from tracker.plumbing import config
 from tracker.plumbing.db import connect
 
 
@@ -55,10 +55,10 @@ class _TestsFailed(Exception):
 def build_project(
     url: str,
     project: Project,
-    out_dir: Path | str,
+    out_dir: Path | str | None = None,
     *,
     vars: dict | None = None,
-    formats: Iterable[str] = FORMATS,
+    formats: str | Iterable[str] = FORMATS,
     include_pii: bool = False,
     bom: bool = True,
     on_model: Callable[[str, float], None] | None = None,
@@ -84,7 +84,7 @@ def build_project(
                 timings = build_models(conn, project, project.models.values(), vars, on_model)
                 tests_started = time.perf_counter()
                 results += run_postgres_data_tests(conn, project, None, on_result)
-                results += run_unit_tests_postgres(conn, project, on_result=on_result)
+                results += run_unit_tests(PostgresUnitEngine(conn), project, on_result=on_result)
                 report = CheckReport(results, time.perf_counter() - tests_started, "postgres")
                 if not report.ok:
                     raise _TestsFailed
@@ -93,8 +93,8 @@ def build_project(
     exported = export_models(
         url,
         items,
-        out_dir,
-        formats=formats,
+        config.EXPORTS_DIR if out_dir is None else out_dir,
+        formats=export_formats(formats),
         include_pii=include_pii,
         bom=bom,
         on_progress=on_file,

@@ -44,39 +44,23 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
-import psycopg
 from psycopg import sql
 
 from tracker.errors import InputError, TrackerError
-from tracker.pipeline.export import (
-    CSV_READER,
-    FileWritten,
-    _begin_snapshot,
-    _can_use_psql,
-    _copy_with_psql,
-    _copy_with_psycopg,
-    _duck_identifier,
-    _fsync_directory,
-    _locked,
-    _prepare_out_dir,
-    _sha256,
-    _size_decimals,
-    _stats,
-    _write_durably,
-    export_items,
-    export_query,
-    git_commit,
-    plan_export,
-)
+from tracker.pipeline.export import FileWritten, export_items, file_stats, git_commit, size_decimals
+from tracker.pipeline.export_folder import fsync_directory, locked, prepare_out_dir, write_durably
+from tracker.pipeline.export_snapshot import can_use_psql, copy_snapshot, export_query
 from tracker.pipeline.models import inline_sql
+from tracker.pipeline.types import CSV_READER
 from tracker.plumbing import config
 from tracker.plumbing.db import connect
+from tracker.text import file_sha256
+from tracker.text import quote_identifier as _duck_identifier
 
 FACTS = ("fact_expenses", "fact_budgets", "alerts")
 DIMENSIONS = ("dim_user", "dim_category", "dim_date")
@@ -129,14 +113,14 @@ def export_lake(
     missing = [name for name in LAKE_MODELS if name not in project.models]
     if missing:
         raise TrackerError(
-            f'Error: the lake needs model "{missing[0]}", which queries/ does not have. '
+            f'the lake needs model "{missing[0]}", which queries/ does not have. '
             "Restore it from git."
         )
     models = [project[name] for name in LAKE_MODELS]
     items = export_items(models)
     fingerprint = _models_fingerprint(project, models)
-    lake_dir = _prepare_out_dir(Path(lake_dir))
-    with _locked(lake_dir):
+    lake_dir = prepare_out_dir(Path(lake_dir))
+    with locked(lake_dir):
         recover_lake(lake_dir)
         previous = _previous_manifest(lake_dir)
         reason = None
@@ -162,7 +146,7 @@ def export_lake(
                 lake_id,
                 include_pii,
                 on_progress,
-                _can_use_psql(url) if use_psql is None else use_psql,
+                can_use_psql(url) if use_psql is None else use_psql,
                 sources,
             )
             manifest = _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id)
@@ -173,20 +157,20 @@ def export_lake(
                 "manifest": manifest,
             }
             # The commit point: from here on the next export rolls this one forward.
-            _write_durably(staging / "journal.tmp", _json_bytes(journal))
+            write_durably(staging / "journal.tmp", _json_bytes(journal))
             os.replace(staging / "journal.tmp", lake_dir / JOURNAL)
-            _fsync_directory(lake_dir)
+            fsync_directory(lake_dir)
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(exc, OSError):
                 raise TrackerError(
-                    f"Error: writing the lake into {lake_dir} failed: "
+                    f"writing the lake into {lake_dir} failed: "
                     f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}. "
                     "Free some disk space or choose another folder; the lake is unchanged."
                 ) from None
             if isinstance(exc, duckdb.Error):
                 raise TrackerError(
-                    f"Error: writing a Parquet file of the lake failed: {exc}. "
+                    f"writing a Parquet file of the lake failed: {exc}. "
                     "Run again with --debug for details; the lake is unchanged."
                 ) from None
             raise
@@ -233,12 +217,12 @@ def recover_lake(lake_dir: Path) -> bool:
                     folder.rmdir()
         for folder in touched:
             if folder.is_dir():
-                _fsync_directory(folder)
-        _write_durably(lake_dir / f"{MANIFEST}.tmp", _json_bytes(journal["manifest"]))
+                fsync_directory(folder)
+        write_durably(lake_dir / f"{MANIFEST}.tmp", _json_bytes(journal["manifest"]))
         os.replace(lake_dir / f"{MANIFEST}.tmp", lake_dir / MANIFEST)
-        _fsync_directory(lake_dir)
+        fsync_directory(lake_dir)
         journal_path.unlink()
-        _fsync_directory(lake_dir)
+        fsync_directory(lake_dir)
         rolled = True
     for staging in lake_dir.glob(f"{STAGING_PREFIX}*"):
         shutil.rmtree(staging, ignore_errors=True)
@@ -269,7 +253,6 @@ def _write_staging(
     entries: dict[str, dict] = {}
     written_tables: dict[str, list[dict]] = {}
     columns_by_model: dict[str, list] = {}
-    pending: list[Future] = []
     total_files = [0]
     duck = duckdb.connect(config={"threads": max(1, (os.cpu_count() or 2) // 2)})
     duck.execute("set TimeZone = 'UTC'")
@@ -287,88 +270,80 @@ def _write_staging(
                 )
         written_tables[name] = new_entries
 
-    with connect(url) as conn, ThreadPoolExecutor(max_workers=1) as worker:
-        conn.read_only = True
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        try:
-            with conn.transaction():
-                _begin_snapshot(conn, items)
-                plans = plan_export(conn, items, include_pii, config.mask_url(url))
-                (snapshot_seen, migrated) = conn.execute(
-                    "select cast(pg_current_snapshot() as text), "
-                    "to_regclass('public.lake_exports') is not null"
-                ).fetchone()
-                if not migrated:
-                    raise TrackerError(
-                        f"Error: {config.mask_url(url)} has no lake change log (migration "
-                        "V009). Run `python cli.py db-init` to migrate it, then export again."
-                    )
-                row = conn.execute(
-                    "select cast(snapshot as text) from lake_exports where lake_id = %s",
-                    [lake_id],
-                ).fetchone()
-                if reason is None and row is None:
-                    reason = "the database has no record of this lake"
-                changes = (
-                    []
-                    if reason is not None
-                    else conn.execute(
-                        "select distinct fact, month from lake_changes "
-                        "where not pg_visible_in_snapshot(txid, cast(%s as pg_snapshot))",
-                        [row[0]],
-                    ).fetchall()
+    def plan_jobs(conn, plans):
+        nonlocal reason, full, job_plans, snapshot_seen, changes
+        (snapshot_seen, migrated) = conn.execute(
+            "select cast(pg_current_snapshot() as text), "
+            "to_regclass('public.lake_exports') is not null"
+        ).fetchone()
+        if not migrated:
+            raise TrackerError(
+                f"{config.mask_url(url)} has no lake change log (migration "
+                "V009). Run `python cli.py db-init` to migrate it, then export again."
+            )
+        row = conn.execute(
+            "select cast(snapshot as text) from lake_exports where lake_id = %s",
+            [lake_id],
+        ).fetchone()
+        if reason is None and row is None:
+            reason = "the database has no record of this lake"
+        changes = (
+            []
+            if reason is not None
+            else conn.execute(
+                "select distinct fact, month from lake_changes "
+                "where not pg_visible_in_snapshot(txid, cast(%s as pg_snapshot))",
+                [row[0]],
+            ).fetchall()
+        )
+        months: dict[str, set[date] | None] = {fact: set() for fact in FACTS}
+        for fact, month in changes:
+            if fact not in months:
+                continue
+            if month is None or months[fact] is None:
+                months[fact] = None
+            else:
+                months[fact].add(month)
+        full = reason is not None
+        if full:
+            months = dict.fromkeys(FACTS)
+        jobs = []
+        for item, columns in plans:
+            columns_by_model[item.name] = columns
+            wanted = months.get(item.name) if item.name in FACTS else None
+            if item.name in FACTS and wanted is not None and not wanted:
+                continue
+            where = None
+            if wanted:
+                where = sql.SQL("{} = any({})").format(
+                    sql.Identifier(PARTITION_COLUMN), sql.Literal(sorted(wanted))
                 )
-                months: dict[str, set[date] | None] = {fact: set() for fact in FACTS}
-                for fact, month in changes:
-                    if fact not in months:
-                        continue
-                    if month is None or months[fact] is None:
-                        months[fact] = None
-                    else:
-                        months[fact].add(month)
-                full = reason is not None
-                if full:
-                    months = dict.fromkeys(FACTS)
-                snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
-                jobs, job_plans = [], []
-                for item, columns in plans:
-                    columns_by_model[item.name] = columns
-                    wanted = months.get(item.name) if item.name in FACTS else None
-                    if item.name in FACTS and wanted is not None and not wanted:
-                        continue
-                    where = None
-                    if wanted:
-                        where = sql.SQL("{} = any({})").format(
-                            sql.Identifier(PARTITION_COLUMN), sql.Literal(sorted(wanted))
-                        )
-                    query = export_query(conn, item, columns, where, sources[item.name])
-                    jobs.append((item, query, work / f"{item.name}.csv"))
-                    job_plans.append((item, columns, wanted))
+            query = export_query(conn, item, columns, where, sources[item.name])
+            jobs.append((item, query, work / f"{item.name}.csv"))
+            job_plans.append((item, columns, wanted))
+        return [
+            (item, query, path, (item, columns, path, staging, wanted))
+            for (item, query, path), (_, columns, wanted) in zip(jobs, job_plans, strict=True)
+        ]
 
-                def on_csv_written(index: int) -> None:
-                    item, columns, wanted = job_plans[index]
-                    pending.append(
-                        worker.submit(
-                            _finish_lake_model, duck, item, columns, jobs[index][2], staging, wanted
-                        )
-                    )
-                    while pending and pending[0].done():
-                        report(pending.pop(0).result())
-
-                if use_psql:
-                    _copy_with_psql(url, conn, snapshot, jobs, False, on_csv_written)
-                else:
-                    _copy_with_psycopg(conn, jobs, False, on_csv_written)
-            while pending:
-                report(pending.pop(0).result())
-        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-            plan_export(conn, items, include_pii, config.mask_url(url))
-            raise
-        finally:
-            for future in pending:
-                future.cancel()
-            worker.shutdown(wait=True)
-            duck.close()
+    full = False
+    job_plans: list = []
+    snapshot_seen = None
+    changes: list = []
+    try:
+        copy_snapshot(
+            url,
+            items,
+            include_pii=include_pii,
+            duck=duck,
+            plan_jobs=plan_jobs,
+            convert=_finish_lake_model,
+            on_converted=report,
+            bom=False,
+            use_psql=use_psql,
+        )
+    finally:
+        duck.close()
     shutil.rmtree(work, ignore_errors=True)
 
     # Which files move in, which old ones go: per fact, the months it re-read.
@@ -408,7 +383,7 @@ def _write_staging(
 
 def _finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wanted):
     """Write one model's Parquet file(s) into staging: one per month for a fact."""
-    columns = _size_decimals(duck, item, columns, csv_path)
+    columns = size_decimals(duck, item, columns, csv_path)
     params = {
         "path": str(csv_path),
         "columns": {column.name: column.duckdb_type for column in columns},
@@ -420,7 +395,7 @@ def _finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wante
         duck.sql(f"select * from {CSV_READER} order by {order}", params=params).write_parquet(
             str(target), compression="snappy"
         )
-        rows, sums = _stats(duck, "read_parquet($path)", {"path": str(target)}, columns)
+        rows, sums = file_stats(duck, "read_parquet($path)", {"path": str(target)}, columns)
         return item.name, [_lake_entry(item.name, target.name, target, rows, sums, names, None)]
     table = f"lake_{item.name}"
     duck.execute(f"create or replace temp table {table} as select * from {CSV_READER}", params)
@@ -439,7 +414,7 @@ def _finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wante
             f"select * from {table} where {PARTITION_COLUMN} = $month order by {order}",
             params={"month": month},
         ).write_parquet(str(target), compression="snappy")
-        rows, sums = _stats(duck, "read_parquet($path)", {"path": str(target)}, columns)
+        rows, sums = file_stats(duck, "read_parquet($path)", {"path": str(target)}, columns)
         entries.append(_lake_entry(item.name, relative, target, rows, sums, names, month))
     duck.execute(f"drop table {table}")
     return item.name, entries
@@ -452,7 +427,7 @@ def _lake_entry(model, relative, path: Path, rows, sums, columns, month) -> dict
         "format": "parquet",
         "rows": rows,
         "bytes": path.stat().st_size,
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path, fsync=True),
         "columns": [{"name": name, "type": type_} for name, type_ in columns],
         "money_sums": sums,
     }
@@ -543,7 +518,7 @@ def _previous_manifest(lake_dir: Path) -> dict | None:
         ]
         if foreign or (lake_dir / "csv").exists() or (lake_dir / "parquet").exists():
             raise InputError(
-                f"Error: {lake_dir} holds data but no {MANIFEST}, so it was not written by "
+                f"{lake_dir} holds data but no {MANIFEST}, so it was not written by "
                 "`export --lake`. Choose an empty folder or an existing lake for --lake."
             )
         return None
@@ -551,12 +526,12 @@ def _previous_manifest(lake_dir: Path) -> dict | None:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise TrackerError(
-            f"Error: {path} is not valid JSON. Rebuild the lake: `python cli.py export --lake "
+            f"{path} is not valid JSON. Rebuild the lake: `python cli.py export --lake "
             f"{lake_dir} --full`."
         ) from None
     if not is_lake_manifest(manifest):
         raise InputError(
-            f"Error: {lake_dir} holds a plain export ({MANIFEST} of `cli.py export`), not a "
+            f"{lake_dir} holds a plain export ({MANIFEST} of `cli.py export`), not a "
             "lake. Choose another folder for --lake, e.g. exports/lake."
         )
     return manifest

@@ -26,14 +26,13 @@ def load_var_declarations(queries_dir: Path) -> dict[str, dict]:
     try:
         declarations = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise TrackerError(f"Error: {path} is not valid JSON ({exc}). Fix the file.") from None
+        raise TrackerError(f"{path} is not valid JSON ({exc}). Fix the file.") from None
     if not isinstance(declarations, dict):
-        raise TrackerError(f"Error: {path} must be a JSON object of var names. Fix the file.")
+        raise TrackerError(f"{path} must be a JSON object of var names. Fix the file.")
     for name, spec in declarations.items():
         if not isinstance(spec, dict) or spec.get("type") not in TYPES:
             raise TrackerError(
-                f'Error: {path}: var "{name}" needs a "type", one of {", ".join(TYPES)}. '
-                "Fix the file."
+                f'{path}: var "{name}" needs a "type", one of {", ".join(TYPES)}. Fix the file.'
             )
     return declarations
 
@@ -46,13 +45,11 @@ def parse_vars(text: str | None, queries_dir: Path) -> dict:
         values = json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
         raise InputError(
-            f"Error: --vars is not valid JSON ({exc.msg} at character {exc.pos}). "
+            f"--vars is not valid JSON ({exc.msg} at character {exc.pos}). "
             f"Pass an object, {_EXAMPLE.lower()}."
         ) from None
     if not isinstance(values, dict):
-        raise InputError(
-            f"Error: --vars must be a JSON object. Pass an object, {_EXAMPLE.lower()}."
-        )
+        raise InputError(f"--vars must be a JSON object. Pass an object, {_EXAMPLE.lower()}.")
     return check_vars(values, load_var_declarations(queries_dir))
 
 
@@ -63,7 +60,7 @@ def check_vars(values: dict, declarations: dict[str, dict]) -> dict:
         spec = declarations.get(name)
         if spec is None:
             raise InputError(
-                f'Error: --vars names "{name}", which no model declares (declared in '
+                f'--vars names "{name}", which no model declares (declared in '
                 f"queries/{DECLARATIONS_FILE}: {known}). Check the spelling."
             )
         _check_value(name, value, spec)
@@ -77,7 +74,7 @@ def _check_value(name: str, value, spec: dict) -> None:
         if spec.get("nullable"):
             return
         raise InputError(
-            f'Error: --vars "{name}" is null; it must be {expected}. '
+            f'--vars "{name}" is null; it must be {expected}. '
             f"Leave it out for its default ({spec.get('default')})."
         )
     is_number = isinstance(value, (int, Decimal, float)) and not isinstance(value, bool)
@@ -88,13 +85,11 @@ def _check_value(name: str, value, spec: dict) -> None:
         "boolean": isinstance(value, bool),
     }[kind]
     if not ok:
-        raise InputError(
-            f'Error: --vars "{name}" is {json.dumps(_plain(value))}; it must be {expected}.'
-        )
+        raise InputError(f'--vars "{name}" is {json.dumps(_plain(value))}; it must be {expected}.')
     if kind in ("number", "integer"):
         low, high = spec.get("minimum"), spec.get("maximum")
         if (low is not None and value < low) or (high is not None and value > high):
-            raise InputError(f'Error: --vars "{name}" is {value}; it must be {expected}.')
+            raise InputError(f'--vars "{name}" is {value}; it must be {expected}.')
 
 
 def _describe(spec: dict) -> str:

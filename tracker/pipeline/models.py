@@ -21,9 +21,7 @@ API (shared with the exporter and the checks):
                .columns (name -> {'description', 'tests', 'pii'}) .unique_key .order_by .export
     render(model, engine='postgres', vars=None) -> str           plain SQL, one SELECT
     render_file(project, path, engine='postgres', vars=None) -> str   any other template
-    run_models(conn, project, models, vars=None, on_model=None)   PostgreSQL, one transaction
-        -> list of (name, seconds); on_model(name, seconds) after each model is built
-    run_models_duckdb(duck, project, models, vars=None, on_model=None)   the same for DuckDB
+    (building them: tracker.pipeline.runner: run_models, run_models_duckdb, ensure_built)
     compile_models(project, models, out_dir, engine='postgres', vars=None) -> list of paths
 """
 
@@ -33,8 +31,7 @@ import difflib
 import graphlib
 import math
 import re
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -53,12 +50,17 @@ CONFIG_KEYS = ("materialized", "description", "columns", "unique_key", "order_by
 COLUMN_KEYS = ("description", "tests", "pii")
 MATERIALIZATIONS = ("view", "table")
 NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
-# Serializes concurrent `run`s on one database; a different id from the migration lock.
-RUN_LOCK_ID = 7_240_517_002
-# work_mem of a build or test transaction: a million expenses aggregate in memory.
-BUILD_WORK_MEM = "256MB"
-
 _MISSING = object()
+
+# What chooses models: one spec string, or several (a repeated --select); None means all.
+Selection = str | Iterable[str] | None
+
+
+def selection_text(spec: Selection) -> str:
+    """A Selection as one spec string ('' for all)."""
+    if spec is None or isinstance(spec, str):
+        return spec or ""
+    return " ".join(spec)
 
 
 @dataclass
@@ -163,13 +165,15 @@ class Project:
                 pending.extend(children[current])
         return seen
 
-    def select(self, spec: str | None = None) -> list[Model]:
-        """Models chosen by spec, in dependency order; None or '' means all.
+    def select(self, spec: Selection = None) -> list[Model]:
+        """Models chosen by spec, in dependency order; None, '' or () means all.
 
         spec is a comma or space separated list of `name`, `+name` (with everything it
-        reads from) or `name+` (with everything that reads from it).
+        reads from) or `name+` (with everything that reads from it), or several such
+        strings (a repeated --select).
         """
-        tokens = [token for token in re.split(r"[,\s]+", spec or "") if token]
+        spec = selection_text(spec)
+        tokens = [token for token in re.split(r"[,\s]+", spec) if token]
         if not tokens:
             return list(self.models.values())
         chosen: set[str] = set()
@@ -177,7 +181,7 @@ class Project:
             name = token.strip("+")
             if name not in self.models:
                 raise InputError(
-                    f'Error: --select "{spec}" names unknown model "{name}".'
+                    f'--select "{spec}" names unknown model "{name}".'
                     f" {_did_you_mean(name, self.models)}"
                 )
             chosen.add(name)
@@ -200,7 +204,7 @@ def load_project(queries_dir: Path | str | None = None) -> Project:
             model = _discover_model(project, path, layer)
             if model.name in models:
                 raise TrackerError(
-                    f'Error: two models are named "{model.name}" '
+                    f'two models are named "{model.name}" '
                     f"({models[model.name].display_path} and {model.display_path}). "
                     "Rename one of the files."
                 )
@@ -209,7 +213,7 @@ def load_project(queries_dir: Path | str | None = None) -> Project:
         for name in sorted(model.depends_on):
             if name not in models:
                 raise TrackerError(
-                    f'Error: model "{model.name}" refers to unknown model "{name}" '
+                    f'model "{model.name}" refers to unknown model "{name}" '
                     f"({model.display_path}). {_did_you_mean(name, models)}"
                 )
     order = _dependency_order(models)
@@ -221,7 +225,7 @@ def load_project(queries_dir: Path | str | None = None) -> Project:
 def render(model: Model, engine: str = "postgres", vars: dict | None = None) -> str:
     """The model as plain SQL for engine, with vars rendered as quoted literals."""
     if engine not in ENGINES:
-        raise InputError(f'Error: unknown engine "{engine}". Use one of: {", ".join(ENGINES)}.')
+        raise InputError(f'unknown engine "{engine}". Use one of: {", ".join(ENGINES)}.')
     return _render(model.project, model.path, model.name, engine, vars or {}, recorder=None)
 
 
@@ -256,7 +260,7 @@ def render_file(
     """Any template (e.g. a data test in queries/tests/) rendered with the project's macros and
     models; an unknown ref() is an error naming the file."""
     if engine not in ENGINES:
-        raise InputError(f'Error: unknown engine "{engine}". Use one of: {", ".join(ENGINES)}.')
+        raise InputError(f'unknown engine "{engine}". Use one of: {", ".join(ENGINES)}.')
     path = Path(path)
     return _render(project, path, path.stem, engine, vars or {}, recorder=None)
 
@@ -281,106 +285,13 @@ def compile_models(
     return paths
 
 
-def run_models(
-    conn: psycopg.Connection,
-    project: Project,
-    models: Iterable[Model],
-    vars: dict | None = None,
-    on_model: Callable[[str, float], None] | None = None,
-) -> list[tuple[str, float]]:
-    """Build models in schema analytics on PostgreSQL, all in one transaction.
-
-    A model that is rebuilt is dropped first; whatever depends on it in the database
-    (views of other models) is rebuilt too, so a partial run leaves the schema whole.
-    On any failure the transaction rolls back and the previous build stays as it was.
-    """
-    with conn.transaction():
-        begin_build(conn)
-        return build_models(conn, project, models, vars, on_model)
-
-
-def begin_build(conn: psycopg.Connection) -> None:
-    """First statements of a build transaction: one snapshot for every model, enough memory.
-
-    REPEATABLE READ: every table model is computed from the same data, even while others
-    write. work_mem: the marts aggregate every expense; in memory, not in temporary files.
-    """
-    conn.execute("set transaction isolation level repeatable read")
-    conn.execute("select set_config('work_mem', %s, true)", [BUILD_WORK_MEM])
-
-
-def build_models(
-    conn: psycopg.Connection,
-    project: Project,
-    models: Iterable[Model],
-    vars: dict | None = None,
-    on_model: Callable[[str, float], None] | None = None,
-) -> list[tuple[str, float]]:
-    """run_models' work inside the caller's transaction (see begin_build)."""
-    from psycopg import sql
-
-    selected = [model.name for model in models]
-    conn.execute("select pg_advisory_xact_lock(%s)", [RUN_LOCK_ID])
-    conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCHEMA)))
-    existing = {name: rel.kind for name, rel in analytics_relations(conn).items()}
-    names = _rebuild_set(conn, project, set(selected), existing)
-    rendered = {name: render(project[name], "postgres", vars) for name in names}
-    for name in sorted(names & set(existing)):
-        kind = _RELKIND_DROP[existing[name]]
-        conn.execute(
-            sql.SQL("drop {} if exists {} cascade").format(
-                sql.SQL(kind), sql.Identifier(SCHEMA, name)
-            )
-        )
-    timings = []
-    for name in project.order:
-        if name not in names:
-            continue
-        model = project[name]
-        started = time.perf_counter()
-        _build_postgres(conn, model, rendered[name])
-        elapsed = time.perf_counter() - started
-        timings.append((name, elapsed))
-        if on_model:
-            on_model(name, elapsed)
-    return timings
-
-
-def run_models_duckdb(
-    duck,
-    project: Project,
-    models: Iterable[Model],
-    vars: dict | None = None,
-    on_model: Callable[[str, float], None] | None = None,
-) -> list[tuple[str, float]]:
-    """Build models in schema analytics of a DuckDB connection (base tables in main)."""
-    models = list(models)
-    rendered = {model.name: render(model, "duckdb", vars) for model in models}
-    timings = []
-    duck.execute("begin transaction")
-    try:
-        duck.execute(f"create schema if not exists {SCHEMA}")
-        for model in models:
-            started = time.perf_counter()
-            _build_duckdb(duck, model, rendered[model.name])
-            elapsed = time.perf_counter() - started
-            timings.append((model.name, elapsed))
-            if on_model:
-                on_model(model.name, elapsed)
-    except BaseException:
-        duck.execute("rollback")
-        raise
-    duck.execute("commit")
-    return timings
-
-
 def sql_literal(value, engine: str = "postgres") -> str:
     """value as a quoted SQL literal for engine; only scalars are accepted."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise InputError(f"Error: var value {value!r} is not a finite number. Pass a number.")
+        raise InputError(f"var value {value!r} is not a finite number. Pass a number.")
     if not (value is None or isinstance(value, (str, bool, int, float, Decimal))):
         raise InputError(
-            f"Error: var value {value!r} is not a string, number, boolean or null. "
+            f"var value {value!r} is not a string, number, boolean or null. "
             "Pass a scalar JSON value for each var."
         )
     if engine == "postgres":
@@ -394,7 +305,7 @@ def sql_literal(value, engine: str = "postgres") -> str:
     if isinstance(value, (int, float, Decimal)):
         return str(value)
     if "\x00" in value:
-        raise InputError("Error: a var value contains a NUL character. Remove it.")
+        raise InputError("a var value contains a NUL character. Remove it.")
     if engine == "spark":
         # Spark reads backslash escapes in string literals: escape the backslash itself too.
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -424,7 +335,7 @@ def _load_macros(environment: jinja2.Environment, queries_dir: Path) -> jinja2.T
             environment.parse(text)
         except jinja2.TemplateSyntaxError as exc:
             raise TrackerError(
-                f"Error: macro file {_display(path, queries_dir)} has a template error on line "
+                f"macro file {display_path(path, queries_dir)} has a template error on line "
                 f"{exc.lineno}: {exc.message}. Fix the Jinja syntax."
             ) from None
         texts.append(text)
@@ -434,10 +345,10 @@ def _load_macros(environment: jinja2.Environment, queries_dir: Path) -> jinja2.T
 
 def _discover_model(project: Project, path: Path, layer: str) -> Model:
     name = path.stem
-    display = _display(path, project.queries_dir)
+    display = display_path(path, project.queries_dir)
     if not NAME_PATTERN.match(name):
         raise TrackerError(
-            f"Error: model file {display} is not a valid model name (lowercase letters, digits "
+            f"model file {display} is not a valid model name (lowercase letters, digits "
             "and underscores, not starting with a digit). Rename the file."
         )
     recorder = {"refs": set(), "sources": set(), "config": None}
@@ -457,7 +368,7 @@ def _discover_model(project: Project, path: Path, layer: str) -> Model:
 
 def _normalize_config(raw: dict, name: str, display: str) -> dict:
     def fail(what: str) -> TrackerError:
-        return TrackerError(f'Error: model "{name}" has {what} ({display}). Fix its config().')
+        return TrackerError(f'model "{name}" has {what} ({display}). Fix its config().')
 
     unknown = [key for key in raw if key not in CONFIG_KEYS]
     if unknown:
@@ -498,7 +409,7 @@ def _dependency_order(models: dict[str, Model]) -> list[str]:
         cycle = exc.args[1]
         chain = " -> ".join(f'"{name}" ({models[name].display_path})' for name in cycle[:-1])
         raise TrackerError(
-            f'Error: models refer to each other in a cycle: {chain} -> "{cycle[-1]}". '
+            f'models refer to each other in a cycle: {chain} -> "{cycle[-1]}". '
             "Remove one of these ref() calls."
         ) from None
     order = []
@@ -515,7 +426,7 @@ def _dependency_order(models: dict[str, Model]) -> list[str]:
 def _render(
     project: Project, path: Path, name: str, engine: str, vars: dict, recorder: dict | None
 ) -> str:
-    display = _display(path, project.queries_dir)
+    display = display_path(path, project.queries_dir)
     target = Target(engine)
 
     def ref(model_name: str) -> str:
@@ -523,7 +434,7 @@ def _render(
             recorder["refs"].add(model_name)
         elif model_name not in project.models:
             raise TrackerError(
-                f'Error: model "{name}" refers to unknown model "{model_name}" ({display}). '
+                f'model "{name}" refers to unknown model "{model_name}" ({display}). '
                 f"{_did_you_mean(model_name, project.models)}"
             )
         return f"{SCHEMA}.{model_name}"
@@ -531,7 +442,7 @@ def _render(
     def source(table: str) -> str:
         if table not in SOURCE_TABLES:
             raise TrackerError(
-                f'Error: model "{name}" refers to unknown source table "{table}" ({display}). '
+                f'model "{name}" refers to unknown source table "{table}" ({display}). '
                 f"{_did_you_mean(table, SOURCE_TABLES)}"
             )
         if recorder is not None:
@@ -542,7 +453,7 @@ def _render(
         if recorder is not None:
             if recorder["config"] is not None:
                 raise TrackerError(
-                    f'Error: model "{name}" calls config() twice ({display}). '
+                    f'model "{name}" calls config() twice ({display}). '
                     "Merge the settings into one call."
                 )
             recorder["config"] = settings
@@ -559,7 +470,7 @@ def _render(
         if recorder is not None:
             return "null"
         raise InputError(
-            f'Error: model "{name}" needs var "{var_name}" ({display}). '
+            f'model "{name}" needs var "{var_name}" ({display}). '
             f"Pass it with --vars '{{\"{var_name}\": ...}}'."
         )
 
@@ -584,19 +495,19 @@ def _render(
         text = template.render(context)
     except jinja2.TemplateSyntaxError as exc:
         raise TrackerError(
-            f'Error: model "{name}" has a template error on line {exc.lineno} ({display}): '
+            f'model "{name}" has a template error on line {exc.lineno} ({display}): '
             f"{exc.message}. Fix the Jinja syntax."
         ) from None
     except TrackerError:
         raise
     except jinja2.UndefinedError as exc:
         raise TrackerError(
-            f'Error: model "{name}" uses something undefined ({display}): {exc.message}. '
+            f'model "{name}" uses something undefined ({display}): {exc.message}. '
             "Check the spelling of macros and variables."
         ) from None
     except Exception as exc:
         raise TrackerError(
-            f'Error: model "{name}" failed to render ({display}): {type(exc).__name__}: {exc}. '
+            f'model "{name}" failed to render ({display}): {type(exc).__name__}: {exc}. '
             "Fix the template."
         ) from None
     return _tidy(text)
@@ -611,185 +522,6 @@ def _tidy(text: str) -> str:
     return "\n".join(tidy) + "\n"
 
 
-# --- building ----------------------------------------------------------------------------
-
-_RELKIND_DROP = {
-    "v": "view",
-    "r": "table",
-    "m": "materialized view",
-    "p": "table",
-    "f": "foreign table",
-}
-
-_DEPENDENTS = """
-with recursive dependents (oid) as (
-    select unnest(%s::oid[])
-    union
-    select rewrite.ev_class
-    from pg_depend as depend
-    inner join pg_rewrite as rewrite
-        on rewrite.oid = depend.objid
-    inner join dependents
-        on depend.refobjid = dependents.oid
-    where depend.classid = 'pg_rewrite'::regclass
-        and rewrite.ev_class <> dependents.oid
-)
-select
-    namespace.nspname,
-    class.relname
-from dependents
-inner join pg_class as class
-    on class.oid = dependents.oid
-inner join pg_namespace as namespace
-    on namespace.oid = class.relnamespace
-"""
-
-
-@dataclass(frozen=True)
-class Relation:
-    """A relation in the analytics schema: its pg_class kind ('v' view, 'r' table...) and oid."""
-
-    kind: str
-    oid: int
-
-
-def analytics_relations(conn) -> dict[str, Relation]:
-    """The relations that exist in schema analytics, by name (the runner and the exporter)."""
-    rows = conn.execute(
-        """
-        select class.relname, class.relkind, class.oid
-        from pg_class as class
-        inner join pg_namespace as namespace
-            on namespace.oid = class.relnamespace
-        where namespace.nspname = %s
-            and class.relkind in ('r', 'v', 'm', 'p', 'f')
-        """,
-        [SCHEMA],
-    ).fetchall()
-    return {name: Relation(kind, oid) for name, kind, oid in rows}
-
-
-def _rebuild_set(conn, project: Project, selected: set[str], existing: dict[str, str]) -> set[str]:
-    """selected plus every existing model that depends on one of them (in the graph or the DB)."""
-    names = set(selected)
-    while True:
-        grown = set(names)
-        for name in names:
-            grown |= {child for child in project.downstream(name) if child in existing}
-        oids = [
-            row[0]
-            for row in conn.execute(
-                "select oid from pg_class where relnamespace = %s::regnamespace "
-                "and relname = any(%s)",
-                [SCHEMA, sorted(grown & set(existing))],
-            ).fetchall()
-        ]
-        for schema, relation in conn.execute(_DEPENDENTS, [oids]).fetchall():
-            if schema != SCHEMA or relation not in project.models:
-                depended = sorted(grown & set(existing))
-                raise TrackerError(
-                    f"Error: {schema}.{relation} is not a model but depends on the models being "
-                    f"rebuilt ({', '.join(depended)}). Drop it or move it out of the way, "
-                    "then run again."
-                )
-            grown.add(relation)
-        if grown == names:
-            return names
-        names = grown
-
-
-def _build_postgres(conn, model: Model, rendered: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    relation = sql.Identifier(SCHEMA, model.name)
-    kind = sql.SQL(model.materialized)
-    try:
-        conn.execute(
-            sql.SQL("create {} {} as\n").format(kind, relation) + sql.SQL(rendered.rstrip())
-        )
-    except psycopg.Error as exc:
-        hint = "Fix the model and run again"
-        if isinstance(exc, psycopg.errors.UndefinedTable) and model.depends_on:
-            hint = f"Build what it reads first (--select +{model.name}) or fix the model"
-        raise TrackerError(
-            f'Error: model "{model.name}" failed in the database ({model.display_path}): '
-            f"{_first_line(exc)}. {hint}; the previous build is unchanged."
-        ) from None
-    actual = [
-        row[0]
-        for row in conn.execute(
-            """
-            select attname
-            from pg_attribute
-            where attrelid = %s::regclass
-                and attnum > 0
-                and not attisdropped
-            order by attnum
-            """,
-            [f"{SCHEMA}.{model.name}"],
-        ).fetchall()
-    ]
-    _check_documented_columns(model, actual)
-    conn.execute(
-        sql.SQL("comment on {} {} is {}").format(kind, relation, sql.Literal(model.description))
-    )
-    for column, spec in model.columns.items():
-        conn.execute(
-            sql.SQL("comment on column {} is {}").format(
-                sql.Identifier(SCHEMA, model.name, column), sql.Literal(spec["description"])
-            )
-        )
-
-
-def _build_duckdb(duck, model: Model, rendered: str) -> None:
-    import duckdb
-
-    row = duck.execute(
-        "select table_type from information_schema.tables "
-        "where table_schema = ? and table_name = ?",
-        [SCHEMA, model.name],
-    ).fetchone()
-    try:
-        if row:
-            duck.execute(f"drop {'view' if row[0] == 'VIEW' else 'table'} {SCHEMA}.{model.name}")
-        duck.execute(f"create {model.materialized} {SCHEMA}.{model.name} as\n{rendered}")
-    except duckdb.Error as exc:
-        raise TrackerError(
-            f'Error: model "{model.name}" failed in DuckDB ({model.display_path}): '
-            f"{_first_line(exc)}. Fix the model and run again."
-        ) from None
-    actual = [
-        row[0]
-        for row in duck.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = ? and table_name = ? order by ordinal_position",
-            [SCHEMA, model.name],
-        ).fetchall()
-    ]
-    _check_documented_columns(model, actual)
-    duck.execute(
-        f"comment on {model.materialized} {SCHEMA}.{model.name} is "
-        f"{sql_literal(model.description, 'duckdb')}"
-    )
-    for column, spec in model.columns.items():
-        quoted = '"' + column.replace('"', '""') + '"'
-        duck.execute(
-            f"comment on column {SCHEMA}.{model.name}.{quoted} is "
-            f"{sql_literal(spec['description'], 'duckdb')}"
-        )
-
-
-def _check_documented_columns(model: Model, actual: list[str]) -> None:
-    missing = [column for column in model.columns if column not in actual]
-    if missing:
-        raise TrackerError(
-            f'Error: model "{model.name}" documents column "{missing[0]}" that its SELECT does '
-            f"not return ({model.display_path}; it returns {', '.join(actual)}). "
-            "Fix the config() or the SELECT."
-        )
-
-
 # --- helpers -----------------------------------------------------------------------------
 
 
@@ -800,13 +532,9 @@ def _did_you_mean(name: str, choices: Iterable[str]) -> str:
     return "Check the name against the files in queries/."
 
 
-def _display(path: Path, queries_dir: Path) -> str:
+def display_path(path: Path, queries_dir: Path) -> str:
+    """path relative to the project folder (queries_dir's parent), for messages."""
     try:
         return str(path.relative_to(queries_dir.parent))
     except ValueError:
         return str(path)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0].strip().rstrip(".")

@@ -72,17 +72,17 @@ def read_manifest(out_dir: Path | str) -> dict:
     path = Path(out_dir) / MANIFEST
     if not path.exists():
         raise InputError(
-            f"Error: {path} does not exist. Export first (`python cli.py export`) or pass "
+            f"{path} does not exist. Export first (`python cli.py export`) or pass "
             "the export's folder with --dir."
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TrackerError(
-            f"Error: {path} is not valid JSON ({exc}). Export again to rewrite it."
+            f"{path} is not valid JSON ({exc}). Export again to rewrite it."
         ) from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
-        raise TrackerError(f"Error: {path} has no list of files. Export again to rewrite it.")
+        raise TrackerError(f"{path} has no list of files. Export again to rewrite it.")
     return manifest
 
 
@@ -111,7 +111,7 @@ def verify_export(
         ]
         if not entries:
             raise InputError(
-                f"Error: {', '.join(only)} names no file in {out_dir / MANIFEST}. Pass a path "
+                f"{', '.join(only)} names no file in {out_dir / MANIFEST}. Pass a path "
                 "as the manifest lists it, e.g. fact_expenses/year=2025/month=2025-05-01."
             )
     checks = []

@@ -19,9 +19,10 @@ Layout (Microsoft's Power BI Project format: TMDL for the model, PBIR for the re
     powerbi/SpendingTracker.Report/{.platform, definition.pbir}
     powerbi/SpendingTracker.Report/definition/{version.json, report.json, pages/...}
 
-The model loads the files from the `DataDir` parameter (default: the export folder as
-written here); ids (lineage tags, logical ids) are uuid5 of the object's name, so the same
-export gives the same project, byte for byte.
+The report (PBIR: pages and visuals) is written by powerbi_report.py. The model loads the
+files from the `DataDir` parameter (default: the export folder as written here); ids
+(lineage tags, logical ids) are uuid5 of the object's name, so the same export gives the
+same project, byte for byte.
 """
 
 import json
@@ -189,8 +190,10 @@ def write_powerbi_project(
     columns = {(table.name, column[0]) for table in tables for column in table.columns}
     measures = [m for m in MEASURES if all(read in columns for read in m.reads)]
     files = _semantic_model_files(tables, relationships, measures, data_dir)
-    files.update(_report_files(tables, measures))
-    files[f"{NAME}.pbip"] = _json(
+    from tracker.reports.powerbi_report import report_files
+
+    files.update(report_files(tables, measures))
+    files[f"{NAME}.pbip"] = json_text(
         {
             "$schema": SCHEMAS["pbip"],
             "version": "1.0",
@@ -239,7 +242,7 @@ def column_type(export_type: str, name: str) -> ColumnType:
     if text in ("VARCHAR", "TEXT") or text.startswith(("CHARACTER", "VARCHAR(")):
         return ColumnType("string", "type text", None, "none")
     raise TrackerError(
-        f'Error: column "{name}" has export type {export_type}, which the Power BI project '
+        f'column "{name}" has export type {export_type}, which the Power BI project '
         "does not map. Cast it to a numeric, integer, date, timestamp, boolean or text type "
         "in its model."
     )
@@ -320,8 +323,8 @@ def _m_string(text: str) -> str:
 def _semantic_model_files(tables, relationships, measures, data_dir: str) -> dict[str, str]:
     base = f"{NAME}.SemanticModel"
     files = {
-        f"{base}/.platform": _platform("SemanticModel"),
-        f"{base}/definition.pbism": _json(
+        f"{base}/.platform": platform_file("SemanticModel"),
+        f"{base}/definition.pbism": json_text(
             {"$schema": SCHEMAS["pbism"], "version": "4.2", "settings": {}}
         ),
         f"{base}/definition/database.tmdl": f"database\n\tcompatibilityLevel: {COMPATIBILITY_LEVEL}\n",
@@ -443,257 +446,12 @@ def _m_source(table: Table) -> list[str]:
     return ["let", *read, "in", "    Typed"]
 
 
-# --- PBIR: the report -----------------------------------------------------------------------
-
-
-def _column(entity: str, prop: str) -> dict:
-    return {"Column": {"Expression": {"SourceRef": {"Entity": entity}}, "Property": prop}}
-
-
-def _measure(entity: str, prop: str) -> dict:
-    return {"Measure": {"Expression": {"SourceRef": {"Entity": entity}}, "Property": prop}}
-
-
-def _projection(field: dict, active: bool = False) -> dict:
-    ((kind, body),) = field.items()
-    entity = body["Expression"]["SourceRef"]["Entity"]
-    projection = {
-        "field": field,
-        "queryRef": f"{entity}.{body['Property']}",
-        "nativeQueryRef": body["Property"],
-    }
-    if active:
-        projection["active"] = True
-    return projection
-
-
-def _literal(value: str) -> dict:
-    return {"expr": {"Literal": {"Value": value}}}
-
-
-def _visual(
-    name: str,
-    visual_type: str,
-    position: tuple,
-    roles: dict,
-    title: str,
-    sort: dict | None = None,
-    objects: dict | None = None,
-) -> dict:
-    x, y, width, height, order = position
-    query = {
-        "queryState": {
-            role: {
-                "projections": [
-                    _projection(field, active=index == 0 and role == "Category")
-                    for index, field in enumerate(fields)
-                ]
-            }
-            for role, fields in roles.items()
-        }
-    }
-    if sort:
-        query["sortDefinition"] = sort
-    visual = {
-        "visualType": visual_type,
-        "query": query,
-        "visualContainerObjects": {
-            "title": [
-                {
-                    "properties": {
-                        "show": _literal("true"),
-                        "text": _literal("'" + title.replace("'", "''") + "'"),
-                    }
-                }
-            ]
-        },
-        "drillFilterOtherVisuals": True,
-    }
-    if objects:
-        visual["objects"] = objects
-    return {
-        "$schema": SCHEMAS["visual"],
-        "name": name,
-        "position": {
-            "x": x,
-            "y": y,
-            "z": order * 1000,
-            "width": width,
-            "height": height,
-            "tabOrder": order * 1000,
-        },
-        "visual": visual,
-    }
-
-
-def _report_visuals(tables, measures) -> list[dict]:
-    """The page's visuals whose fields all exist (an export of a few models gets fewer)."""
-    columns = {(table.name, column[0]) for table in tables for column in table.columns}
-    measure_names = {(m.table, m.name) for m in measures}
-
-    def ok(*fields):
-        for field in fields:
-            ((kind, body),) = field.items()
-            key = (body["Expression"]["SourceRef"]["Entity"], body["Property"])
-            if key not in (columns if kind == "Column" else measure_names):
-                return False
-        return True
-
-    total = _measure("fact_expenses", "Total Spent")
-    rolling = _measure("fact_expenses", "Rolling 3-month average")
-    month = _column("dim_date", "month_start")
-    category = _column("dim_category", "category")
-    candidates = [
-        (
-            "slicerUser",
-            "slicer",
-            (16, 12, 300, 64, 1),
-            {"Values": [_column("dim_user", "name")]},
-            "User",
-            None,
-        ),
-        ("slicerMonth", "slicer", (332, 12, 300, 64, 2), {"Values": [month]}, "Month", None),
-        (
-            "slicerCategory",
-            "slicer",
-            (648, 12, 300, 64, 3),
-            {"Values": [category]},
-            "Category",
-            None,
-        ),
-        ("cardSpent", "card", (16, 88, 240, 100, 4), {"Values": [total]}, "Total spent", None),
-        (
-            "cardBudget",
-            "card",
-            (268, 88, 240, 100, 5),
-            {"Values": [_measure("fact_budgets", "Budget")]},
-            "Budget",
-            None,
-        ),
-        (
-            "cardRemaining",
-            "card",
-            (520, 88, 240, 100, 6),
-            {"Values": [_measure("fact_budgets", "Remaining")]},
-            "Remaining",
-            None,
-        ),
-        (
-            "cardUsed",
-            "card",
-            (772, 88, 240, 100, 7),
-            {"Values": [_measure("fact_budgets", "% Used")]},
-            "Spent vs budget (% used)",
-            None,
-        ),
-        (
-            "cardAlerts",
-            "card",
-            (1024, 88, 240, 100, 8),
-            {"Values": [_measure("alerts", "Alerts")]},
-            "Alerts",
-            None,
-        ),
-        (
-            "monthlySpending",
-            "lineChart",
-            (16, 200, 616, 250, 9),
-            {"Category": [month], "Y": [total, rolling]},
-            "Monthly spending and 3-month rolling average",
-            {"sort": [{"field": month, "direction": "Ascending"}], "isDefaultSort": True},
-        ),
-        (
-            "spendingByCategory",
-            "clusteredBarChart",
-            (648, 200, 616, 250, 10),
-            {"Category": [category], "Y": [total]},
-            "Spending by category",
-            {"sort": [{"field": total, "direction": "Descending"}], "isDefaultSort": True},
-        ),
-        (
-            "recentExpenses",
-            "tableEx",
-            (16, 462, 1248, 246, 11),
-            {
-                "Values": [
-                    _column("fact_expenses", "date"),
-                    _column("dim_user", "name"),
-                    category,
-                    _column("fact_expenses", "amount"),
-                    _column("fact_expenses", "note"),
-                ]
-            },
-            "Recent expenses",
-            {"sort": [{"field": _column("fact_expenses", "date"), "direction": "Descending"}]},
-        ),
-    ]
-    visuals = []
-    for name, visual_type, position, roles, title, sort in candidates:
-        if ok(*(field for fields in roles.values() for field in fields)):
-            objects = (
-                {"data": [{"properties": {"mode": _literal("'Dropdown'")}}]}
-                if visual_type == "slicer"
-                else None
-            )
-            visuals.append(_visual(name, visual_type, position, roles, title, sort, objects))
-    return visuals
-
-
-def _report_files(tables, measures) -> dict[str, str]:
-    base = f"{NAME}.Report"
-    page = "spending"
-    files = {
-        f"{base}/.platform": _platform("Report"),
-        f"{base}/definition.pbir": _json(
-            {
-                "$schema": SCHEMAS["pbir"],
-                "version": "4.0",
-                "datasetReference": {"byPath": {"path": f"../{NAME}.SemanticModel"}},
-            }
-        ),
-        f"{base}/definition/version.json": _json(
-            {"$schema": SCHEMAS["version"], "version": "2.0.0"}
-        ),
-        f"{base}/definition/report.json": _json(
-            {
-                "$schema": SCHEMAS["report"],
-                "themeCollection": {},
-                "settings": {
-                    "useStylableVisualContainerHeader": True,
-                    "defaultDrillFilterOtherVisuals": True,
-                },
-            }
-        ),
-        f"{base}/definition/pages/pages.json": _json(
-            {
-                "$schema": SCHEMAS["pages"],
-                "pageOrder": [page],
-                "activePageName": page,
-            }
-        ),
-        f"{base}/definition/pages/{page}/page.json": _json(
-            {
-                "$schema": SCHEMAS["page"],
-                "name": page,
-                "displayName": "Spending",
-                "displayOption": "FitToPage",
-                "height": 720,
-                "width": 1280,
-            }
-        ),
-    }
-    for visual in _report_visuals(tables, measures):
-        files[f"{base}/definition/pages/{page}/visuals/{visual['name']}/visual.json"] = _json(
-            visual
-        )
-    return files
-
-
 # --- files ----------------------------------------------------------------------------------
 
 
-def _platform(item_type: str) -> str:
-    return _json(
+def platform_file(item_type: str) -> str:
+    """The .platform file of a Power BI item (its type, display name and logical id)."""
+    return json_text(
         {
             "$schema": SCHEMAS["platform"],
             "metadata": {"type": item_type, "displayName": NAME},
@@ -702,7 +460,8 @@ def _platform(item_type: str) -> str:
     )
 
 
-def _json(value) -> str:
+def json_text(value) -> str:
+    """value as the project's JSON files are written: indented, UTF-8, a final newline."""
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -720,7 +479,7 @@ def _replace_folder(folder: Path, files: dict[str, str]) -> None:
         os.replace(staging, folder)
     except OSError as exc:
         raise TrackerError(
-            f"Error: writing the Power BI project into {folder} failed: "
+            f"writing the Power BI project into {folder} failed: "
             f"{exc.strerror or exc}. Free some disk space or choose another --out."
         ) from None
     finally:
