@@ -495,32 +495,39 @@ def _finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wante
     }
     select_list = ", ".join(_duck_identifier(column.name) for column in columns)
     key = _duck_identifier(FACT_KEYS[item.name])
+    # Every month is written through the same union with an empty Parquet file (and, for a
+    # merged month, the lake's old one). DuckDB marks a column REQUIRED when the statistics
+    # of what it reads show no null, and an empty Parquet file brings none; so every column is
+    # OPTIONAL and a file's bytes depend on its rows alone: an incremental export writes the
+    # very bytes a full one would (tests/test_lake.py compares the sha256).
+    empty = csv_path.with_suffix(".empty.parquet")
+    duck.sql(f"select * from {table} limit 0").write_parquet(str(empty))
+    query = (
+        f"select * from (select * from {table} where {PARTITION_COLUMN} = $month union all "
+        f"select {select_list} from read_parquet($old) where {key} not between $first and $last "
+        f"union all select {select_list} from read_parquet($empty)) order by {order}"
+    )
     entries = []
     for month in sorted(months | {month for month, merge in merges.items() if merge[0]}):
         relative = partition_path(item.name, month)
         target = staging / relative
-        query = f"select * from {table} where {PARTITION_COLUMN} = $month"
-        params = {"month": month}
-        old_path, first, last = merges.get(month, (None, None, None))
-        if old_path is not None:
-            query += (
-                f" union all select {select_list} from read_parquet($old) "
-                f"where {key} not between $first and $last"
-            )
-            params |= {"old": str(old_path), "first": first, "last": last}
-        # Each month gets its own table: the Parquet writer marks a column REQUIRED when the
-        # table it reads has no null in it, so the file must depend on the month's rows only
-        # (then an incremental export writes the very bytes a full one would).
-        duck.execute(f"create or replace temp table lake_month as {query}", params)
-        if duck.execute("select count(*) from lake_month").fetchall() == [(0,)]:
+        old_path, first, last = merges.get(month, (None, 0, 0))
+        relation = duck.sql(
+            query,
+            params={
+                "month": month,
+                "old": str(old_path or empty),
+                "first": first,
+                "last": last,
+                "empty": str(empty),
+            },
+        )
+        if month not in months and relation.aggregate("count(*)").fetchall() == [(0,)]:
             continue  # every row of a merged month was deleted: its old file is removed
         target.parent.mkdir(parents=True, exist_ok=True)
-        duck.sql(f"select * from lake_month order by {order}").write_parquet(
-            str(target), compression="snappy"
-        )
+        relation.write_parquet(str(target), compression="snappy")
         rows, sums = _stats(duck, "read_parquet($path)", {"path": str(target)}, columns)
         entries.append(_lake_entry(item.name, relative, target, rows, sums, names, month))
-    duck.execute("drop table if exists lake_month")
     duck.execute(f"drop table {table}")
     return item.name, entries
 
