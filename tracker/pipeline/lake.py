@@ -25,6 +25,9 @@ those facts, and once the new files are in place records its own snapshot for th
 A writer that commits after the snapshot is invisible to it, and its change row is
 invisible to the recorded snapshot too: it is in the next export, never lost, whatever
 order ids were handed out in. Change rows every known lake has seen are deleted.
+Each change row also carries the smallest and largest id the statement touched in that month
+(V011), so a changed month is read from PostgreSQL only in that id range (by primary key) and
+merged with the partition file the lake has (checked against the manifest first).
 
 Crash safety: new files are written into a hidden staging folder inside the lake (readers
 skip names starting with "."), fsynced, then a journal listing every move and removal is
