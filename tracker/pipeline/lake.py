@@ -25,6 +25,9 @@ those facts, and once the new files are in place records its own snapshot for th
 A writer that commits after the snapshot is invisible to it, and its change row is
 invisible to the recorded snapshot too: it is in the next export, never lost, whatever
 order ids were handed out in. Change rows every known lake has seen are deleted.
+Each change row also carries the smallest and largest id the statement touched in that month
+(V011), so a changed month is read from PostgreSQL only in that id range (by primary key) and
+merged with the partition file the lake has (checked against the manifest first).
 
 Crash safety: new files are written into a hidden staging folder inside the lake (readers
 skip names starting with "."), fsynced, then a journal listing every move and removal is
@@ -63,6 +66,8 @@ from tracker.text import file_sha256
 from tracker.text import quote_identifier as _duck_identifier
 
 FACTS = ("fact_expenses", "fact_budgets", "alerts")
+# Each fact's key: the id of its base table, the id the change log's ranges are made of.
+FACT_KEYS = {"fact_expenses": "expense_id", "fact_budgets": "budget_id", "alerts": "alert_id"}
 DIMENSIONS = ("dim_user", "dim_category", "dim_date")
 LAKE_MODELS = FACTS + DIMENSIONS
 PARTITION_COLUMN = "month"
@@ -157,7 +162,8 @@ def export_lake(
                 "manifest": manifest,
             }
             # The commit point: from here on the next export rolls this one forward.
-            write_durably(staging / "journal.tmp", _json_bytes(journal))
+            # Compact: json's indenting encoder is pure Python, the manifest pays for it once.
+            write_durably(staging / "journal.tmp", json.dumps(journal).encode("utf-8"))
             os.replace(staging / "journal.tmp", lake_dir / JOURNAL)
             fsync_directory(lake_dir)
         except BaseException as exc:
@@ -244,6 +250,7 @@ def _write_staging(
     `run` built, so the lake holds the snapshot's rows even when `run` has not been run since
     the last write: the change log and the files always describe the same rows.
     """
+    lake_dir = staging.parent
     work = staging / "work"
     work.mkdir()
     old_files = {entry["path"]: entry for entry in (previous or {}).get("files", [])}
@@ -271,7 +278,7 @@ def _write_staging(
         written_tables[name] = new_entries
 
     def plan_jobs(conn, plans):
-        nonlocal reason, full, job_plans, snapshot_seen, changes
+        nonlocal reason, full, snapshot_seen, changes
         (snapshot_seen, migrated) = conn.execute(
             "select cast(pg_current_snapshot() as text), "
             "to_regclass('public.lake_exports') is not null"
@@ -291,40 +298,28 @@ def _write_staging(
             []
             if reason is not None
             else conn.execute(
-                "select distinct fact, month from lake_changes "
-                "where not pg_visible_in_snapshot(txid, cast(%s as pg_snapshot))",
+                "select fact, month, min(first_id), max(last_id), "
+                "bool_or(first_id is null) from lake_changes "
+                "where not pg_visible_in_snapshot(txid, cast(%s as pg_snapshot)) "
+                "group by fact, month",
                 [row[0]],
             ).fetchall()
         )
-        months: dict[str, set[date] | None] = {fact: set() for fact in FACTS}
-        for fact, month in changes:
-            if fact not in months:
-                continue
-            if month is None or months[fact] is None:
-                months[fact] = None
-            else:
-                months[fact].add(month)
         full = reason is not None
-        if full:
-            months = dict.fromkeys(FACTS)
+        months = dict.fromkeys(FACTS) if full else _changed_months(changes)
         jobs = []
         for item, columns in plans:
             columns_by_model[item.name] = columns
             wanted = months.get(item.name) if item.name in FACTS else None
             if item.name in FACTS and wanted is not None and not wanted:
                 continue
-            where = None
-            if wanted:
-                where = sql.SQL("{} = any({})").format(
-                    sql.Identifier(PARTITION_COLUMN), sql.Literal(sorted(wanted))
-                )
+            merges = _merge_sources(lake_dir, item.name, columns, wanted, old_files)
+            where = _changed_rows(item.name, wanted, merges)
             query = export_query(conn, item, columns, where, sources[item.name])
-            jobs.append((item, query, work / f"{item.name}.csv"))
-            job_plans.append((item, columns, wanted))
-        return [
-            (item, query, path, (item, columns, path, staging, wanted))
-            for (item, query, path), (_, columns, wanted) in zip(jobs, job_plans, strict=True)
-        ]
+            path = work / f"{item.name}.csv"
+            job_plans.append((item, columns, wanted, merges))
+            jobs.append((item, query, path, (item, columns, path, staging, wanted, merges)))
+        return jobs
 
     full = False
     job_plans: list = []
@@ -347,7 +342,7 @@ def _write_staging(
     shutil.rmtree(work, ignore_errors=True)
 
     # Which files move in, which old ones go: per fact, the months it re-read.
-    for item, columns, wanted in job_plans:
+    for item, _columns, wanted, _merges in job_plans:
         new_entries = written_tables.get(item.name, [])
         if item.name in DIMENSIONS:
             (entry,) = new_entries
@@ -381,8 +376,74 @@ def _write_staging(
     }
 
 
-def _finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wanted):
-    """Write one model's Parquet file(s) into staging: one per month for a fact."""
+def _changed_months(changes) -> dict[str, dict[date, tuple[int, int] | None] | None]:
+    """Per fact, the months to rewrite and the id range of their changed rows.
+
+    None for a fact: every month (a TRUNCATE); None for a month: all its rows (a change
+    logged without ids, before V011). Otherwise only rows with an id in the range can
+    differ from the partition file the lake has.
+    """
+    months: dict[str, dict[date, tuple[int, int] | None] | None] = {fact: {} for fact in FACTS}
+    for fact, month, first_id, last_id, whole in changes:
+        if fact not in months or months[fact] is None:
+            continue
+        if month is None:
+            months[fact] = None
+        else:
+            months[fact][month] = None if whole else (first_id, last_id)
+    return months
+
+
+def _merge_sources(lake_dir: Path, fact: str, columns, wanted, old_files) -> dict:
+    """The changed months that can be merged: month -> (the lake's file, first id, last id).
+
+    Such a month is its partition file without the rows in the id range, plus the rows in
+    that range read from the snapshot. Only when the file is the one the manifest describes
+    (same columns and types, same sha256); otherwise the month is read whole.
+    """
+    if not wanted:
+        return {}
+    names = [{"name": column.name, "type": column.duckdb_type} for column in columns]
+    merges = {}
+    for month, ids in wanted.items():
+        if ids is None:
+            continue
+        entry = old_files.get(partition_path(fact, month))
+        path = lake_dir / partition_path(fact, month)
+        if entry is None:
+            merges[month] = (None, *ids)  # a new month: the lake has no row of it
+        elif (
+            entry.get("columns") == names and path.exists() and file_sha256(path) == entry["sha256"]
+        ):
+            merges[month] = (path, *ids)
+    return merges
+
+
+def _changed_rows(fact: str, wanted, merges) -> sql.Composable | None:
+    """The WHERE of a fact's incremental read: its whole changed months, the id ranges of the
+    merged ones (the primary key finds those rows without reading the month)."""
+    if wanted is None:
+        return None
+    key = sql.Identifier(FACT_KEYS[fact])
+    month = sql.Identifier(PARTITION_COLUMN)
+    terms = [
+        sql.SQL("({} = {} and {} between {} and {})").format(
+            month, sql.Literal(changed), key, sql.Literal(first), sql.Literal(last)
+        )
+        for changed, (_path, first, last) in sorted(merges.items())
+    ]
+    whole = sorted(changed for changed in wanted if changed not in merges)
+    if whole:
+        terms.append(sql.SQL("{} = any({})").format(month, sql.Literal(whole)))
+    return sql.SQL(" or ").join(terms)
+
+
+def _finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wanted, merges):
+    """Write one model's Parquet file(s) into staging: one per month for a fact.
+
+    A merged month (see _merge_sources) is the lake's old file without the id range, plus
+    the range's rows just read; every other month is the rows just read.
+    """
     columns = size_decimals(duck, item, columns, csv_path)
     params = {
         "path": str(csv_path),
@@ -399,21 +460,43 @@ def _finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wante
         return item.name, [_lake_entry(item.name, target.name, target, rows, sums, names, None)]
     table = f"lake_{item.name}"
     duck.execute(f"create or replace temp table {table} as select * from {CSV_READER}", params)
-    months = [
+    months = {
         row[0]
-        for row in duck.execute(
-            f"select distinct {PARTITION_COLUMN} from {table} order by 1"
-        ).fetchall()
-    ]
+        for row in duck.execute(f"select distinct {PARTITION_COLUMN} from {table}").fetchall()
+    }
+    select_list = ", ".join(_duck_identifier(column.name) for column in columns)
+    key = _duck_identifier(FACT_KEYS[item.name])
+    # Every month is written through the same union with an empty Parquet file (and, for a
+    # merged month, the lake's old one). DuckDB marks a column REQUIRED when the statistics
+    # of what it reads show no null, and an empty Parquet file brings none; so every column is
+    # OPTIONAL and a file's bytes depend on its rows alone: an incremental export writes the
+    # very bytes a full one would (tests/test_lake.py compares the sha256).
+    empty = csv_path.with_suffix(".empty.parquet")
+    duck.sql(f"select * from {table} limit 0").write_parquet(str(empty))
+    query = (
+        f"select * from (select * from {table} where {PARTITION_COLUMN} = $month union all "
+        f"select {select_list} from read_parquet($old) where {key} not between $first and $last "
+        f"union all select {select_list} from read_parquet($empty)) order by {order}"
+    )
     entries = []
-    for month in months:
+    for month in sorted(months | {month for month, merge in merges.items() if merge[0]}):
         relative = partition_path(item.name, month)
         target = staging / relative
+        old_path, first, last = merges.get(month, (None, 0, 0))
+        relation = duck.sql(
+            query,
+            params={
+                "month": month,
+                "old": str(old_path or empty),
+                "first": first,
+                "last": last,
+                "empty": str(empty),
+            },
+        )
+        if month not in months and relation.aggregate("count(*)").fetchall() == [(0,)]:
+            continue  # every row of a merged month was deleted: its old file is removed
         target.parent.mkdir(parents=True, exist_ok=True)
-        duck.sql(
-            f"select * from {table} where {PARTITION_COLUMN} = $month order by {order}",
-            params={"month": month},
-        ).write_parquet(str(target), compression="snappy")
+        relation.write_parquet(str(target), compression="snappy")
         rows, sums = file_stats(duck, "read_parquet($path)", {"path": str(target)}, columns)
         entries.append(_lake_entry(item.name, relative, target, rows, sums, names, month))
     duck.execute(f"drop table {table}")
@@ -427,7 +510,7 @@ def _lake_entry(model, relative, path: Path, rows, sums, columns, month) -> dict
         "format": "parquet",
         "rows": rows,
         "bytes": path.stat().st_size,
-        "sha256": file_sha256(path, fsync=True),
+        "sha256": file_sha256(path),
         "columns": [{"name": name, "type": type_} for name, type_ in columns],
         "money_sums": sums,
     }
