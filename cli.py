@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def run_in_project_venv() -> None:
-    """Re-run this command with the project's .venv, creating it first when needed (as make does)."""
+    """Re-run this command with the project's .venv, creating it first if needed (as make does)."""
     project = Path(__file__).resolve().parent
     venv = project / ".venv"
     if Path(sys.prefix).resolve() == venv.resolve():
@@ -111,7 +111,7 @@ def print_table(headers: list[str], rows: list[tuple]) -> None:
     cells = [[_table_cell(value) for value in row] for row in rows]
     widths = [_width(header) for header in headers]
     for row in cells:
-        widths = [max(width, _width(cell)) for width, cell in zip(widths, row)]
+        widths = [max(width, _width(cell)) for width, cell in zip(widths, row, strict=True)]
     amounts = [
         any(row[index] for row in cells)
         and all(not row[index] or _AMOUNT_CELL.match(row[index]) for row in cells)
@@ -119,7 +119,10 @@ def print_table(headers: list[str], rows: list[tuple]) -> None:
     ]
 
     def line(values: list[str]) -> str:
-        padded = [_pad(value, width, right) for value, width, right in zip(values, widths, amounts)]
+        padded = [
+            _pad(value, width, right)
+            for value, width, right in zip(values, widths, amounts, strict=True)
+        ]
         return "  ".join(padded).rstrip()
 
     click.echo(line(list(headers)))
@@ -722,7 +725,8 @@ def expense_add(ctx, user, category, amount, day, note, currency):
     Example:
 
     \b
-        python cli.py expense add --user aman@example.com --category Food --amount 250.50 --date 2025-05-20 --note "Lunch"
+        python cli.py expense add --user aman@example.com --category Food \\
+            --amount 250.50 --date 2025-05-20 --note "Lunch"
     """
     from tracker.everyday.expenses import add_expense
 
@@ -894,7 +898,8 @@ def budget_set(ctx, user, category, month, amount):
     Example:
 
     \b
-        python cli.py budget set --user aman@example.com --category Food --month 2025-05 --amount 9000
+        python cli.py budget set --user aman@example.com --category Food \\
+            --month 2025-05 --amount 9000
     """
     from tracker.everyday.budgets import set_budget
 
@@ -962,7 +967,8 @@ def budget_transfer(ctx, user, from_category, to_category, month, amount):
     Example:
 
     \b
-        python cli.py budget transfer --user aman@example.com --from Shopping --to Food --month 2025-05 --amount 1000
+        python cli.py budget transfer --user aman@example.com --from Shopping --to Food \\
+            --month 2025-05 --amount 1000
     """
     from tracker.everyday.budgets import transfer_budget
 
@@ -1132,7 +1138,9 @@ def import_command(
     Example:
 
     \b
-        python cli.py import examples/statement.csv --user aman@example.com --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y --rules examples/rules.csv --default-category Shopping
+        python cli.py import examples/statement.csv --user aman@example.com \\
+            --mapping date=Date,amount=Amount,note=Description --date-format %d/%m/%Y \\
+            --rules examples/rules.csv --default-category Shopping
     """
     from tracker.everyday.importer import import_statement, load_rules, parse_mapping
     from tracker.plumbing import db
@@ -1152,28 +1160,30 @@ def import_command(
 
     target = database(ctx)
     # A pool, not a bare connection: imports run long and may be driven repeatedly.
-    with db.pool(target.url, min_size=1, max_size=1) as connection_pool:
-        with connection_pool.connection() as conn:
-            try:
-                result = import_statement(
-                    conn,
-                    csv_file,
-                    user,
-                    column_mapping,
-                    date_format=date_format,
-                    decimal_comma=decimal_comma,
-                    delimiter=separator,
-                    rules=rules,
-                    default_category=default_category,
-                    currency=currency,
-                    debits_negative=debits_negative,
-                    encoding=encoding,
-                    account=account,
-                    on_progress=progress,
-                )
-            finally:
-                if bar is not None:
-                    bar.render_finish()
+    with (
+        db.pool(target.url, min_size=1, max_size=1) as connection_pool,
+        connection_pool.connection() as conn,
+    ):
+        try:
+            result = import_statement(
+                conn,
+                csv_file,
+                user,
+                column_mapping,
+                date_format=date_format,
+                decimal_comma=decimal_comma,
+                delimiter=separator,
+                rules=rules,
+                default_category=default_category,
+                currency=currency,
+                debits_negative=debits_negative,
+                encoding=encoding,
+                account=account,
+                on_progress=progress,
+            )
+        finally:
+            if bar is not None:
+                bar.render_finish()
     skipped = (
         f", skipped {_plural(result.skipped_credits, 'credit row')}"
         if result.skipped_credits

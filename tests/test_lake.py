@@ -314,7 +314,7 @@ def test_export_lake_killed_half_way_then_run_again_gives_the_same_lake(db_url, 
         # Killed before its journal: the lake is the previous one, whole and as listed.
         manifest = json.loads((lake / "manifest.json").read_text())
         assert manifest == before
-        on_disk = {p for p in files_of(lake)}
+        on_disk = set(files_of(lake))
         assert on_disk == {entry["path"] for entry in manifest["files"]}
         assert lake_rows(lake)["fact_expenses"]
         break

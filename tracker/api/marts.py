@@ -35,7 +35,10 @@ def read_mart(conn: psycopg.Connection, name: str) -> list[dict]:
         # Rows first: in pipeline mode the description arrives with them.
         rows = cursor.execute(mart_sql(name)).fetchall()
         columns = [column.name for column in cursor.description]
-        return [{column: _json_value(value) for column, value in zip(columns, row)} for row in rows]
+        return [
+            {column: _json_value(value) for column, value in zip(columns, row, strict=True)}
+            for row in rows
+        ]
 
 
 def _json_value(value):

@@ -306,7 +306,7 @@ def _create_helpers(conn: psycopg.Connection, options: GenerateOptions) -> None:
             %s::text[], %s::text[], %s::text[], %s::integer[], %s::numeric[], %s::numeric[]
         ) with ordinality as spec (name, description, color, weight, low, high, category_no)
         """,
-        [list(column) for column in zip(*CATEGORIES)],
+        [list(column) for column in zip(*CATEGORIES, strict=True)],
     )
     # One row per ticket 0..99: picking a ticket uniformly picks a category by its weight.
     conn.execute(
@@ -335,7 +335,7 @@ def _create_helpers(conn: psycopg.Connection, options: GenerateOptions) -> None:
             count(*) over (partition by notes.category) as notes_in_category
         from unnest(%s::text[], %s::integer[], %s::text[]) as notes (category, note_no, note)
         """,
-        [list(column) for column in zip(*note_rows)],
+        [list(column) for column in zip(*note_rows, strict=True)],
     )
     conn.execute(
         """

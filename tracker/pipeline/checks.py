@@ -352,7 +352,7 @@ def _passing_row_tests(runner, tests: list[DataTest], skip_models) -> tuple[set[
             row = runner.row(query)
         except runner.errors:
             continue
-        passing |= {index for index, count in zip(indexes, row) if count == 0}
+        passing |= {index for index, count in zip(indexes, row, strict=True) if count == 0}
     return passing, (time.perf_counter() - started) / max(len(passing), 1)
 
 
@@ -593,7 +593,7 @@ def load_unit_tests(project: Project, unit_dir: Path | str | None = None) -> lis
                 f"{exc.lineno}). Fix the file."
             ) from None
 
-        def fail(what: str) -> InputError:
+        def fail(what: str, display: str = display) -> InputError:
             return InputError(f"Error: unit test file {display} {what}. Fix the file.")
 
         if not isinstance(document, dict) or not isinstance(document.get("tests"), list):
@@ -987,7 +987,8 @@ def _quote(name: str) -> str:
 
 def _row_text(names: list[str], row: tuple) -> str:
     return ", ".join(
-        f"{name}={'null' if value is None else value}" for name, value in zip(names, row)
+        f"{name}={'null' if value is None else value}"
+        for name, value in zip(names, row, strict=True)
     )
 
 

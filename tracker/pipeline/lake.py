@@ -372,7 +372,7 @@ def _write_staging(
     shutil.rmtree(work, ignore_errors=True)
 
     # Which files move in, which old ones go: per fact, the months it re-read.
-    for item, columns, wanted in job_plans:
+    for item, _columns, wanted in job_plans:
         new_entries = written_tables.get(item.name, [])
         if item.name in DIMENSIONS:
             (entry,) = new_entries

@@ -38,11 +38,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from tracker.errors import InputError, TrackerError
 from tracker.plumbing import config
+
+if TYPE_CHECKING:  # psycopg is imported where a database is used: DuckDB-only runs start faster
+    import psycopg
 
 SCHEMA = "analytics"
 ENGINES = ("postgres", "duckdb", "spark")

@@ -234,7 +234,10 @@ def _lake_postgres_stats(url: str, entries: list[dict]) -> dict[str, tuple | str
                     for entry in model_entries:
                         stats[entry["path"]] = _first_line(exc)
                     continue
-                found = {month: (row[0], dict(zip(columns, row[1:]))) for month, *row in rows}
+                found = {
+                    month: (row[0], dict(zip(columns, row[1:], strict=True)))
+                    for month, *row in rows
+                }
                 empty = (0, dict.fromkeys(columns, 0))
                 for entry in model_entries:
                     month = (entry.get("partition") or {}).get("month")
@@ -278,7 +281,7 @@ def _postgres_stats(url: str, entries: list[dict]) -> dict[str, tuple | str]:
                 except psycopg.Error as exc:
                     stats[model] = _first_line(exc)
                     continue
-                stats[model] = (row[0], dict(zip(columns, row[1:])))
+                stats[model] = (row[0], dict(zip(columns, row[1:], strict=True)))
     return stats
 
 
@@ -344,7 +347,7 @@ def _check_file(duck, out_dir: Path, entry: dict, postgres) -> FileCheck:
         check.problems.append(
             f"DuckDB counts {row[0]} rows in {relative}, the manifest {check.manifest_rows}"
         )
-    for column, value in zip(money, row[1:]):
+    for column, value in zip(money, row[1:], strict=True):
         _compare_sum(check, column, f"DuckDB ({relative})", value, entry)
     if check.sums_ok is None:
         check.sums_ok = True
