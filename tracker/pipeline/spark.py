@@ -152,7 +152,8 @@ def spark_session(
         from pyspark.sql import SparkSession
     except ImportError:
         raise TrackerError(
-            "Error: pyspark is not installed. Run `make venv` (requirements.lock pins it)."
+            "Error: pyspark is not installed. Install the spark extra: "
+            "`pip install --require-hashes -r requirements-test.lock` (or `pip install .[spark]`)."
         ) from None
     active = SparkSession.getActiveSession()
     if active is not None:
