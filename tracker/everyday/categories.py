@@ -8,6 +8,7 @@ from psycopg.rows import class_row
 
 from tracker.errors import InputError, TrackerError
 from tracker.everyday import validate
+from tracker.plumbing import db
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def add_category(
                 )
         except psycopg.errors.UniqueViolation:
             raise _name_taken(name) from None
-        return cursor.fetchone()
+        return db.one(cursor)
 
 
 def list_categories(conn: psycopg.Connection) -> list[CategoryUsage]:
@@ -490,7 +491,7 @@ def rename_category(conn: psycopg.Connection, reference, new_name) -> RenamedCat
                 )
         except psycopg.errors.UniqueViolation:
             raise _name_taken(new_name) from None
-        return RenamedCategory(category.name, cursor.fetchone())
+        return RenamedCategory(category.name, db.one(cursor))
 
 
 def _name_taken(name: str) -> InputError:

@@ -17,6 +17,7 @@ from tracker.everyday import validate
 from tracker.everyday.alerts import Alert, alerts_fired_now
 from tracker.everyday.categories import find_category
 from tracker.everyday.users import User, find_user
+from tracker.plumbing import db
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ def add_expense(
         found_user = find_user(conn, user)
         currency = check_currency(found_user, currency)
         found_category = find_category(conn, category)
-        expense_id = conn.execute(
+        expense_id = db.scalar(
+            conn,
             """
             insert into expenses (user_id, category_id, amount, currency, date, note)
             values (%s, %s, %s, %s, %s, %s)
@@ -97,7 +99,7 @@ def add_expense(
                 day,
                 _clean_note(note),
             ],
-        ).fetchone()[0]
+        )
         return replace(get_expense(conn, expense_id), alerts=alerts_fired_now(conn, found_user.id))
 
 

@@ -24,7 +24,7 @@ from psycopg import sql
 
 from tracker.errors import InputError, TrackerError
 from tracker.everyday import validate
-from tracker.plumbing.db import connect
+from tracker.plumbing.db import connect, scalar
 
 # Rows per INSERT statement: the unit the progress callback advances by. Fixed, because
 # the alert trigger runs once per statement and the spending it records depends on it.
@@ -203,9 +203,9 @@ def generate_data(
         progress.advance("users", options.users)
         budgets = _insert_budgets(conn, options)
         progress.advance("budgets", options.users * options.months * len(CATEGORIES))
-        bulk_load = not conn.execute("select exists (select from expenses)").fetchone()[0]
+        bulk_load = not scalar(conn, "select exists (select from expenses)")
         detached = _detach_expense_indexes(conn) if bulk_load else []
-        alerts_before = conn.execute("select count(*) from alerts").fetchone()[0]
+        alerts_before = scalar(conn, "select count(*) from alerts")
         for first in range(1, options.expenses + 1, CHUNK_ROWS):
             last = min(first + CHUNK_ROWS - 1, options.expenses)
             _insert_expenses(conn, options, first, last)
@@ -213,7 +213,7 @@ def generate_data(
         for statement in detached:
             conn.execute(statement)
         conn.execute("analyze users, categories, budgets, expenses, alerts")
-        alerts = conn.execute("select count(*) from alerts").fetchone()[0] - alerts_before
+        alerts = scalar(conn, "select count(*) from alerts") - alerts_before
         progress.advance("indexes", progress.finish_units)
     return GenerateResult(
         users=options.users,
@@ -254,7 +254,7 @@ class _ProgressTracker:
 
 
 def _refuse_existing_users(conn: psycopg.Connection, options: GenerateOptions) -> None:
-    row = conn.execute(
+    (row,) = conn.execute(
         """
         select
             count(*) as existing,
@@ -264,7 +264,7 @@ def _refuse_existing_users(conn: psycopg.Connection, options: GenerateOptions) -
             on users.email = format('gen-%%s-%%s@example.com', %(seed)s::bigint, user_no)
         """,
         {"users": options.users, "seed": options.seed},
-    ).fetchone()
+    ).fetchall()
     if row[0]:
         raise TrackerError(
             f"Error: {row[0]:,} generated users of seed {options.seed} already exist "
@@ -468,7 +468,7 @@ def _insert_users(conn: psycopg.Connection, options: GenerateOptions) -> None:
     )
     conn.execute("create index on gen_month_rows (first_row)")
     conn.execute("analyze gen_month_rows")
-    has_months = conn.execute("select exists (select from gen_month_rows)").fetchone()[0]
+    has_months = scalar(conn, "select exists (select from gen_month_rows)")
     if options.expenses and not has_months:
         raise TrackerError(
             "Error: every generated user skipped every month, so there is nowhere to put "
@@ -628,14 +628,14 @@ def _insert_expenses(
     )
 
 
-def _detach_expense_indexes(conn: psycopg.Connection) -> list[sql.Composable]:
+def _detach_expense_indexes(conn: psycopg.Connection) -> list[sql.SQL | sql.Composed]:
     """Drop the expenses foreign keys, unique constraints and secondary indexes.
 
     Returns the statements that create them again, from the catalog's own definitions.
     All of them go: the alert trigger reads each key's total from budget_spending (V010),
     never the expenses themselves.
     """
-    restore: list[sql.Composable] = []
+    restore: list[sql.SQL | sql.Composed] = []
     constraints = conn.execute(
         """
         select

@@ -15,6 +15,7 @@ from psycopg.rows import class_row
 from tracker.errors import InputError
 from tracker.everyday import validate
 from tracker.everyday.users import find_user
+from tracker.plumbing import db
 
 TOKEN_PREFIX = "sst_"
 DEFAULT_NAME = "api"
@@ -73,12 +74,13 @@ def create_token(conn: psycopg.Connection, user, name: str | None = None) -> New
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with conn.transaction():
         found = find_user(conn, user)
-        token_id = conn.execute(
+        token_id = db.scalar(
+            conn,
             "insert into api_tokens (user_id, name, token_hash) values (%s, %s, %s) returning id",
             [found.id, name, hash_token(token)],
-        ).fetchone()[0]
+        )
         with conn.cursor(row_factory=class_row(ApiToken)) as cursor:
-            info = cursor.execute(_SELECT + " where api_tokens.id = %s", [token_id]).fetchone()
+            info = db.one(cursor.execute(_SELECT + " where api_tokens.id = %s", [token_id]))
     return NewToken(token, info)
 
 
@@ -161,7 +163,5 @@ def authenticate(conn: psycopg.Connection, token: str, role: str) -> int | None:
     Returns the user's id, or None for an unknown or revoked token (the caller must then
     end the transaction: the role was switched all the same).
     """
-    found = conn.execute(
-        AUTHENTICATE_SQL, {"token_hash": hash_token(token), "role": role}
-    ).fetchone()[0]
+    found = db.scalar(conn, AUTHENTICATE_SQL, {"token_hash": hash_token(token), "role": role})
     return int(found) if found else None

@@ -19,6 +19,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,7 @@ def generic_tests(project: Project, models: Iterable[Model], engine: str) -> lis
 
 
 def _generic_test(project, model, relation, column, declared, engine) -> DataTest:
+    args: dict
     if isinstance(declared, str):
         kind, args = declared, {}
     elif isinstance(declared, dict) and len(declared) == 1:
@@ -164,7 +166,11 @@ def _generic_test(project, model, relation, column, declared, engine) -> DataTes
         where = f"{where} in {values}"
     else:
         parent, parent_field = args.get("to"), args.get("field")
-        if parent not in project.models or not isinstance(parent_field, str):
+        if (
+            not isinstance(parent, str)
+            or parent not in project.models
+            or not isinstance(parent_field, str)
+        ):
             raise fail(f'relationships to unknown model "{parent}" or without a "field"')
         query = (
             f"select child.{quoted} from {relation} as child "
@@ -274,7 +280,7 @@ class _PostgresRunner:
 def run_data_tests(
     runner,
     tests: list[DataTest],
-    skip_models: set[str] = frozenset(),
+    skip_models: AbstractSet[str] = frozenset(),
     on_result: Callable[[Result], None] | None = None,
 ) -> list[Result]:
     """Run each test; a test of a model that failed to build is skipped."""
@@ -599,7 +605,7 @@ def load_unit_tests(project: Project, unit_dir: Path | str | None = None) -> lis
         if not isinstance(document, dict) or not isinstance(document.get("tests"), list):
             raise fail('must be an object with "model" and a list of "tests"')
         model = document.get("model")
-        if (
+        if not isinstance(model, str) or (
             model not in project.models
             and not (project.queries_dir / "checks" / f"{model}.sql").exists()
         ):
@@ -630,7 +636,7 @@ def run_unit_tests(
     project: Project,
     *,
     unit_dir: Path | str | None = None,
-    failed: set[str] = frozenset(),
+    failed: AbstractSet[str] = frozenset(),
     chosen: set[str] | None = None,
 ) -> list[Result]:
     """Run every unit test in a transaction that is rolled back afterwards."""
@@ -1230,7 +1236,7 @@ def _postgres_columns(conn, name: str) -> dict[str, str | None]:
         """,
         [f"{SCHEMA}.{name}"],
     ).fetchall()
-    columns = {}
+    columns: dict[str, str | None] = {}
     for column, type_name, typmod in rows:
         if type_name == "numeric":
             if typmod >= 4:

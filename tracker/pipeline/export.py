@@ -116,7 +116,8 @@ class Column:
     @property
     def is_money(self) -> bool:
         # The project's convention: money is numeric with scale 2 (numeric(12,2), (38,2)).
-        return (self.duckdb_type or "").startswith("DECIMAL(") and self.duckdb_type.endswith(",2)")
+        duckdb_type = self.duckdb_type or ""
+        return duckdb_type.startswith("DECIMAL(") and duckdb_type.endswith(",2)")
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,7 @@ def export_query(
     source: a statement to read instead of the relation analytics.<model> (the lake reads
     the model's own SQL over the base tables, models.inline_sql, so it is always current).
     """
-    select_list = []
+    select_list: list[sql.Composable] = []
     for column in columns:
         identifier = sql.Identifier(column.name)
         rendering = _TEXT_RENDERINGS.get(column.type_name)
@@ -557,11 +558,12 @@ def _copy_with_psql(url, conn, snapshot, jobs, bom: bool, on_written: Callable[[
         feeder = threading.Thread(target=_feed, args=(process.stdin, script), daemon=True)
         feeder.start()
         try:
+            assert process.stdout is not None  # stdout=PIPE
             for line in process.stdout:
-                marker, _, index = line.decode("utf-8", "replace").strip().partition(" ")
+                marker, _, job = line.decode("utf-8", "replace").strip().partition(" ")
                 if marker == DONE:
                     done += 1
-                    on_written(int(index))
+                    on_written(int(job))
         finally:
             if done < len(jobs):
                 process.kill()

@@ -444,7 +444,7 @@ def _discover_model(project: Project, path: Path, layer: str) -> Model:
             f"Error: model file {display} is not a valid model name (lowercase letters, digits "
             "and underscores, not starting with a digit). Rename the file."
         )
-    recorder = {"refs": set(), "sources": set(), "config": None}
+    recorder: dict = {"refs": set(), "sources": set(), "config": None}
     _render(project, path, name, "postgres", {}, recorder=recorder)
     model_config = _normalize_config(recorder["config"] or {}, name, display)
     return Model(

@@ -11,10 +11,11 @@ names the file and both numbers. scripts/verify.sh does the same with psql, awk 
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from tracker.errors import InputError, TrackerError
 
@@ -115,6 +116,8 @@ def verify_export(
                 "as the manifest lists it, e.g. fact_expenses/year=2025/month=2025-05-01."
             )
     checks = []
+    # path -> (rows, sums), or why PostgreSQL could not count it (None: no such model there)
+    in_postgres: Mapping[Any, tuple | str | None]
     if lake:
         checks += _lake_layout_problems(out_dir, manifest, bool(only))
         in_postgres = _lake_postgres_stats(url, entries)
@@ -277,7 +280,7 @@ def _postgres_stats(url: str, entries: list[dict]) -> dict[str, tuple | str]:
                 )
                 try:
                     with conn.transaction():
-                        row = conn.execute(query).fetchone()
+                        (row,) = conn.execute(query).fetchall()
                 except psycopg.Error as exc:
                     stats[model] = _first_line(exc)
                     continue

@@ -16,6 +16,7 @@ import psycopg
 import sqlparse
 
 from tracker.errors import TrackerError
+from tracker.plumbing import db
 
 # Held for a whole db-init run (migrations and seeds) so two runs never interleave.
 RUN_LOCK_ID = 7_240_517_001
@@ -85,7 +86,7 @@ def discover_migrations(directory: Path) -> list[Migration]:
 
 def applied_migrations(conn: psycopg.Connection) -> list[AppliedMigration]:
     """The history table's rows, oldest first (empty before the first run)."""
-    exists = conn.execute("select to_regclass('schema_migrations') is not null").fetchone()[0]
+    exists = db.scalar(conn, "select to_regclass('schema_migrations') is not null")
     if not exists:
         return []
     rows = conn.execute(
