@@ -46,7 +46,7 @@ from psycopg import sql
 from tracker.errors import InputError, TrackerError
 from tracker.pipeline.models import SCHEMA, analytics_relations
 from tracker.plumbing import config
-from tracker.plumbing.db import connect
+from tracker.plumbing.db import connect, scalar
 from tracker.plumbing.psql import psql_command
 
 FORMATS = ("csv", "parquet")
@@ -336,7 +336,7 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
             with conn.transaction():
                 _begin_snapshot(conn, items)
                 plans = plan_export(conn, items, include_pii, config.mask_url(url))
-                snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
+                snapshot = scalar(conn, "select pg_export_snapshot()")
                 csv_dir = new / "csv" if "csv" in formats else work
                 jobs = [
                     (item, export_query(conn, item, columns), csv_dir / f"{item.name}.csv")

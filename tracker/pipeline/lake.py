@@ -76,7 +76,7 @@ from tracker.pipeline.export import (
 )
 from tracker.pipeline.models import inline_sql
 from tracker.plumbing import config
-from tracker.plumbing.db import connect
+from tracker.plumbing.db import connect, one, scalar
 
 FACTS = ("fact_expenses", "fact_budgets", "alerts")
 DIMENSIONS = ("dim_user", "dim_category", "dim_date")
@@ -294,10 +294,12 @@ def _write_staging(
             with conn.transaction():
                 _begin_snapshot(conn, items)
                 plans = plan_export(conn, items, include_pii, config.mask_url(url))
-                (snapshot_seen, migrated) = conn.execute(
-                    "select cast(pg_current_snapshot() as text), "
-                    "to_regclass('public.lake_exports') is not null"
-                ).fetchone()
+                (snapshot_seen, migrated) = one(
+                    conn.execute(
+                        "select cast(pg_current_snapshot() as text), "
+                        "to_regclass('public.lake_exports') is not null"
+                    )
+                )
                 if not migrated:
                     raise TrackerError(
                         f"Error: {config.mask_url(url)} has no lake change log (migration "
@@ -311,7 +313,7 @@ def _write_staging(
                     reason = "the database has no record of this lake"
                 changes = (
                     []
-                    if reason is not None
+                    if reason is not None or row is None
                     else conn.execute(
                         "select distinct fact, month from lake_changes "
                         "where not pg_visible_in_snapshot(txid, cast(%s as pg_snapshot))",
@@ -322,14 +324,15 @@ def _write_staging(
                 for fact, month in changes:
                     if fact not in months:
                         continue
-                    if month is None or months[fact] is None:
+                    seen = months[fact]
+                    if month is None or seen is None:
                         months[fact] = None
                     else:
-                        months[fact].add(month)
+                        seen.add(month)
                 full = reason is not None
                 if full:
                     months = dict.fromkeys(FACTS)
-                snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
+                snapshot = scalar(conn, "select pg_export_snapshot()")
                 jobs, job_plans = [], []
                 for item, columns in plans:
                     columns_by_model[item.name] = columns
