@@ -42,11 +42,11 @@ export: db-init  ## Build and test the models; write CSV + Parquet, the Power BI
 test: $(TEST_STAMP) browser  ## Run the whole test suite against real PostgreSQL
 	$(PY) -m pytest
 
-lint: $(TEST_STAMP)  ## ruff (lint + format check), sqlfluff on queries/ and database/, mypy on tracker/
+lint: $(TEST_STAMP)  ## ruff (lint + format check), mypy on tracker/, sqlfluff on queries/ and database/
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m sqlfluff lint queries database
 	$(PY) -m mypy
+	$(PY) -m sqlfluff lint queries database
 
 # The locks come from pyproject.toml (dependencies, extras test and spark), keeping today's
 # pins where they still fit; `make lock UPGRADE=1` moves every pin to the newest release.
