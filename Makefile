@@ -4,20 +4,30 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 EXPORT_DIR ?= exports
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv db-init export run test psql bench check verify db-status db-stop clean browser serve
+# pip checks every package against the lock's hashes; a stamp per lock says it is done.
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes
+
+.PHONY: help venv db-init export run test lint lock psql bench check verify db-status db-stop clean browser serve
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# Runtime: what export, db-init, serve and check need (requirements.lock).
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PIP_INSTALL) -r requirements.lock
 	@touch $@
 
-venv: $(STAMP)  ## Create .venv with the pinned dependencies
+# Tests, benchmarks and lint: the runtime packages plus the test extra (requirements-test.lock).
+$(TEST_STAMP): requirements-test.lock $(STAMP)
+	$(PIP_INSTALL) -r requirements-test.lock
+	@touch $@
+
+venv: $(STAMP)  ## Create .venv with the pinned runtime dependencies
 
 db-init: $(STAMP)  ## Migrate the database and load the sample seeds
 	$(PY) cli.py db-init
@@ -29,10 +39,24 @@ export: db-init  ## Build and test the models; write CSV + Parquet, the Power BI
 	$(PY) cli.py build --out $(EXPORT_DIR)
 	$(PY) cli.py report --out $(EXPORT_DIR)/report.html
 
-test: $(STAMP) browser  ## Run the whole test suite against real PostgreSQL
+test: $(TEST_STAMP) browser  ## Run the whole test suite against real PostgreSQL
 	$(PY) -m pytest
 
-bench: $(STAMP)  ## Speed goals vs same-run baselines (BENCH="--only trigger --expenses 200000")
+lint: $(TEST_STAMP)  ## ruff (lint + format check), mypy on tracker/, sqlfluff on queries/ and database/
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(PY) -m sqlfluff lint queries database
+
+# The locks come from pyproject.toml (dependencies, extras test and spark), keeping today's
+# pins where they still fit; `make lock UPGRADE=1` moves every pin to the newest release.
+LOCK := CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile --quiet --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
+lock: $(TEST_STAMP)  ## Regenerate requirements.lock and requirements-test.lock (with hashes) from pyproject.toml
+	$(LOCK) -o requirements.lock pyproject.toml
+	$(LOCK) --extra test --extra spark -o requirements-test.lock pyproject.toml
+
+bench: $(TEST_STAMP)  ## Speed goals vs same-run baselines (BENCH="--only trigger --expenses 200000")
 	$(PY) bench/bench.py $(BENCH)
 
 psql: $(STAMP)  ## Open psql on the tracker's database
@@ -55,7 +79,7 @@ verify: $(STAMP)  ## Prove the export right twice: cli.py verify (SQL + DuckDB),
 	PSQL="$(PY) cli.py psql" bash scripts/verify.sh $(or $(DIR),exports)
 
 # Issue 13: the report's browser tests render it in Debian's chromium (headless), driven by
-# the playwright wheel from requirements.lock (its bundled browsers are never downloaded).
+# the playwright wheel from requirements-test.lock (its bundled browsers are never downloaded).
 browser:  ## Install Debian's chromium for the report's browser tests (when missing)
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 

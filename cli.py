@@ -1836,5 +1836,10 @@ def token_revoke(ctx, token_id):
         click.echo(f"Revoked token {token.id} ({token.name}) of {token.user_email}.")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The `tracker` console script (pyproject.toml): the same commands as `python cli.py`."""
     cli()
+
+
+if __name__ == "__main__":
+    main()

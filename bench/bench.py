@@ -224,11 +224,15 @@ class Context:
         self, conn: psycopg.Connection, statement: sql.Composable, path: Path, label: str
     ) -> None:
         """Stream a file into COPY ... FROM STDIN with a progress bar (the caller commits)."""
-        with conn.cursor() as cursor, self.progress(label, path.stat().st_size) as bar:
-            with cursor.copy(statement) as copy, open(path, "rb") as source:
-                while chunk := source.read(COPY_CHUNK_BYTES):
-                    copy.write(chunk)
-                    bar.update(len(chunk))
+        with (
+            conn.cursor() as cursor,
+            self.progress(label, path.stat().st_size) as bar,
+            cursor.copy(statement) as copy,
+            open(path, "rb") as source,
+        ):
+            while chunk := source.read(COPY_CHUNK_BYTES):
+                copy.write(chunk)
+                bar.update(len(chunk))
 
     def close(self) -> None:
         for name in reversed(self._databases):
@@ -296,34 +300,36 @@ def bench_trigger(ctx: Context) -> list[Figure]:
     timings: dict[bool, list[float]] = {False: [], True: []}
     alerts_fired = 0
     copy_in = sql.SQL("copy expenses ({}) from stdin with (format csv)").format(columns)
-    with ctx.scratch_database("trigger", from_dataset=True) as url:
-        with tracker_db.connect(url, autocommit=True) as conn:
-            # Same state for every run: budgets present, indexes and both foreign keys in
-            # place, expenses and alerts empty, fresh statistics, a clean checkpoint.
-            _track_functions(conn)
-            for run in range(ctx.runs):
-                for trigger_on in (False, True):
-                    conn.execute("truncate expenses, alerts")
-                    action = "enable" if trigger_on else "disable"
-                    conn.execute(
-                        sql.SQL("alter table expenses {} trigger user").format(sql.SQL(action))
-                    )
-                    conn.execute("analyze users, categories, budgets, expenses, alerts")
-                    _checkpoint(conn)
-                    variant = "trigger on " if trigger_on else "trigger off"
-                    started = time.perf_counter()
-                    with conn.transaction():
-                        ctx.copy_file_in(conn, copy_in, csv_path, f"COPY, {variant}")
-                        functions = _function_times(conn)
-                    seconds = time.perf_counter() - started
-                    timings[trigger_on].append(seconds)
-                    alerts = conn.execute("select count(*) from alerts").fetchone()[0]
-                    if trigger_on:
-                        alerts_fired = alerts
-                    ctx.echo(
-                        f"  run {run + 1}, {variant}: {seconds:.2f} s, {alerts:,} alerts{functions}"
-                    )
-            conn.execute("alter table expenses enable trigger user")
+    with (
+        ctx.scratch_database("trigger", from_dataset=True) as url,
+        tracker_db.connect(url, autocommit=True) as conn,
+    ):
+        # Same state for every run: budgets present, indexes and both foreign keys in
+        # place, expenses and alerts empty, fresh statistics, a clean checkpoint.
+        _track_functions(conn)
+        for run in range(ctx.runs):
+            for trigger_on in (False, True):
+                conn.execute("truncate expenses, alerts")
+                action = "enable" if trigger_on else "disable"
+                conn.execute(
+                    sql.SQL("alter table expenses {} trigger user").format(sql.SQL(action))
+                )
+                conn.execute("analyze users, categories, budgets, expenses, alerts")
+                _checkpoint(conn)
+                variant = "trigger on " if trigger_on else "trigger off"
+                started = time.perf_counter()
+                with conn.transaction():
+                    ctx.copy_file_in(conn, copy_in, csv_path, f"COPY, {variant}")
+                    functions = _function_times(conn)
+                seconds = time.perf_counter() - started
+                timings[trigger_on].append(seconds)
+                alerts = conn.execute("select count(*) from alerts").fetchone()[0]
+                if trigger_on:
+                    alerts_fired = alerts
+                ctx.echo(
+                    f"  run {run + 1}, {variant}: {seconds:.2f} s, {alerts:,} alerts{functions}"
+                )
+        conn.execute("alter table expenses enable trigger user")
     if alerts_fired == 0:
         raise TrackerError("Error: the trigger run fired no alerts. Check the dataset's budgets.")
     with_trigger, without = min(timings[True]), min(timings[False])
@@ -364,19 +370,15 @@ def _function_times(conn: psycopg.Connection) -> str:
 def _track_functions(conn: psycopg.Connection) -> None:
     # Per-function timings for the report; a role that may not change the setting just
     # gets the figures without them.
-    try:
+    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
         conn.execute("set track_functions = 'pl'")
-    except psycopg.errors.InsufficientPrivilege:
-        pass
 
 
 def _checkpoint(conn: psycopg.Connection) -> None:
     # Starts each run without the previous run's dirty pages; needs a privilege a cloud
     # role may lack, in which case the runs just share the server's own checkpoints.
-    try:
+    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
         conn.execute("checkpoint")
-    except psycopg.errors.InsufficientPrivilege:
-        pass
 
 
 # --- runner --------------------------------------------------------------------------------
@@ -410,12 +412,20 @@ def print_summary(figures: list[Figure], failures: list[tuple[str, str]]) -> Non
         for figure in figures
     ]
     rows += [(name, reason, "-", "-", "-", "-", "ERROR") for name, reason in failures]
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     click.echo("Summary")
-    click.echo("  ".join(header.ljust(width) for header, width in zip(headers, widths)).rstrip())
+    click.echo(
+        "  ".join(
+            header.ljust(width) for header, width in zip(headers, widths, strict=True)
+        ).rstrip()
+    )
     click.echo("  ".join("-" * width for width in widths))
     for row in rows:
-        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

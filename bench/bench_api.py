@@ -10,6 +10,7 @@ Targets: the API keeps at least half of the direct-insert throughput (time per r
 most 2x), and its p99 latency stays under 50 ms.
 """
 
+import contextlib
 import http.client
 import json
 import statistics
@@ -66,10 +67,8 @@ def _run_clients(make_call, seconds: float) -> list[float]:
     for thread in threads:
         thread.start()
     stop_at[0] = time.perf_counter() + seconds + 60
-    try:
+    with contextlib.suppress(threading.BrokenBarrierError):
         start.wait()
-    except threading.BrokenBarrierError:
-        pass
     stop_at[0] = time.perf_counter() + seconds
     for thread in threads:
         thread.join()
@@ -105,24 +104,25 @@ def _setup(url: str) -> tuple[int, list[tuple[int, str]]]:
 
 
 def _start_api(url: str, port: int, log_path) -> subprocess.Popen:
-    log = open(log_path, "wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(PROJECT_DIR / "cli.py"),
-            "--database-url",
-            url,
-            "serve",
-            "--port",
-            str(port),
-            "--pool-size",
-            str(CLIENTS),
-            "--no-access-log",
-        ],
-        cwd=PROJECT_DIR,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    # The child writes to its own copy of the descriptor; ours closes when Popen returns.
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(PROJECT_DIR / "cli.py"),
+                "--database-url",
+                url,
+                "serve",
+                "--port",
+                str(port),
+                "--pool-size",
+                str(CLIENTS),
+                "--no-access-log",
+            ],
+            cwd=PROJECT_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -32,7 +32,7 @@ INCREMENTAL_SHARE = 0.05
 NEW_EXPENSES = 1000
 SPARK_MASTER = "local[2]"
 
-# The base tables as DuckDB views over a lake (the same mapping tracker/pipeline/spark.py gives Spark).
+# The base tables as DuckDB views over a lake (the mapping tracker/pipeline/spark.py gives Spark).
 DUCKDB_SOURCES = {
     "users": "select user_id as id, name, cast(null as varchar) as email, currency, created_at "
     "from read_parquet('{lake}/dim_user.parquet')",
@@ -63,9 +63,11 @@ def bench_lake(ctx) -> list[Figure]:
     items = export_items(select_export_models(project))
     figures = []
     with ctx.scratch_database("lake", from_dataset=True) as url:
-        with tracker_db.connect(url) as conn:
-            with ctx.timer("cli.py run (build the models, not part of the figures)"):
-                run_models(conn, project, list(project.models.values()))
+        with (
+            tracker_db.connect(url) as conn,
+            ctx.timer("cli.py run (build the models, not part of the figures)"),
+        ):
+            run_models(conn, project, list(project.models.values()))
         timings: dict[str, list[float]] = {"export": [], "full": [], "incremental": []}
         lake = ctx.workdir / "lake"
         for run in range(max(ctx.runs, 2)):
@@ -251,7 +253,8 @@ def _generate_lake(lake: Path, expenses: int) -> None:
                 cast(null as varchar) as note,
                 year(month) as year
             from range(1, {expenses} + 1) as series (n)
-        ) to '{lake}/fact_expenses' (format parquet, partition_by (year, month), write_partition_columns true)
+        ) to '{lake}/fact_expenses'
+        (format parquet, partition_by (year, month), write_partition_columns true)
     """)
     duck.execute(f"""
         copy (
@@ -263,7 +266,8 @@ def _generate_lake(lake: Path, expenses: int) -> None:
                 cast(1000 + (u * c * m) % 9000 as decimal(12, 2)) as budget_amount,
                 2025 as year
             from range(1, {users} + 1) as us (u), range(1, 10) as cs (c), range(1, 13) as ms (m)
-        ) to '{lake}/fact_budgets' (format parquet, partition_by (year, month), write_partition_columns true)
+        ) to '{lake}/fact_budgets'
+        (format parquet, partition_by (year, month), write_partition_columns true)
     """)
     duck.execute(f"""copy (select cast(range + 1 as bigint) as user_id, 'User ' || range as name,
         'INR' as currency, timestamptz '2025-01-01 00:00:00+00' as created_at from range({users}))

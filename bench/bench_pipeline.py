@@ -9,8 +9,9 @@ The baseline is what the same data costs with plain tools: COPY of the dataset's
 into a copy of its database with the triggers disabled, plus one psql session writing each
 exported model's own SQL, ordered, to its CSV file (`\\o file` and `copy (...) to stdout`,
 the same client-side copy as `\\copy`) from the base tables (only the staging views
-built), as a person with psql would get the same CSV files. Targets: the pipeline at most 1.5x the baseline and at most 20 s at
-1,000,000 expenses (scaled for smaller runs); `test` at most 3 s.
+built), as a person with psql would get the same CSV files. Targets: the pipeline at most 1.5x
+the baseline and at most 20 s at 1,000,000 expenses (scaled for smaller runs); `test` at most
+3 s.
 """
 
 import subprocess
@@ -98,26 +99,31 @@ def _expenses_csv(ctx, url: str):
     statement = sql.SQL(
         "copy (select {} from expenses order by date, id) to stdout with (format csv)"
     ).format(columns)
-    with tracker_db.connect(url) as conn, open(path, "wb") as target:
-        with conn.cursor().copy(statement) as copy:
-            for chunk in copy:
-                target.write(chunk)
+    with (
+        tracker_db.connect(url) as conn,
+        open(path, "wb") as target,
+        conn.cursor().copy(statement) as copy,
+    ):
+        for chunk in copy:
+            target.write(chunk)
     return path
 
 
 def _baseline_copy(ctx, csv_path) -> float:
     columns = sql.SQL(", ").join(map(sql.Identifier, EXPENSE_COLUMNS))
     copy_in = sql.SQL("copy expenses ({}) from stdin with (format csv)").format(columns)
-    with ctx.scratch_database("pipeline_copy", from_dataset=True) as url:
-        with tracker_db.connect(url, autocommit=True) as conn:
-            conn.execute("truncate expenses, alerts")
-            conn.execute("alter table expenses disable trigger user")
-            conn.execute("analyze users, categories, budgets, expenses, alerts")
-            _checkpoint(conn)
-            started = time.perf_counter()
-            with conn.transaction():
-                ctx.copy_file_in(conn, copy_in, csv_path, "COPY, trigger off")
-            return time.perf_counter() - started
+    with (
+        ctx.scratch_database("pipeline_copy", from_dataset=True) as url,
+        tracker_db.connect(url, autocommit=True) as conn,
+    ):
+        conn.execute("truncate expenses, alerts")
+        conn.execute("alter table expenses disable trigger user")
+        conn.execute("analyze users, categories, budgets, expenses, alerts")
+        _checkpoint(conn)
+        started = time.perf_counter()
+        with conn.transaction():
+            ctx.copy_file_in(conn, copy_in, csv_path, "COPY, trigger off")
+        return time.perf_counter() - started
 
 
 def _baseline_psql(ctx, project) -> float:

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/render_report.py exports/sample/report.html exports/sample/report.png
 
-Needs Debian's chromium (`make browser`); playwright (from requirements.lock) drives it.
+Needs Debian's chromium (`make browser`); playwright (from requirements-test.lock) drives it.
 """
 
 import argparse

@@ -105,7 +105,8 @@ def expected_month(url: str, user_id: int, month: str) -> dict:
                 where expenses.user_id = budgets.user_id
                     and expenses.category_id = budgets.category_id
                     and expenses.date >= make_date(budgets.year, budgets.month, 1)
-                    and expenses.date < make_date(budgets.year, budgets.month, 1) + interval '1 month'
+                    and expenses.date
+                        < make_date(budgets.year, budgets.month, 1) + interval '1 month'
             ) as spending on true
             where budgets.user_id = %s and make_date(budgets.year, budgets.month, 1) = %s::date
             """,

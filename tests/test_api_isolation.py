@@ -166,14 +166,16 @@ def test_raw_select_inside_the_api_context_returns_only_the_callers_rows(iso_db,
                 )
                 assert [row[0] for row in current.conn.execute("select id from users")] == [user.id]
                 # Writing a row for someone else is refused by the policy's check.
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    with current.conn.transaction():
-                        other = b.id if user is a else a.id
-                        current.conn.execute(
-                            "insert into expenses (user_id, category_id, amount, date)"
-                            " values (%s, 1, 1, '2025-05-01')",
-                            [other],
-                        )
+                with (
+                    pytest.raises(psycopg.errors.InsufficientPrivilege),
+                    current.conn.transaction(),
+                ):
+                    other = b.id if user is a else a.id
+                    current.conn.execute(
+                        "insert into expenses (user_id, category_id, amount, date)"
+                        " values (%s, 1, 1, '2025-05-01')",
+                        [other],
+                    )
     finally:
         pool.close()
 
@@ -301,8 +303,10 @@ def test_api_role_cannot_read_the_analytics_schema(run_cli, iso_db, world):
     assert sql_value(iso_db, "select count(distinct user_id) from analytics.monthly_totals") >= 2
     pool = tracker_db.pool(iso_db, min_size=1, max_size=1, kwargs={"autocommit": True})
     try:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            with user_session(pool, world["a"].token) as current:
-                current.conn.execute("select * from analytics.monthly_totals").fetchall()
+        with (
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+            user_session(pool, world["a"].token) as current,
+        ):
+            current.conn.execute("select * from analytics.monthly_totals").fetchall()
     finally:
         pool.close()

@@ -1,6 +1,7 @@
 """db-init, migrations, db status/stop and connection errors, against real PostgreSQL."""
 
 import hashlib
+import re
 import shutil
 import threading
 
@@ -14,7 +15,9 @@ from tracker.plumbing.migrations import MigrationFailed
 
 MIGRATIONS = {
     "V001__first.sql": "-- one\ncreate table first_table (id int primary key);\n",
-    "V002__second.sql": "-- two\ninsert into first_table values (1);\ncreate table second_table (id int);\n",
+    "V002__second.sql": (
+        "-- two\ninsert into first_table values (1);\ncreate table second_table (id int);\n"
+    ),
 }
 
 
@@ -120,7 +123,7 @@ def test_migration_edited_after_apply_is_refused(tmp_path, fresh_database):
         "-- one, edited\ncreate table first_table (id int);\n"
     )
     with pytest.raises(
-        TrackerError, match='migration "V001__first.sql" changed after it was applied'
+        TrackerError, match=re.escape('migration "V001__first.sql" changed after it was applied')
     ):
         initialize_database(url, seed=False, migrations_dir=directory)
 

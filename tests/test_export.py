@@ -121,7 +121,7 @@ def test_export_round_trips_every_value_in_csv_and_parquet(built_url, run_cli, t
         header, rows = read_csv(tmp_path / "csv" / f"{model.name}.csv")
         assert header == columns, model.name
         assert len(rows) == len(expected), model.name
-        for row, expected_row in zip(rows, expected):
+        for row, expected_row in zip(rows, expected, strict=True):
             assert all(map(same_value, row, expected_row)), (model.name, row, expected_row)
         table = pq.read_table(tmp_path / "parquet" / f"{model.name}.parquet")
         assert table.column_names == columns, model.name
@@ -179,7 +179,7 @@ def test_export_manifest_matches_an_independent_recount(built_url, run_cli, tmp_
     assert manifest["git_commit"] is None or len(manifest["git_commit"]) == 40
     datetime.fromisoformat(manifest["generated_at"])
     on_disk = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*.*"))
-    listed = sorted(entry["path"] for entry in manifest["files"]) + ["manifest.json"]
+    listed = [*sorted(entry["path"] for entry in manifest["files"]), "manifest.json"]
     assert on_disk == sorted(listed)
     for entry in manifest["files"]:
         path = tmp_path / entry["path"]
@@ -297,7 +297,8 @@ def test_export_failure_on_a_later_file_keeps_previous_export(built_url, run_cli
         )
         conn.execute(
             psycopg.sql.SQL(
-                "create view {} as select * from {} where 1 / (select count(*) - count(*) from {}) = 0"
+                "create view {} as select * from {}"
+                " where 1 / (select count(*) - count(*) from {}) = 0"
             ).format(relation, kept, kept)
         )
     result = export(run_cli, built_url, tmp_path)

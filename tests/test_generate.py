@@ -97,7 +97,7 @@ def test_generate_different_seeds_differ(run_cli, db_url, second_url):
 def test_generate_counts_and_months_match_the_options(run_cli, db_url):
     result = run_cli(db_url, "generate", *SMALL, "--seed", "3")
     assert result.exit_code == 0, result.output
-    users, categories, budgets, expenses, alerts = counts(db_url)
+    users, categories, budgets, expenses, _alerts = counts(db_url)
     assert (users, categories, expenses) == (30, 9, 6000)
     # Most user/category/month keys have a budget, not all; some budgets are 0.
     assert 0.85 * 30 * 9 * 6 <= budgets < 30 * 9 * 6
@@ -230,7 +230,7 @@ def test_generate_adds_to_a_database_with_data(run_cli, seeded_url):
     before = counts(seeded_url)
     result = run_cli(seeded_url, "generate", *SMALL, "--seed", "11")
     assert result.exit_code == 0, result.output
-    users, categories, budgets, expenses, alerts = counts(seeded_url)
+    users, categories, _budgets, expenses, _alerts = counts(seeded_url)
     # The seed's five categories are reused; the four others are added.
     assert (users, categories, expenses) == (before[0] + 30, 9, before[3] + 6000)
     assert "categories  4" in result.output

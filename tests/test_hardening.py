@@ -125,18 +125,22 @@ def test_import_refuses_a_date_outside_the_range_with_its_line(run_cli, seeded_u
 
 
 def test_database_refuses_dates_outside_the_range_whoever_writes(seeded_url):
-    with psycopg.connect(seeded_url) as conn:
-        with pytest.raises(psycopg.errors.CheckViolation, match="expenses_date_range"):
-            conn.execute(
-                "insert into expenses (user_id, category_id, amount, date)"
-                " select 1, id, 1, '0001-01-01' from categories limit 1"
-            )
-    with psycopg.connect(seeded_url) as conn:
-        with pytest.raises(psycopg.errors.CheckViolation, match="budgets_year_range"):
-            conn.execute(
-                "insert into budgets (user_id, category_id, year, month, amount)"
-                " select 1, id, 2101, 1, 1 from categories limit 1"
-            )
+    with (
+        psycopg.connect(seeded_url) as conn,
+        pytest.raises(psycopg.errors.CheckViolation, match="expenses_date_range"),
+    ):
+        conn.execute(
+            "insert into expenses (user_id, category_id, amount, date)"
+            " select 1, id, 1, '0001-01-01' from categories limit 1"
+        )
+    with (
+        psycopg.connect(seeded_url) as conn,
+        pytest.raises(psycopg.errors.CheckViolation, match="budgets_year_range"),
+    ):
+        conn.execute(
+            "insert into budgets (user_id, category_id, year, month, amount)"
+            " select 1, id, 2101, 1, 1 from categories limit 1"
+        )
 
 
 def test_budget_delete_undoes_a_mistaken_budget(run_cli, seeded_url):
@@ -248,9 +252,11 @@ def test_category_delete_of_digits_means_the_id_only(run_cli, seeded_url):
 
 
 def test_database_refuses_digit_only_category_names(seeded_url):
-    with psycopg.connect(seeded_url) as conn:
-        with pytest.raises(psycopg.errors.CheckViolation, match="categories_name_not_a_number"):
-            conn.execute("insert into categories (name) values ('9')")
+    with (
+        psycopg.connect(seeded_url) as conn,
+        pytest.raises(psycopg.errors.CheckViolation, match="categories_name_not_a_number"),
+    ):
+        conn.execute("insert into categories (name) values ('9')")
 
 
 # --- 5, 6, 10. import: every malformed record is refused with its line --------------------
@@ -655,7 +661,7 @@ def test_export_waits_for_another_export_then_writes(built, tmp_path):
         assert not (tmp_path / "manifest.json").exists()
     finally:
         os.close(fd)
-    out, err = child.communicate(timeout=120)
+    _, err = child.communicate(timeout=120)
     assert child.returncode == 0, err
     assert "Another export is writing to" in err and "waiting for it" in err
     assert (tmp_path / "csv" / "dim_date.csv").exists()
@@ -869,7 +875,9 @@ def test_category_delete_move_to_keeps_budgets_alerts_and_fires_nothing(run_cli,
         == "Would delete category Entertainment (dry run: nothing was changed):"
     )
     assert len(planned.output.splitlines()) == len(result.output.splitlines())
-    for said, done in zip(planned.output.splitlines()[1:], result.output.splitlines()[1:]):
+    for said, done in zip(
+        planned.output.splitlines()[1:], result.output.splitlines()[1:], strict=True
+    ):
         assert said.split()[-3:] == done.split()[-3:], (said, done)
 
     shopping = scalar(seeded_url, "select id from categories where name = 'Shopping'")

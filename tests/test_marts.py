@@ -63,7 +63,7 @@ def expected_monthly_totals(frames) -> list[tuple]:
 
 
 def expected_top_categories(frames) -> list[tuple]:
-    names = dict(zip(frames["categories"]["id"], frames["categories"]["name"]))
+    names = dict(zip(frames["categories"]["id"], frames["categories"]["name"], strict=True))
     rows = []
     for (user_id, month), group in frames["expenses"].groupby(["user_id", "month"]):
         per_category = [
@@ -82,7 +82,7 @@ def expected_top_categories(frames) -> list[tuple]:
 
 
 def expected_budget_vs_actual(frames) -> list[tuple]:
-    names = dict(zip(frames["categories"]["id"], frames["categories"]["name"]))
+    names = dict(zip(frames["categories"]["id"], frames["categories"]["name"], strict=True))
     spending = {
         key: dsum(amounts)
         for key, amounts in frames["expenses"].groupby(["user_id", "category_id", "month"])[
@@ -342,6 +342,7 @@ def test_run_star_schema_matches_base_tables(edge_url):
             expenses["amount"],
             [currency.strip() for currency in expenses["currency"]],
             expenses["note"],
+            strict=True,
         )
     )
     assert canonical(actual(edge_url, "fact_expenses")) == canonical(want)
@@ -464,7 +465,7 @@ def copy_to_duckdb(url: str, duck) -> None:
                                 if isinstance(value, str) and column == "currency"
                                 else value
                             )
-                            for column, value in zip(columns, row)
+                            for column, value in zip(columns, row, strict=True)
                         ]
                         for row in rows
                     ],

@@ -1,4 +1,4 @@
-"""The model runner: graph, selection, rendering, run and compile, through the CLI where possible."""
+"""The model runner: graph, selection, rendering, run and compile, through the CLI if possible."""
 
 import shutil
 from pathlib import Path

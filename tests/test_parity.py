@@ -145,13 +145,13 @@ def test_parity_alert_model_equals_the_trigger_row_by_row_and_by_copy(
             + ") as crossings"
         ).fetchall()
         expenses = source.execute(f"select {EXPENSE_COLUMNS} from expenses order by id").fetchall()
-        final_totals = dict(
-            ((user_id, category_id, month), total)
+        final_totals = {
+            (user_id, category_id, month): total
             for user_id, category_id, month, total in source.execute(
                 "select user_id, category_id, date_trunc('month', date)::date, sum(amount) "
                 "from expenses group by 1, 2, 3"
             ).fetchall()
-        )
+        }
         row_url, copy_url = fresh_database(empty_template), fresh_database(empty_template)
         for url in (row_url, copy_url):
             with psycopg.connect(url) as target:

@@ -12,6 +12,7 @@
 import json
 import re
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import jsonschema
@@ -325,7 +326,7 @@ def test_powerbi_dim_date_is_the_date_table(exported):
         pq.read_table(exported / "parquet" / "dim_date.parquet").column("date").to_pylist()
     )
     # Power BI's rule for a date table: unique, continuous days.
-    assert all(later - earlier == timedelta(days=1) for earlier, later in zip(days, days[1:]))
+    assert all(later - earlier == timedelta(days=1) for earlier, later in pairwise(days))
     sort_by = {c.name: c.properties.get("sortByColumn") for c in table.all("column")}
     assert sort_by["month_name"] == "month" and sort_by["weekday_name"] == "weekday"
 

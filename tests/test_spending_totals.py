@@ -76,10 +76,12 @@ def test_spending_totals_follow_every_statement_shape(conn, people):
         {"a": aman, "p": priya, "f": food, "t": travel},
     )
     assert_no_drift(conn)
-    with conn.cursor() as cursor:
-        with cursor.copy("copy expenses (user_id, category_id, amount, date) from stdin") as copy:
-            for day in range(1, 29):
-                copy.write_row((priya, rent, f"{day}.{day:02d}", f"2025-02-{day:02d}"))
+    with (
+        conn.cursor() as cursor,
+        cursor.copy("copy expenses (user_id, category_id, amount, date) from stdin") as copy,
+    ):
+        for day in range(1, 29):
+            copy.write_row((priya, rent, f"{day}.{day:02d}", f"2025-02-{day:02d}"))
     assert_no_drift(conn)
     # Updates that move amounts, categories and dates across keys, and one that moves nothing.
     conn.execute("update expenses set amount = amount * 3 where category_id = %s", [rent])
@@ -216,7 +218,8 @@ def test_spending_totals_are_backfilled_from_existing_expenses(fresh_database, t
         assert_no_drift(conn)
         # And from then on the triggers keep it.
         conn.execute(
-            "insert into expenses (user_id, category_id, amount, date) values (1, 2, 7, '2025-01-31')"
+            "insert into expenses (user_id, category_id, amount, date)"
+            " values (1, 2, 7, '2025-01-31')"
         )
         assert_no_drift(conn)
 

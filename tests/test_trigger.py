@@ -139,10 +139,12 @@ def test_trigger_copy_crossing_fires_once_per_key(conn, world):
     rows += [(u, food, "60.00", "2025-06-30")] * 2
     rows += [(other, travel, "9999.00", "2025-05-05")]  # no budget
     random.Random(7).shuffle(rows)
-    with conn.cursor() as cursor:
-        with cursor.copy("copy expenses (user_id, category_id, amount, date) from stdin") as copy:
-            for row in rows:
-                copy.write_row(row)
+    with (
+        conn.cursor() as cursor,
+        cursor.copy("copy expenses (user_id, category_id, amount, date) from stdin") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
     assert sorted(messages(conn)) == [
         "Budget exceeded for Food for June 2025. Spent: 120.00 / 100.00",
         "Budget exceeded for Food for May 2025. Spent: 3000.00 / 1000.00",

@@ -1,4 +1,4 @@
-"""verify (PostgreSQL + DuckDB + manifest) and scripts/verify.sh (psql, awk, sha256sum) on exports."""
+"""verify (PostgreSQL + DuckDB + manifest) and scripts/verify.sh (psql, awk, sha256sum)."""
 
 import json
 import os

@@ -66,10 +66,10 @@ _RECORD_AS_CALLER = (
 def record_as_caller(pool, token: str, recording: expenses.ExpenseRecording) -> list[dict]:
     """record_expense() for the token's user in ONE statement, hence one round trip.
 
-    api_record_expense() (R__record_expense.sql) authenticates, sets tracker.user_id and role tracker_api for
-    the transaction, and records; on the pool's autocommit connections the statement is the
-    transaction, so the user and the role end with it as they do at a user_session()'s
-    commit. The rows are record_expense()'s, for recording.result().
+    api_record_expense() (R__record_expense.sql) authenticates, sets tracker.user_id and role
+    tracker_api for the transaction, and records; on the pool's autocommit connections the
+    statement is the transaction, so the user and the role end with it as they do at a
+    user_session()'s commit. The rows are record_expense()'s, for recording.result().
     """
     _require(token)
     with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:

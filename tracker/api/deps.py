@@ -25,6 +25,6 @@ async def bearer_token(
 Token = Annotated[str, Depends(bearer_token)]
 
 
-def session(request: Request, token: str | None):
+def session(request: Request, token: str):
     """The caller's transaction (a context manager) on the app's pool."""
     return user_session(request.app.state.pool, token)

@@ -8,7 +8,7 @@ database can hold (at most 12 significant digits), so the CLI's rules then apply
 import math
 from datetime import date
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, overload
 
 from pydantic import Field, StrictFloat, StrictInt, StrictStr
 
@@ -91,6 +91,10 @@ def category(conn, value, field: str = "category") -> Category:
         ) from None
 
 
+@overload
+def money_text(value: Decimal) -> str: ...
+@overload
+def money_text(value: Decimal | None) -> str | None: ...
 def money_text(value: Decimal | None) -> str | None:
     """Exact text with two places ("0" from a coalesce becomes "0.00")."""
     return None if value is None else str(Decimal(value).quantize(Decimal("0.01")))

@@ -34,8 +34,11 @@ def read_mart(conn: psycopg.Connection, name: str) -> list[dict]:
     with conn.cursor() as cursor:
         # Rows first: in pipeline mode the description arrives with them.
         rows = cursor.execute(mart_sql(name)).fetchall()
-        columns = [column.name for column in cursor.description]
-        return [{column: _json_value(value) for column, value in zip(columns, row)} for row in rows]
+        columns = [column.name for column in cursor.description or ()]
+        return [
+            {column: _json_value(value) for column, value in zip(columns, row, strict=True)}
+            for row in rows
+        ]
 
 
 def _json_value(value):

@@ -6,6 +6,7 @@ No stack trace, SQL text or connection string ever reaches a client: anything un
 
 import logging
 import re
+from collections.abc import Mapping, Sequence
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -88,8 +89,8 @@ def problem_response(
     request: Request,
     status: int,
     detail: str,
-    errors: list[tuple[str, str]] = (),
-    headers: dict | None = None,
+    errors: Sequence[tuple[str, str]] = (),
+    headers: Mapping[str, str] | None = None,
 ):
     body = Problem(
         title=TITLES.get(status, "Error"),

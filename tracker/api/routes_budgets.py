@@ -28,9 +28,9 @@ def read_budgets(
     month: Annotated[str | None, Query(description="YYYY-MM")] = None,
 ):
     """Your budgets (one month, or all) against what you spent."""
-    month = fields.month(month)
+    chosen = fields.month(month)
     with session(request, token) as current:
-        rows = list_budgets(current.conn, current.user_id, month)
+        rows = list_budgets(current.conn, current.user_id, chosen)
     return [BudgetOut.of(row) for row in rows]
 
 

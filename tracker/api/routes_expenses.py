@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -286,7 +286,7 @@ def change_expense(expense_id: ExpenseId, body: ExpensePatch, request: Request, 
         category_id = None
         if body.category is not None:
             category_id = fields.category(current.conn, body.category).id
-        changes = {"amount": amount, "category": category_id, "day": day}
+        changes: dict[str, Any] = {"amount": amount, "category": category_id, "day": day}
         if "note" in sent:
             changes["note"] = note
         updated = update_expense(current.conn, expense_id, **changes)

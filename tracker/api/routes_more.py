@@ -80,9 +80,9 @@ def read_alerts(
     month: Annotated[str | None, Query(description="YYYY-MM")] = None,
 ):
     """Your budget alerts, newest first."""
-    month = fields.month(month)
+    chosen = fields.month(month)
     with session(request, token) as current:
-        rows = list_alerts(current.conn, current.user_id, unread=unread, month=month)
+        rows = list_alerts(current.conn, current.user_id, unread=unread, month=chosen)
     return [AlertOut.of(row) for row in rows]
 
 
@@ -102,7 +102,7 @@ def ack_alert(alert_id: AnyId, request: Request, token: Token):
     return AcknowledgementOut(alert=AlertOut.of(ack.alert), already=ack.already)
 
 
-def month_summary(request: Request, token: str | None, user_id: int | None, month):
+def month_summary(request: Request, token: str, user_id: int | None, month):
     """summarize_month for the caller (user_id, when given, must be the caller)."""
     month = fields.month(month)
     with session(request, token) as current:

@@ -18,11 +18,12 @@ def check_database(database_url: str) -> None:
     """Refuse to start on an unreachable database or one without the API's migration (V008)."""
     # An unreachable database is one TrackerError line now, not a failed start-up later.
     with db.connect(database_url) as conn:
-        ready = conn.execute(
+        ready = db.scalar(
+            conn,
             "select to_regclass('public.api_tokens') is not null"
             " and exists (select from pg_catalog.pg_roles where rolname = %s)",
             [API_ROLE],
-        ).fetchone()[0]
+        )
     if not ready:
         raise TrackerError(
             f"{config.mask_url(database_url)} has no API tables (migration V008). "

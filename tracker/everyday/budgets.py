@@ -6,7 +6,7 @@ already spent records an alert, on purpose.
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import psycopg
 from psycopg.rows import class_row
@@ -18,6 +18,7 @@ from tracker.everyday.alerts import Alert, alerts_fired_now
 from tracker.everyday.categories import find_category
 from tracker.everyday.users import find_user
 from tracker.everyday.validate import Month
+from tracker.plumbing import db
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class BudgetStatus:
     spent: Decimal
     remaining: Decimal
     percent_used: Decimal | None
-    status: str  # under (< 80 %), near (80-100 % inclusive), over (> 100 %)
+    status: Literal["under", "near", "over"]  # < 80 %, 80-100 % inclusive, > 100 %
 
     HEADERS: ClassVar = ("month", "category", "budget", "spent", "remaining", "used %", "status")
 
@@ -94,7 +95,8 @@ def set_budget(conn: psycopg.Connection, user, category, month, amount) -> Budge
             """,
             [found_user.id, found_category.id, month.year, month.month],
         ).fetchone()
-        budget_id = conn.execute(
+        budget_id = db.scalar(
+            conn,
             """
             insert into budgets (user_id, category_id, year, month, amount)
             values (%s, %s, %s, %s, %s)
@@ -105,7 +107,7 @@ def set_budget(conn: psycopg.Connection, user, category, month, amount) -> Budge
             returning id
             """,
             [found_user.id, found_category.id, month.year, month.month, amount],
-        ).fetchone()[0]
+        )
         fired = alerts_fired_now(conn, found_user.id)
     return Budget(
         budget_id,
@@ -149,15 +151,17 @@ def delete_budget(conn: psycopg.Connection, user, category, month) -> DeletedBud
                 f"{found_user.email} has no {found_category.name} budget for {month}. "
                 "Check `budget list`."
             )
-        alerts_kept, transfers_kept = conn.execute(
-            """
+        alerts_kept, transfers_kept = db.one(
+            conn.execute(
+                """
             select
                 (select count(*) from alerts where budget_id = %(id)s),
                 (select count(*) from budget_transfers
                  where %(id)s in (from_budget_id, to_budget_id))
             """,
-            {"id": row[0]},
-        ).fetchone()
+                {"id": row[0]},
+            )
+        )
         # on delete set null: the alerts and transfers stay, no longer linked to a budget.
         conn.execute("delete from budgets where id = %s", [row[0]])
     return DeletedBudget(
@@ -279,7 +283,7 @@ def transfer_budget(
                 "Transfer between two different categories."
             )
         key = [found_user.id, month.year, month.month]
-        ids = dict(
+        ids: dict[int, int] = dict(
             conn.execute(
                 """
                 select category_id, id
@@ -296,7 +300,7 @@ def transfer_budget(
             )
         # Locks in id order: two transfers between the same pair, in either direction,
         # queue up instead of deadlocking. After waiting, the row read is the committed one.
-        locked = dict(
+        locked: dict[int, Decimal] = dict(
             conn.execute(
                 "select id, amount from budgets where id = any(%s) order by id for update",
                 [sorted(ids.values())],
@@ -330,8 +334,9 @@ def transfer_budget(
                     # Created with the moved amount rather than at 0, so a new budget that
                     # already covers its spending never records a false alert. A concurrent
                     # transfer may create it first: then add to it.
-                    destination_id, created = conn.execute(
-                        """
+                    destination_id, created = db.one(
+                        conn.execute(
+                            """
                         insert into budgets (user_id, category_id, year, month, amount)
                         values (%s, %s, %s, %s, %s)
                         on conflict (user_id, category_id, year, month) do update
@@ -340,13 +345,15 @@ def transfer_budget(
                                 updated_at = now()
                         returning id, xmax = 0
                         """,
-                        [found_user.id, destination.id, month.year, month.month, amount],
-                    ).fetchone()
+                            [found_user.id, destination.id, month.year, month.month, amount],
+                        )
+                    )
                     conn.execute(
                         "update budgets set amount = amount - %s, updated_at = now() where id = %s",
                         [amount, source_id],
                     )
-                transfer_id = conn.execute(
+                transfer_id = db.scalar(
+                    conn,
                     """
                     insert into budget_transfers (
                         user_id, from_budget_id, to_budget_id, amount, month
@@ -355,7 +362,7 @@ def transfer_budget(
                     returning id
                     """,
                     [found_user.id, source_id, destination_id, amount, month.first_day],
-                ).fetchone()[0]
+                )
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             # Only possible when a destination budget was created with an explicit, lower id
             # by someone else at the same moment; nothing was changed, so a retry is safe.
@@ -368,7 +375,7 @@ def transfer_budget(
                 f"transfer refused: the {destination.name} budget for {month} would "
                 "exceed 9999999999.99. Move a smaller amount."
             ) from None
-        after = dict(
+        after: dict[int, Decimal] = dict(
             conn.execute(
                 "select id, amount from budgets where id in (%s, %s)",
                 [source_id, destination_id],

@@ -9,6 +9,7 @@ from psycopg.rows import class_row
 
 from tracker.errors import InputError, TrackerError
 from tracker.everyday import validate
+from tracker.plumbing import db
 from tracker.text import money, plural
 
 
@@ -102,7 +103,7 @@ def add_category(
                 )
         except psycopg.errors.UniqueViolation:
             raise _name_taken(name) from None
-        return cursor.fetchone()
+        return db.one(cursor)
 
 
 def list_categories(conn: psycopg.Connection) -> list[CategoryUsage]:
@@ -508,7 +509,7 @@ def rename_category(conn: psycopg.Connection, reference, new_name) -> RenamedCat
                 )
         except psycopg.errors.UniqueViolation:
             raise _name_taken(new_name) from None
-        return RenamedCategory(category.name, cursor.fetchone())
+        return RenamedCategory(category.name, db.one(cursor))
 
 
 def describe_deletion(deleted: DeletedCategory) -> list[str]:

@@ -67,8 +67,8 @@ _SELECT = """
 """
 
 
-# record_expense()'s arguments after the user and the category (R__record_expense.sql), as SQL placeholders;
-# the REST API calls api_record_expense() with the token before them.
+# record_expense()'s arguments after the user and the category (R__record_expense.sql), as SQL
+# placeholders; the REST API calls api_record_expense() with the token before them.
 RECORD_ARGUMENTS = """
     %(user_id)s, %(email)s, %(category_id)s, %(category_name)s,
     %(amount)s, %(currency)s, %(date)s, %(note)s
@@ -142,8 +142,8 @@ def add_expense(
 ) -> Expense:
     """Record one expense (date defaults to today; a currency must be the user's).
 
-    One statement, record_expense() (R__record_expense.sql): the lookups, the checks, the insert and the
-    alerts it fired come back in one round trip.
+    One statement, record_expense() (R__record_expense.sql): the lookups, the checks, the insert
+    and the alerts it fired come back in one round trip.
     """
     recording = ExpenseRecording.of(user, category, amount, day, note, currency)
     return recording.result(record_rows(conn, recording))

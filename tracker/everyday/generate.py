@@ -24,7 +24,7 @@ from psycopg import sql
 
 from tracker.errors import InputError, TrackerError
 from tracker.everyday import validate
-from tracker.plumbing.db import connect
+from tracker.plumbing.db import connect, scalar
 from tracker.text import table
 
 # Rows per INSERT statement: the unit the progress callback advances by. Fixed, because
@@ -219,9 +219,9 @@ def generate_data(
         progress.advance("users", options.users)
         budgets = _insert_budgets(conn, options)
         progress.advance("budgets", options.users * options.months * len(CATEGORIES))
-        bulk_load = not conn.execute("select exists (select from expenses)").fetchone()[0]
+        bulk_load = not scalar(conn, "select exists (select from expenses)")
         detached = _detach_expense_indexes(conn) if bulk_load else []
-        alerts_before = conn.execute("select count(*) from alerts").fetchone()[0]
+        alerts_before = scalar(conn, "select count(*) from alerts")
         for first in range(1, options.expenses + 1, CHUNK_ROWS):
             last = min(first + CHUNK_ROWS - 1, options.expenses)
             _insert_expenses(conn, options, first, last)
@@ -229,7 +229,7 @@ def generate_data(
         for statement in detached:
             conn.execute(statement)
         conn.execute("analyze users, categories, budgets, expenses, alerts")
-        alerts = conn.execute("select count(*) from alerts").fetchone()[0] - alerts_before
+        alerts = scalar(conn, "select count(*) from alerts") - alerts_before
         progress.advance("indexes", progress.finish_units)
     return GenerateResult(
         users=options.users,
@@ -270,7 +270,7 @@ class _ProgressTracker:
 
 
 def _refuse_existing_users(conn: psycopg.Connection, options: GenerateOptions) -> None:
-    row = conn.execute(
+    (row,) = conn.execute(
         """
         select
             count(*) as existing,
@@ -280,7 +280,7 @@ def _refuse_existing_users(conn: psycopg.Connection, options: GenerateOptions) -
             on users.email = format('gen-%%s-%%s@example.com', %(seed)s::bigint, user_no)
         """,
         {"users": options.users, "seed": options.seed},
-    ).fetchone()
+    ).fetchall()
     if row[0]:
         raise TrackerError(
             f"{row[0]:,} generated users of seed {options.seed} already exist "
@@ -322,7 +322,7 @@ def _create_helpers(conn: psycopg.Connection, options: GenerateOptions) -> None:
             %s::text[], %s::text[], %s::text[], %s::integer[], %s::numeric[], %s::numeric[]
         ) with ordinality as spec (name, description, color, weight, low, high, category_no)
         """,
-        [list(column) for column in zip(*CATEGORIES)],
+        [list(column) for column in zip(*CATEGORIES, strict=True)],
     )
     # One row per ticket 0..99: picking a ticket uniformly picks a category by its weight.
     conn.execute(
@@ -351,7 +351,7 @@ def _create_helpers(conn: psycopg.Connection, options: GenerateOptions) -> None:
             count(*) over (partition by notes.category) as notes_in_category
         from unnest(%s::text[], %s::integer[], %s::text[]) as notes (category, note_no, note)
         """,
-        [list(column) for column in zip(*note_rows)],
+        [list(column) for column in zip(*note_rows, strict=True)],
     )
     conn.execute(
         """
@@ -484,7 +484,7 @@ def _insert_users(conn: psycopg.Connection, options: GenerateOptions) -> None:
     )
     conn.execute("create index on gen_month_rows (first_row)")
     conn.execute("analyze gen_month_rows")
-    has_months = conn.execute("select exists (select from gen_month_rows)").fetchone()[0]
+    has_months = scalar(conn, "select exists (select from gen_month_rows)")
     if options.expenses and not has_months:
         raise TrackerError(
             "every generated user skipped every month, so there is nowhere to put "
@@ -644,14 +644,14 @@ def _insert_expenses(
     )
 
 
-def _detach_expense_indexes(conn: psycopg.Connection) -> list[sql.Composable]:
+def _detach_expense_indexes(conn: psycopg.Connection) -> list[sql.SQL | sql.Composed]:
     """Drop the expenses foreign keys, unique constraints and secondary indexes.
 
     Returns the statements that create them again, from the catalog's own definitions.
     All of them go: the alert trigger reads each key's total from budget_spending (V010),
     never the expenses themselves.
     """
-    restore: list[sql.Composable] = []
+    restore: list[sql.SQL | sql.Composed] = []
     constraints = conn.execute(
         """
         select

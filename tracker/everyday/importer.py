@@ -161,7 +161,9 @@ def import_statement(
                 write(_copy_line(line, day, amount, note, category_id))
                 rows += 1
                 if on_progress and rows % PROGRESS_EVERY_ROWS == 0:
-                    on_progress(min(source.buffer.tell(), total_bytes), total_bytes)
+                    # open()'s text file wraps a BufferedReader, which has tell().
+                    position = source.buffer.tell()  # type: ignore[attr-defined]
+                    on_progress(min(position, total_bytes), total_bytes)
         spool.seek(0)
         inserted, fired = _load(conn, spool, found_user.id, currency, account, path.name)
     if on_progress:

@@ -282,7 +282,8 @@ def _decode_error(path: Path, encoding: str, where: str, hint: str) -> InputErro
     number = 0
     try:
         with open(path, "rb") as raw:
-            for number, chunk in enumerate(raw, start=1):
+            for chunk in raw:
+                number += 1
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:

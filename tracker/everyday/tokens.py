@@ -17,6 +17,7 @@ from tracker import text
 from tracker.errors import InputError
 from tracker.everyday import validate
 from tracker.everyday.users import find_user
+from tracker.plumbing import db
 
 TOKEN_PREFIX = "sst_"
 DEFAULT_NAME = "api"
@@ -81,12 +82,13 @@ def create_token(conn: psycopg.Connection, user, name: str | None = None) -> New
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with conn.transaction():
         found = find_user(conn, user)
-        token_id = conn.execute(
+        token_id = db.scalar(
+            conn,
             "insert into api_tokens (user_id, name, token_hash) values (%s, %s, %s) returning id",
             [found.id, name, hash_token(token)],
-        ).fetchone()[0]
+        )
         with conn.cursor(row_factory=class_row(ApiToken)) as cursor:
-            info = cursor.execute(_SELECT + " where api_tokens.id = %s", [token_id]).fetchone()
+            info = db.one(cursor.execute(_SELECT + " where api_tokens.id = %s", [token_id]))
     return NewToken(token, info)
 
 

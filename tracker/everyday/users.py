@@ -9,6 +9,7 @@ from psycopg.rows import class_row
 
 from tracker.errors import InputError
 from tracker.everyday import validate
+from tracker.plumbing import db
 from tracker.text import plural
 
 
@@ -51,7 +52,7 @@ def add_user(conn: psycopg.Connection, name: str, email: str, currency: str = "I
         except psycopg.errors.UniqueViolation:
             # Someone added the same e-mail between our check and our insert.
             raise _email_taken(email, None) from None
-        return cursor.fetchone()
+        return db.one(cursor)
 
 
 def list_users(conn: psycopg.Connection) -> list[User]:
@@ -124,16 +125,18 @@ def delete_user(conn: psycopg.Connection, reference, *, confirmed: bool = False)
         user = find_user(conn, reference)
         # Locks the row: no expense can be added for the user while the counts are made.
         conn.execute("select id from users where id = %s for update", [user.id])
-        counts = conn.execute(
-            """
+        counts = db.one(
+            conn.execute(
+                """
             select
                 (select count(*) from expenses where user_id = %(id)s),
                 (select count(*) from budgets where user_id = %(id)s),
                 (select count(*) from alerts where user_id = %(id)s),
                 (select count(*) from budget_transfers where user_id = %(id)s)
             """,
-            {"id": user.id},
-        ).fetchone()
+                {"id": user.id},
+            )
+        )
         data = UserData(user, *counts)
         if not confirmed:
             raise InputError(
@@ -182,14 +185,15 @@ def update_user(
             if taken:
                 raise _email_taken(email, taken[0])
         if currency is not None and currency != user.currency:
-            used = conn.execute(
+            used = db.scalar(
+                conn,
                 """
                 select
                     (select count(*) from expenses where user_id = %(id)s)
                     + (select count(*) from budgets where user_id = %(id)s)
                 """,
                 {"id": user.id},
-            ).fetchone()[0]
+            )
             if used:
                 raise InputError(
                     f"{user.email} already has amounts in {user.currency} "
@@ -212,4 +216,4 @@ def update_user(
                 )
         except psycopg.errors.UniqueViolation:
             raise _email_taken(email, None) from None
-        return cursor.fetchone()
+        return db.one(cursor)

@@ -333,7 +333,7 @@ def _passing_row_tests(runner, tests: list[DataTest], skip_models) -> tuple[set[
             row = runner.row(query)
         except runner.errors:
             continue
-        passing |= {index for index, count in zip(indexes, row) if count == 0}
+        passing |= {index for index, count in zip(indexes, row, strict=True) if count == 0}
     return passing, (time.perf_counter() - started) / max(len(passing), 1)
 
 

@@ -406,7 +406,7 @@ def file_stats(duck, source: str, params: dict, columns: list[Column]):
         + [f"coalesce(sum({quote_identifier(name)}), 0)::decimal(38, 2)" for name in money]
     )
     (row,) = duck.execute(f"select {aggregates} from {source}", params).fetchall()
-    return row[0], {name: _decimal_text(value) for name, value in zip(money, row[1:])}
+    return row[0], {name: _decimal_text(value) for name, value in zip(money, row[1:], strict=True)}
 
 
 def _decimal_text(value: Decimal) -> str:

@@ -35,11 +35,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from tracker.errors import InputError, TrackerError
 from tracker.plumbing import config
+
+if TYPE_CHECKING:  # psycopg is imported where a database is used: DuckDB-only runs start faster
+    pass
 
 SCHEMA = "analytics"
 ENGINES = ("postgres", "duckdb", "spark")
@@ -351,7 +355,7 @@ def _discover_model(project: Project, path: Path, layer: str) -> Model:
             f"model file {display} is not a valid model name (lowercase letters, digits "
             "and underscores, not starting with a digit). Rename the file."
         )
-    recorder = {"refs": set(), "sources": set(), "config": None}
+    recorder: dict = {"refs": set(), "sources": set(), "config": None}
     _render(project, path, name, "postgres", {}, recorder=recorder)
     model_config = _normalize_config(recorder["config"] or {}, name, display)
     return Model(

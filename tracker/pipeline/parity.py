@@ -162,7 +162,8 @@ def compare_model(
     differences = []
     # Compared as DuckDB's catalog names them (TIMESTAMPTZ is TIMESTAMP WITH TIME ZONE there).
     typed = [column for column, type_ in pg_columns.items() if type_ is not None]
-    canonical = dict(zip(typed, canonical_types(duck, [pg_columns[name] for name in typed])))
+    canonical_names = canonical_types(duck, [pg_columns[name] for name in typed])
+    canonical = dict(zip(typed, canonical_names, strict=True))
     for column in pg_columns:
         pg_type = canonical.get(column)
         duck_type = duck_columns.get(column)

@@ -52,5 +52,6 @@ class CheckReport:
 def row_text(names: list[str], row: tuple) -> str:
     """One result row as `name=value, ...` (null for None), as the reports show it."""
     return ", ".join(
-        f"{name}={'null' if value is None else value}" for name, value in zip(names, row)
+        f"{name}={'null' if value is None else value}"
+        for name, value in zip(names, row, strict=True)
     )

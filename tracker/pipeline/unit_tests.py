@@ -79,7 +79,7 @@ def load_unit_tests(project: Project, unit_dir: Path | str | None = None) -> lis
                 f"{exc.lineno}). Fix the file."
             ) from None
 
-        def fail(what: str) -> InputError:
+        def fail(what: str, display: str = display) -> InputError:
             return InputError(f"unit test file {display} {what}. Fix the file.")
 
         if not isinstance(document, dict) or not isinstance(document.get("tests"), list):

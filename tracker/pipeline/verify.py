@@ -11,10 +11,11 @@ names the file and both numbers. scripts/verify.sh does the same with psql, awk 
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from tracker.errors import InputError, TrackerError
 
@@ -115,6 +116,8 @@ def verify_export(
                 "as the manifest lists it, e.g. fact_expenses/year=2025/month=2025-05-01."
             )
     checks = []
+    # path -> (rows, sums), or why PostgreSQL could not count it (None: no such model there)
+    in_postgres: Mapping[Any, tuple | str | None]
     if lake:
         checks += _lake_layout_problems(out_dir, manifest, bool(only))
         in_postgres = _lake_postgres_stats(url, entries)
@@ -234,7 +237,10 @@ def _lake_postgres_stats(url: str, entries: list[dict]) -> dict[str, tuple | str
                     for entry in model_entries:
                         stats[entry["path"]] = _first_line(exc)
                     continue
-                found = {month: (row[0], dict(zip(columns, row[1:]))) for month, *row in rows}
+                found = {
+                    month: (row[0], dict(zip(columns, row[1:], strict=True)))
+                    for month, *row in rows
+                }
                 empty = (0, dict.fromkeys(columns, 0))
                 for entry in model_entries:
                     month = (entry.get("partition") or {}).get("month")
@@ -274,11 +280,11 @@ def _postgres_stats(url: str, entries: list[dict]) -> dict[str, tuple | str]:
                 )
                 try:
                     with conn.transaction():
-                        row = conn.execute(query).fetchone()
+                        (row,) = conn.execute(query).fetchall()
                 except psycopg.Error as exc:
                     stats[model] = _first_line(exc)
                     continue
-                stats[model] = (row[0], dict(zip(columns, row[1:])))
+                stats[model] = (row[0], dict(zip(columns, row[1:], strict=True)))
     return stats
 
 
@@ -344,7 +350,7 @@ def _check_file(duck, out_dir: Path, entry: dict, postgres) -> FileCheck:
         check.problems.append(
             f"DuckDB counts {row[0]} rows in {relative}, the manifest {check.manifest_rows}"
         )
-    for column, value in zip(money, row[1:]):
+    for column, value in zip(money, row[1:], strict=True):
         _compare_sum(check, column, f"DuckDB ({relative})", value, entry)
     if check.sums_ok is None:
         check.sums_ok = True

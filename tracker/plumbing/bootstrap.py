@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tracker.errors import TrackerError
 from tracker.plumbing import config
-from tracker.plumbing.db import Database, connect, private_server
+from tracker.plumbing.db import Database, connect, private_server, scalar
 from tracker.plumbing.migrations import (
     RUN_LOCK_ID,
     Migration,
@@ -87,7 +87,7 @@ def database_status(database: Database) -> DatabaseStatus:
         )
     try:
         with connect(database.url, autocommit=True) as conn:
-            version = conn.execute("show server_version").fetchone()[0]
+            version = scalar(conn, "show server_version")
             applied = applied_migrations(conn)
     except TrackerError as exc:
         return DatabaseStatus(database, False, str(exc), None, [], migrations, running)

@@ -8,7 +8,23 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+
+def _project_dir() -> Path:
+    """The folder holding queries/ and database/: the models, migrations and seeds.
+
+    TRACKER_PROJECT_DIR when set; else the checkout this package sits in (`python cli.py`, an
+    editable install); else, for `pip install .` (the package in site-packages), the current
+    folder, so `tracker` works from the project folder as `python cli.py` does.
+    """
+    if os.environ.get("TRACKER_PROJECT_DIR"):
+        return Path(os.environ["TRACKER_PROJECT_DIR"]).resolve()
+    checkout = Path(__file__).resolve().parent.parent.parent
+    if (checkout / "queries").is_dir() and (checkout / "database").is_dir():
+        return checkout
+    return Path.cwd()
+
+
+PROJECT_DIR = _project_dir()
 MIGRATIONS_DIR = PROJECT_DIR / "database" / "migrations"
 SEEDS_DIR = PROJECT_DIR / "database" / "seeds"
 QUERIES_DIR = PROJECT_DIR / "queries"

@@ -1,10 +1,13 @@
 """Connections: resolve the configured database and open psycopg connections to it."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Params
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import Row
 
 from tracker.errors import TrackerError
 from tracker.plumbing import config
@@ -66,12 +69,30 @@ def connect(url: str, *, autocommit: bool = False, **kwargs) -> psycopg.Connecti
     params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
     params.setdefault("application_name", "smart-spending-tracker")
     try:
-        return psycopg.connect(make_conninfo(**params), autocommit=autocommit, **kwargs)
+        return psycopg.connect(make_conninfo("", **params), autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:
         raise TrackerError(
             f"cannot connect to {config.mask_url(url)}: {_first_line(exc)}. "
             "Check DATABASE_URL and that the server is running."
         ) from None
+
+
+def one(cursor: psycopg.Cursor[Row]) -> Row:
+    """The one row a statement returns (`insert ... returning`, an aggregate, a row just read).
+
+    fetchone() may return None, which no such statement does: this says so once, here.
+    """
+    row = cursor.fetchone()
+    if row is None:
+        raise TrackerError("Error: the database returned no row where one was expected.")
+    return row
+
+
+def scalar(
+    conn: psycopg.Connection, query: str | sql.SQL | sql.Composed, params: Params | None = None
+) -> Any:
+    """The first value of the one row a statement returns (a count, exists, `returning id`)."""
+    return one(conn.execute(query, params))[0]
 
 
 def with_database(url: str, database: str) -> str:
@@ -132,7 +153,7 @@ def pool(
     params.setdefault("connect_timeout", connect_timeout)
     params.setdefault("application_name", "smart-spending-tracker")
     connection_pool = ConnectionPool(
-        make_conninfo(**params),
+        make_conninfo("", **params),
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,

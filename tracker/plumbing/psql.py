@@ -17,7 +17,7 @@ def psql_command(url: str) -> tuple[list[str], dict[str, str]]:
     password = params.pop("password", None)
     if password:
         env["PGPASSWORD"] = str(password)
-    return [psql_binary(params), make_conninfo(**params)], env
+    return [psql_binary(params), make_conninfo("", **params)], env
 
 
 def psql_binary(params: dict) -> str:

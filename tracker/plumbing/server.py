@@ -17,6 +17,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from tracker.errors import TrackerError
@@ -187,7 +188,7 @@ class PrivateServer:
         as_user = _server_user()
         # Switch uid, gid and groups together: keeping root's group would let a folder's
         # group bits, not its "other" bits, decide what the server user may reach.
-        identity = {}
+        identity: dict[str, Any] = {}
         if as_user is not None:
             entry = pwd.getpwnam(as_user)
             identity = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}

@@ -135,7 +135,8 @@ MEASURES = (
                 "VAR LastDay = MAX ( dim_date[date] )",
                 "VAR Last3Months = DATESINPERIOD ( dim_date[date], LastDay, -3, MONTH )",
                 "VAR FirstMonth =",
-                "    EOMONTH ( CALCULATE ( MIN ( fact_expenses[date] ), REMOVEFILTERS ( dim_date ) ), -1 ) + 1",
+                "    EOMONTH ( CALCULATE ( MIN ( fact_expenses[date] ), "
+                "REMOVEFILTERS ( dim_date ) ), -1 ) + 1",
                 "VAR MonthsInWindow =",
                 "    COUNTROWS (",
                 "        FILTER (",
@@ -327,10 +328,13 @@ def _semantic_model_files(tables, relationships, measures, data_dir: str) -> dic
         f"{base}/definition.pbism": json_text(
             {"$schema": SCHEMAS["pbism"], "version": "4.2", "settings": {}}
         ),
-        f"{base}/definition/database.tmdl": f"database\n\tcompatibilityLevel: {COMPATIBILITY_LEVEL}\n",
+        f"{base}/definition/database.tmdl": (
+            f"database\n\tcompatibilityLevel: {COMPATIBILITY_LEVEL}\n"
+        ),
         f"{base}/definition/expressions.tmdl": "\n".join(
             [
-                "/// Folder holding the export's csv/ and parquet/ folders, ending with a separator.",
+                "/// Folder holding the export's csv/ and parquet/ folders, "
+                "ending with a separator.",
                 f"expression DataDir = {_m_string(data_dir)} meta [IsParameterQuery = true, "
                 'Type = "Text", IsParameterQueryRequired = true]',
                 f"\tlineageTag: {_tag('expression', 'DataDir')}",
@@ -361,7 +365,8 @@ def _semantic_model_files(tables, relationships, measures, data_dir: str) -> dic
     relationship_lines = []
     for relationship in relationships:
         relationship_lines += [
-            f"relationship {_tag('relationship', relationship.from_table, relationship.from_column)}",
+            "relationship "
+            + _tag("relationship", relationship.from_table, relationship.from_column),
             f"\tfromColumn: {tmdl_name(relationship.from_table)}."
             f"{tmdl_name(relationship.from_column)}",
             f"\ttoColumn: {tmdl_name(relationship.to_table)}.{tmdl_name(relationship.to_column)}",

@@ -17,7 +17,7 @@ def _measure(entity: str, prop: str) -> dict:
 
 
 def _projection(field: dict, active: bool = False) -> dict:
-    ((kind, body),) = field.items()
+    ((_kind, body),) = field.items()
     entity = body["Expression"]["SourceRef"]["Entity"]
     projection = {
         "field": field,

@@ -149,7 +149,7 @@ def chart_trend(section: UserMonth, chart_id: str) -> str:
     figure, axes = _figure(7.2, 3.0, left=0.9, bottom=0.75 if rotate else 0.4, top=0.35)
     present = [
         (position, by_month[month])
-        for position, month in zip(positions, months)
+        for position, month in zip(positions, months, strict=True)
         if month in by_month
     ]
     axes.bar(
@@ -206,7 +206,7 @@ def chart_categories(section: UserMonth, chart_id: str) -> str:
     values = [float(row["total_spent"]) for row in rows]
     axes.barh(positions, values, color=[row["color"] or "#9e9e9e" for row in rows], height=0.6)
     axes.set_yticks(positions, labels=[row["category"] for row in rows])
-    for position, row in zip(positions, rows):
+    for position, row in zip(positions, rows, strict=True):
         share = f"  {row['share_pct']} %" if row["share_pct"] is not None else ""
         axes.annotate(
             f"{format_money(row['total_spent'], section.currency)}{share}",
@@ -238,7 +238,7 @@ def chart_budgets(section: UserMonth, chart_id: str) -> str:
     limit = max([120.0, *(value + 15 for value in shown)])
     axes.barh(positions, shown, color=[STATUS_COLORS[row["status"]] for row in rows], height=0.6)
     axes.set_yticks(positions, labels=[row["category"] for row in rows])
-    for position, row, value in zip(positions, rows, shown):
+    for position, row, value in zip(positions, rows, shown, strict=True):
         label = f"{row['pct_used']} %" if row["pct_used"] is not None else "budget 0"
         label += (
             f"  {format_money(row['spent'], section.currency)} of "
