@@ -83,3 +83,37 @@ def test_docs_help_imports_no_heavy_module():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def command_options(group: click.Group, prefix: tuple[str, ...] = ()):
+    """(command path, its long names) for every option of every command, the root's included.
+
+    A flag pair (--bom/--no-bom) is one option: the README may name either form.
+    """
+    commands = [(prefix, group)]
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            yield from command_options(command, (*prefix, name))
+        else:
+            commands.append(((*prefix, name), command))
+    for path, command in commands:
+        for parameter in command.params:
+            names = [
+                name
+                for name in (*parameter.opts, *parameter.secondary_opts)
+                if name.startswith("--") and name != "--help"
+            ]
+            if names:
+                yield path, tuple(names)
+
+
+OPTIONS = sorted(set(command_options(cli)))
+
+
+@pytest.mark.parametrize(
+    "command, names", OPTIONS, ids=[" ".join((*command, names[0])) for command, names in OPTIONS]
+)
+def test_docs_readme_names_every_option(command, names):
+    assert any(re.search(rf"{re.escape(name)}\b", README) for name in names), (
+        f"README.md never names {'/'.join(names)} (of `python cli.py {' '.join(command)}`)"
+    )
