@@ -33,7 +33,7 @@ class ApiToken:
     last_used_at: datetime | None
     revoked_at: datetime | None
 
-    HEADERS: ClassVar = ("id", "user", "name", "created", "last used", "revoked")
+    HEADERS: ClassVar[tuple[str, ...]] = ("id", "user", "name", "created", "last used", "revoked")
 
     def as_row(self) -> tuple:
         times = (self.created_at, self.last_used_at, self.revoked_at)
