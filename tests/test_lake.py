@@ -263,7 +263,7 @@ def test_export_lake_merges_only_a_partition_file_it_can_trust(lake_url, run_cli
         for d in (lake, full)
     ]
     assert shas[0] == shas[1]
-    assert run_cli(lake_url, "verify", "--dir", str(lake)).exit_code == 0
+    assert run_cli(lake_url, "verify", "--out", str(lake)).exit_code == 0
 
 
 def test_export_lake_keeps_a_concurrent_writers_change_for_the_next_export(

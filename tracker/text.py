@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar, Protocol
 
 FORMATS = ("table", "csv", "json")
 
@@ -109,7 +110,17 @@ def records(fmt: str, headers: Sequence[str], dicts: list[dict], rows: Sequence[
     return table(headers, rows) + "\n"
 
 
-def listing(fmt: str, kind: type, items: Sequence) -> str:
+class Listed(Protocol):
+    """A record listing() shows: its kind names the table HEADERS, each record its cells."""
+
+    HEADERS: ClassVar[tuple[str, ...]]
+
+    def as_dict(self) -> dict: ...
+
+    def as_row(self) -> Sequence: ...
+
+
+def listing(fmt: str, kind: type[Listed], items: Sequence[Listed]) -> str:
     """Records of one kind in fmt: the kind names its table HEADERS, each record gives its
     `as_dict()` (CSV, JSON) and `as_row()` (table cells)."""
     dicts = [item.as_dict() for item in items]

@@ -12,7 +12,8 @@
 -- its own search_path.
 --
 -- One row per statement and month, as before (group by instead of distinct: the same one
--- pass over the transition tables). An update that moves a row logs its id in both months.
+-- pass over the transition tables). An update that moves a row logs its id in both
+-- months.
 create or replace function lake_track_expenses() returns trigger
 language plpgsql
 security definer

@@ -1,6 +1,6 @@
--- record_expense(), api_authenticate() and api_record_expense(): recording one expense in one
--- round trip. The row type they return, recorded_expense, is V012's; why they exist is told
--- there. Re-applied whenever this file changes (a repeatable migration).
+-- record_expense(), api_authenticate() and api_record_expense(): recording one expense in
+-- one round trip. The row type they return, recorded_expense, is V012's; why they exist
+-- is told there. Re-applied whenever this file changes (a repeatable migration).
 
 create or replace function record_expense(
     by_user_id bigint,
@@ -111,11 +111,12 @@ begin
 end;
 $$;
 
--- The token's user becomes the transaction-local tracker.user_id (null, hence nothing visible, for
--- an unknown or revoked token), then the role becomes api_role for the rest of the transaction
--- (SET LOCAL ROLE, as set_config); returns the user's id, or null. The token is read first, with
--- the caller's (login role's) rights. last_used_at is refreshed at most once a minute and never
--- waits for a row lock, so concurrent requests with one token do not queue behind each other.
+-- The token's user becomes the transaction-local tracker.user_id (null, hence nothing
+-- visible, for an unknown or revoked token), then the role becomes api_role for the rest
+-- of the transaction (SET LOCAL ROLE, as set_config); returns the user's id, or null. The
+-- token is read first, with the caller's (login role's) rights. last_used_at is refreshed
+-- at most once a minute and never waits for a row lock, so concurrent requests with one
+-- token do not queue behind each other.
 create or replace function api_authenticate(token_hash text, api_role text) returns bigint
 language plpgsql
 as $$
@@ -144,8 +145,9 @@ begin
 end;
 $$;
 
--- record_expense() for the user of a REST API token, in the same statement: on an autocommit
--- connection the statement is its transaction, so the user and the role it sets end with it.
+-- record_expense() for the user of a REST API token, in the same statement: on an
+-- autocommit connection the statement is its transaction, so the user and the role it
+-- sets end with it.
 create or replace function api_record_expense(
     token_hash text,
     api_role text,

@@ -9,13 +9,13 @@
 -- whole, as it did. A TRUNCATE still logs month null: the whole fact.
 
 alter table lake_changes
-    add column first_id bigint,
-    add column last_id bigint,
-    add constraint lake_changes_id_range check (first_id <= last_id);
+add column first_id bigint,
+add column last_id bigint,
+add constraint lake_changes_id_range check (first_id <= last_id);
 
 comment on column lake_changes.first_id is
-    'Smallest id the statement touched in the month; null: re-read the whole month.';
+'Smallest id the statement touched in the month; null: re-read the whole month.';
 comment on column lake_changes.last_id is
-    'Largest id the statement touched in the month; null: re-read the whole month.';
+'Largest id the statement touched in the month; null: re-read the whole month.';
 
 -- The trigger functions that fill them are in R__lake_change_log.sql.

@@ -27,7 +27,7 @@ class Alert:
     fired_at: datetime
     acknowledged_at: datetime | None
 
-    HEADERS: ClassVar = ("id", "fired", "user", "message", "read")
+    HEADERS: ClassVar[tuple[str, ...]] = ("id", "fired", "user", "message", "read")
 
     def as_row(self) -> tuple:
         read = text.when(self.acknowledged_at) or "no"

@@ -44,7 +44,15 @@ class BudgetStatus:
     percent_used: Decimal | None
     status: Literal["under", "near", "over"]  # < 80 %, 80-100 % inclusive, > 100 %
 
-    HEADERS: ClassVar = ("month", "category", "budget", "spent", "remaining", "used %", "status")
+    HEADERS: ClassVar[tuple[str, ...]] = (
+        "month",
+        "category",
+        "budget",
+        "spent",
+        "remaining",
+        "used %",
+        "status",
+    )
 
     def as_row(self) -> tuple:
         amounts = (text.money(self.budget), text.money(self.spent), text.money(self.remaining))

@@ -29,7 +29,7 @@ class CategoryUsage:
     color: str
     expense_count: int
 
-    HEADERS: ClassVar = ("id", "name", "description", "color", "expenses")
+    HEADERS: ClassVar[tuple[str, ...]] = ("id", "name", "description", "color", "expenses")
 
     def as_dict(self) -> dict:
         return dict(zip(self.HEADERS, self.as_row(), strict=True))

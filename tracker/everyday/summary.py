@@ -196,8 +196,12 @@ def describe_month(report: MonthSummary) -> str:
     else:
         lines.append("No budgets or expenses this month.")
     if report.top_expenses:
-        rows = [(e.date, e.category, money(e.amount), e.note) for e in report.top_expenses]
-        lines += ["", "Top expenses:", text.table(["date", "category", "amount", "note"], rows)]
+        expense_rows = [(e.date, e.category, money(e.amount), e.note) for e in report.top_expenses]
+        lines += [
+            "",
+            "Top expenses:",
+            text.table(["date", "category", "amount", "note"], expense_rows),
+        ]
     lines.append("")
     if report.alerts:
         lines.append("Alerts:")

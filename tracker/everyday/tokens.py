@@ -33,7 +33,7 @@ class ApiToken:
     last_used_at: datetime | None
     revoked_at: datetime | None
 
-    HEADERS: ClassVar = ("id", "user", "name", "created", "last used", "revoked")
+    HEADERS: ClassVar[tuple[str, ...]] = ("id", "user", "name", "created", "last used", "revoked")
 
     def as_row(self) -> tuple:
         times = (self.created_at, self.last_used_at, self.revoked_at)
@@ -127,4 +127,4 @@ def authenticate(conn: psycopg.Connection, token: str, role: str) -> int | None:
     end the transaction: the role was switched all the same). One round trip: the SQL
     function api_authenticate() (R__record_expense.sql) does it all.
     """
-    return conn.execute("select api_authenticate(%s, %s)", [hash_token(token), role]).fetchone()[0]
+    return db.scalar(conn, "select api_authenticate(%s, %s)", [hash_token(token), role])

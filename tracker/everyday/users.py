@@ -21,7 +21,7 @@ class User:
     currency: str
     created_at: datetime
 
-    HEADERS: ClassVar = ("id", "name", "email", "currency")
+    HEADERS: ClassVar[tuple[str, ...]] = ("id", "name", "email", "currency")
 
     def as_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "email": self.email, "currency": self.currency}

@@ -16,7 +16,7 @@ models.sql_literal. A runner (DuckDB, PostgreSQL here; Spark in spark.py) execut
 
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +85,7 @@ def generic_tests(project: Project, models: Iterable[Model], engine: str) -> lis
 
 
 def _generic_test(project, model, relation, column, declared, engine) -> DataTest:
+    args: dict
     if isinstance(declared, str):
         kind, args = declared, {}
     elif isinstance(declared, dict) and len(declared) == 1:
@@ -131,7 +132,11 @@ def _generic_test(project, model, relation, column, declared, engine) -> DataTes
         where = f"{where} in {values}"
     else:
         parent, parent_field = args.get("to"), args.get("field")
-        if parent not in project.models or not isinstance(parent_field, str):
+        if (
+            not isinstance(parent, str)
+            or parent not in project.models
+            or not isinstance(parent_field, str)
+        ):
             raise fail(f'relationships to unknown model "{parent}" or without a "field"')
         query = (
             f"select child.{quoted} from {relation} as child "
@@ -255,7 +260,7 @@ class PostgresRunner:
 def run_data_tests(
     runner,
     tests: list[DataTest],
-    skip_models: set[str] = frozenset(),
+    skip_models: Container[str] = frozenset(),
     on_result: Callable[[Result], None] | None = None,
 ) -> list[Result]:
     """Run each test; a test of a model that failed to build is skipped."""
@@ -307,7 +312,9 @@ def run_data_tests(
     return results
 
 
-def _passing_row_tests(runner, tests: list[DataTest], skip_models) -> tuple[set[int], float]:
+def _passing_row_tests(
+    runner, tests: list[DataTest], skip_models: Container[str]
+) -> tuple[set[int], float]:
     """The screens of each model's generic tests, all in one scan of the model.
 
     Returns the indexes of the tests that passed and the time per test; failing ones are run

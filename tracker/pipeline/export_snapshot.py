@@ -29,7 +29,7 @@ from tracker.pipeline.models import SCHEMA
 from tracker.pipeline.runner import analytics_relations
 from tracker.pipeline.types import duckdb_type
 from tracker.plumbing import config
-from tracker.plumbing.db import connect
+from tracker.plumbing.db import connect, scalar
 from tracker.plumbing.psql import psql_command
 from tracker.text import CHUNK_BYTES
 
@@ -71,7 +71,8 @@ class Column:
     @property
     def is_money(self) -> bool:
         # The project's convention: money is numeric with scale 2 (numeric(12,2), (38,2)).
-        return (self.duckdb_type or "").startswith("DECIMAL(") and self.duckdb_type.endswith(",2)")
+        parquet_type = self.duckdb_type or ""
+        return parquet_type.startswith("DECIMAL(") and parquet_type.endswith(",2)")
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def export_query(
     source: a statement to read instead of the relation analytics.<model> (the lake reads
     the model's own SQL over the base tables, models.inline_sql, so it is always current).
     """
-    select_list = []
+    select_list: list[sql.Composable] = []
     for column in columns:
         identifier = sql.Identifier(column.name)
         rendering = _TEXT_RENDERINGS.get(column.type_name)
@@ -147,7 +148,7 @@ def copy_snapshot(
             with conn.transaction():
                 begin_snapshot(conn, items)
                 plans = plan_export(conn, items, include_pii, config.mask_url(url))
-                snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
+                snapshot = scalar(conn, "select pg_export_snapshot()")
                 jobs = plan_jobs(conn, plans)
                 copies = [(item, query, path) for item, query, path, _ in jobs]
 
@@ -335,12 +336,13 @@ def copy_with_psql(url, conn, snapshot, jobs, bom: bool, on_written: Callable[[i
         # for its stdout to be read.
         feeder = threading.Thread(target=_feed, args=(process.stdin, script), daemon=True)
         feeder.start()
+        assert process.stdout is not None  # stdout=subprocess.PIPE
         try:
             for line in process.stdout:
-                marker, _, index = line.decode("utf-8", "replace").strip().partition(" ")
+                marker, _, written = line.decode("utf-8", "replace").strip().partition(" ")
                 if marker == DONE:
                     done += 1
-                    on_written(int(index))
+                    on_written(int(written))
         finally:
             if done < len(jobs):
                 process.kill()

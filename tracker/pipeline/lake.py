@@ -277,6 +277,12 @@ def _write_staging(
                 )
         written_tables[name] = new_entries
 
+    # Set by plan_jobs, inside the snapshot; read below once the copy is done.
+    full = False
+    job_plans: list = []
+    snapshot_seen: str | None = None
+    changes: list = []
+
     def plan_jobs(conn, plans):
         nonlocal reason, full, snapshot_seen, changes
         (snapshot_seen, migrated) = conn.execute(
@@ -321,10 +327,6 @@ def _write_staging(
             jobs.append((item, query, path, (item, columns, path, staging, wanted, merges)))
         return jobs
 
-    full = False
-    job_plans: list = []
-    snapshot_seen = None
-    changes: list = []
     try:
         copy_snapshot(
             url,
@@ -385,12 +387,13 @@ def _changed_months(changes) -> dict[str, dict[date, tuple[int, int] | None] | N
     """
     months: dict[str, dict[date, tuple[int, int] | None] | None] = {fact: {} for fact in FACTS}
     for fact, month, first_id, last_id, whole in changes:
-        if fact not in months or months[fact] is None:
+        fact_months = months.get(fact)
+        if fact_months is None:
             continue
         if month is None:
             months[fact] = None
         else:
-            months[fact][month] = None if whole else (first_id, last_id)
+            fact_months[month] = None if whole else (first_id, last_id)
     return months
 
 

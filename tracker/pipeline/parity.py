@@ -8,7 +8,7 @@ the key, the column and both values; a column whose type differs is a difference
 """
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,8 @@ def check_parity(
         from tracker.pipeline.spark import DEFAULT_MASTER
         from tracker.pipeline.spark_checks import compare_spark
 
+        if lake_dir is None:
+            raise TypeError("check_parity(engine='spark') needs lake_dir, the lake to run on")
         export_lake(url, project, lake_dir)
         return compare_spark(
             url,
@@ -104,7 +106,7 @@ def compare_models(
     models: Iterable[Model],
     workdir: Path,
     *,
-    skip: dict[str, Iterable[str]] | None = None,
+    skip: Mapping[str, Iterable[str]] | None = None,
     engine: str = "DuckDB",
     on_model: Callable[[ModelParity], None] | None = None,
 ) -> list[ModelParity]:
@@ -161,8 +163,8 @@ def compare_model(
     }
     differences = []
     # Compared as DuckDB's catalog names them (TIMESTAMPTZ is TIMESTAMP WITH TIME ZONE there).
-    typed = [column for column, type_ in pg_columns.items() if type_ is not None]
-    canonical_names = canonical_types(duck, [pg_columns[name] for name in typed])
+    typed = {column: type_ for column, type_ in pg_columns.items() if type_ is not None}
+    canonical_names = canonical_types(duck, list(typed.values()))
     canonical = dict(zip(typed, canonical_names, strict=True))
     for column in pg_columns:
         pg_type = canonical.get(column)

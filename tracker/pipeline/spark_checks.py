@@ -180,7 +180,7 @@ class SparkUnitEngine:
 
     engine = "spark"
     text_type = "string"
-    errors = (Exception,)
+    errors: tuple[type[BaseException], ...] = (Exception,)
 
     def __init__(self, spark):
         import re

@@ -85,7 +85,7 @@ def load_unit_tests(project: Project, unit_dir: Path | str | None = None) -> lis
         if not isinstance(document, dict) or not isinstance(document.get("tests"), list):
             raise fail('must be an object with "model" and a list of "tests"')
         model = document.get("model")
-        if (
+        if not isinstance(model, str) or (
             model not in project.models
             and not (project.queries_dir / "checks" / f"{model}.sql").exists()
         ):
@@ -132,10 +132,11 @@ def run_unit_tests(
                 "unit", name, "skip", detail=f'model "{test.model}" failed', path=test.path
             )
         else:
+            errors: tuple[type[BaseException], ...] = (TrackerError, *engine.errors)
             try:
                 with engine.isolated():
                     missing, unexpected, names = _run_one(engine, project, test)
-            except (TrackerError, *engine.errors) as exc:
+            except errors as exc:
                 result = Result(
                     "unit",
                     name,
@@ -246,7 +247,7 @@ class DuckUnitEngine:
         import duckdb
 
         self.duck = duck
-        self.errors = (duckdb.Error,)
+        self.errors: tuple[type[BaseException], ...] = (duckdb.Error,)
 
     @contextlib.contextmanager
     def isolated(self):
@@ -347,7 +348,7 @@ class PostgresUnitEngine:
         import psycopg
 
         self.conn = conn
-        self.errors = (psycopg.Error,)
+        self.errors: tuple[type[BaseException], ...] = (psycopg.Error,)
 
     def isolated(self):
         return self.conn.transaction(force_rollback=True)

@@ -22,6 +22,7 @@ import psycopg
 import sqlparse
 
 from tracker.errors import TrackerError
+from tracker.plumbing.db import scalar
 
 # Held for a whole db-init run (migrations and seeds) so two runs never interleave.
 RUN_LOCK_ID = 7_240_517_001
@@ -112,7 +113,7 @@ def discover_migrations(directory: Path) -> list[Migration]:
 
 def applied_migrations(conn: psycopg.Connection) -> list[AppliedMigration]:
     """The history table's rows, versioned oldest first, then repeatable by name."""
-    exists = conn.execute("select to_regclass('schema_migrations') is not null").fetchone()[0]
+    exists = scalar(conn, "select to_regclass('schema_migrations') is not null")
     if not exists:
         return []
     rows = conn.execute(
@@ -156,7 +157,7 @@ def pending_migrations(
     newest = max((row.version for row in applied if row.version is not None), default=0)
     pending = unapplied(migrations, applied)
     for migration in pending:
-        if not migration.repeatable and migration.version < newest:
+        if migration.version is not None and migration.version < newest:
             raise TrackerError(
                 f'migration "{migration.filename}" is older than V{newest:03d}, which is '
                 "already applied. Renumber it after the newest applied migration."
@@ -189,10 +190,11 @@ def _run_file(conn: psycopg.Connection, migration: Migration) -> int:
 
 
 def _require_repeatable_history(conn: psycopg.Connection, migration: Migration) -> None:
-    nullable = conn.execute(
+    nullable = scalar(
+        conn,
         "select not attnotnull from pg_attribute"
-        " where attrelid = 'schema_migrations'::regclass and attname = 'version'"
-    ).fetchone()[0]
+        " where attrelid = 'schema_migrations'::regclass and attname = 'version'",
+    )
     if not nullable:
         raise TrackerError(
             f'repeatable migration "{migration.filename}" cannot be recorded: '

@@ -140,10 +140,12 @@ def chart_trend(section: UserMonth, chart_id: str) -> str:
     bar among empty months rather than a wall; a month before the user's first expense has
     no bar and no point (rolling_trend has no row for it).
     """
+    month = section.month
+    assert month is not None, "render_report charts only sections with a month"
     by_month = {point["month"]: point for point in section.trend}
-    first = min(by_month) if by_month else section.month
-    slots = max(MIN_TREND_SLOTS, _months_between(first, section.month) + 1)
-    months = [_add_months(section.month, offset - slots + 1) for offset in range(slots)]
+    first = min(by_month) if by_month else month
+    slots = max(MIN_TREND_SLOTS, _months_between(first, month) + 1)
+    months = [_add_months(month, offset - slots + 1) for offset in range(slots)]
     positions = list(range(slots))
     rotate = slots > 6
     figure, axes = _figure(7.2, 3.0, left=0.9, bottom=0.75 if rotate else 0.4, top=0.35)
