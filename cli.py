@@ -1029,26 +1029,64 @@ def compile_command(select, vars_json, engine, out_dir):
     click.echo(f"Compiled {_plural(len(paths), 'model')} for {engine} into {directory}.")
 
 
+# The options export and build share: where, which formats, what goes in, and the lock.
+_EXPORT_OPTIONS = (
+    click.option(
+        "--out",
+        "out_dir",
+        metavar="DIR",
+        type=click.Path(file_okay=True, dir_okay=True),
+        default=None,
+        help="Output directory (default: exports/).",
+    ),
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["csv", "parquet", "both"]),
+        default="both",
+        show_default=True,
+        help="Which files to write.",
+    ),
+    click.option(
+        "--include-pii",
+        is_flag=True,
+        help="Also export columns marked pii in the models (e.g. dim_user.email).",
+    ),
+    click.option(
+        "--bom/--no-bom",
+        default=True,
+        show_default=True,
+        help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).",
+    ),
+    click.option(
+        "--powerbi/--no-powerbi",
+        default=True,
+        show_default=True,
+        help="Also write DIR/powerbi/: a Power BI project (.pbip) over these files.",
+    ),
+    click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=600,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long to wait for another export writing into the same folder.",
+    ),
+)
+
+
+def _export_options(command):
+    """Apply the options export and build share, in the order listed."""
+    for option in reversed(_EXPORT_OPTIONS):
+        command = option(command)
+    return command
+
+
 # --- export: CSV + Parquet files and manifest.json for Power BI ----------------------------
 
 
 @cli.command("export")
-@click.option(
-    "--out",
-    "out_dir",
-    metavar="DIR",
-    type=click.Path(file_okay=True, dir_okay=True),
-    default=None,
-    help="Output directory (default: exports/).",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "parquet", "both"]),
-    default="both",
-    show_default=True,
-    help="Which files to write.",
-)
+@_export_options
 @click.option(
     "--select",
     "-s",
@@ -1057,23 +1095,6 @@ def compile_command(select, vars_json, engine, out_dir):
     multiple=True,
     help="Only these models (default: every exported model): NAME, comma or space "
     "separated; may be repeated.",
-)
-@click.option(
-    "--include-pii",
-    is_flag=True,
-    help="Also export columns marked pii in the models (e.g. dim_user.email).",
-)
-@click.option(
-    "--bom/--no-bom",
-    default=True,
-    show_default=True,
-    help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).",
-)
-@click.option(
-    "--powerbi/--no-powerbi",
-    default=True,
-    show_default=True,
-    help="Also write DIR/powerbi/: a Power BI project (.pbip) over these files.",
 )
 @click.option(
     "--lake",
@@ -1086,14 +1107,6 @@ def compile_command(select, vars_json, engine, out_dir):
     "only the months that changed since the last lake export are rewritten.",
 )
 @click.option("--full", is_flag=True, help="With --lake: rebuild every partition.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=600,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for another export writing into the same folder.",
-)
 @click.pass_context
 def export_command(
     ctx, out_dir, fmt, select, include_pii, bom, powerbi, lake_dir, full, lock_timeout
@@ -1324,47 +1337,7 @@ def _export_lake(ctx, lake_dir, full, include_pii, out_dir, fmt, select):
 
 @cli.command("build")
 @_vars_option
-@click.option(
-    "--out",
-    "out_dir",
-    metavar="DIR",
-    type=click.Path(file_okay=True, dir_okay=True),
-    default=None,
-    help="Output directory (default: exports/).",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "parquet", "both"]),
-    default="both",
-    show_default=True,
-    help="Which files to write.",
-)
-@click.option(
-    "--include-pii",
-    is_flag=True,
-    help="Also export columns marked pii in the models (e.g. dim_user.email).",
-)
-@click.option(
-    "--bom/--no-bom",
-    default=True,
-    show_default=True,
-    help="Start each CSV with a UTF-8 byte-order mark (Power BI reads UTF-8 from it).",
-)
-@click.option(
-    "--powerbi/--no-powerbi",
-    default=True,
-    show_default=True,
-    help="Also write DIR/powerbi/: a Power BI project (.pbip) over these files.",
-)
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=600,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for another export writing into the same folder.",
-)
+@_export_options
 @click.option("--verbose", "-v", is_flag=True, help="List every test, not only failures.")
 @click.pass_context
 def build_command(ctx, vars_json, out_dir, fmt, include_pii, bom, powerbi, lock_timeout, verbose):
