@@ -95,8 +95,8 @@ def _setup(url: str) -> tuple[int, list[tuple[int, str]]]:
         for number in range(CLIENTS):
             user = add_user(conn, f"Bench User {number}", f"bench{number}@example.com", "INR")
             conn.execute(
-                "insert into budgets (user_id, category_id, year, month, amount)"
-                " values (%s, %s, 2025, 5, 9999999999)",
+                "insert into budgets (user_id, category_id, month, amount)"
+                " values (%s, %s, date '2025-05-01', 9999999999)",
                 [user.id, category_id],
             )
             users.append((user.id, create_token(conn, user.id, "bench").token))

@@ -38,9 +38,7 @@ DUCKDB_SOURCES = {
     "from read_parquet('{lake}/dim_user.parquet')",
     "categories": "select category_id as id, category as name, description, color "
     "from read_parquet('{lake}/dim_category.parquet')",
-    "budgets": "select budget_id as id, user_id, category_id, "
-    "cast(extract(year from month) as smallint) as year, "
-    "cast(extract(month from month) as smallint) as month, budget_amount as amount, "
+    "budgets": "select budget_id as id, user_id, category_id, month, budget_amount as amount, "
     "cast(null as timestamptz) as created_at, cast(null as timestamptz) as updated_at "
     "from read_parquet('{lake}/fact_budgets/*/*/*.parquet', hive_partitioning = false)",
     "expenses": "select expense_id as id, user_id, category_id, amount, currency, date, note, "

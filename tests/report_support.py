@@ -104,11 +104,10 @@ def expected_month(url: str, user_id: int, month: str) -> dict:
                 select sum(expenses.amount) as spent from expenses
                 where expenses.user_id = budgets.user_id
                     and expenses.category_id = budgets.category_id
-                    and expenses.date >= make_date(budgets.year, budgets.month, 1)
-                    and expenses.date
-                        < make_date(budgets.year, budgets.month, 1) + interval '1 month'
+                    and expenses.date >= budgets.month
+                    and expenses.date < budgets.month + interval '1 month'
             ) as spending on true
-            where budgets.user_id = %s and make_date(budgets.year, budgets.month, 1) = %s::date
+            where budgets.user_id = %s and budgets.month = %s::date
             """,
             [user_id, month],
         ).fetchall()
@@ -152,9 +151,9 @@ def expected_month(url: str, user_id: int, month: str) -> dict:
             left join expenses
                 on expenses.user_id = budgets.user_id
                 and expenses.category_id = budgets.category_id
-                and expenses.date >= make_date(budgets.year, budgets.month, 1)
-                and expenses.date < make_date(budgets.year, budgets.month, 1) + interval '1 month'
-            where budgets.user_id = %s and make_date(budgets.year, budgets.month, 1) = %s::date
+                and expenses.date >= budgets.month
+                and expenses.date < budgets.month + interval '1 month'
+            where budgets.user_id = %s and budgets.month = %s::date
             group by categories.name, budgets.amount
             """,
             [user_id, month],

@@ -5,6 +5,7 @@ import random
 import subprocess
 import sys
 import threading
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,15 +22,15 @@ AMAN_ID = "(select id from users where email = 'aman@example.com')"
 AMAN_TOTAL = f"select sum(amount) from budgets where user_id = {AMAN_ID}"
 
 
-def budget_of(url, category, user=AMAN, year=2025, month=5):
+def budget_of(url, category, user=AMAN, month=date(2025, 5, 1)):
     rows = query(
         url,
         """
         select budgets.amount from budgets
         inner join users on users.id = budgets.user_id
         inner join categories on categories.id = budgets.category_id
-        where users.email = %s and categories.name = %s and year = %s and month = %s""",
-        [user, category, year, month],
+        where users.email = %s and categories.name = %s and month = %s""",
+        [user, category, month],
     )
     return rows[0][0] if rows else None
 
@@ -50,7 +51,7 @@ def test_budget_set_creates_then_changes(run_cli, seeded_url):
     )
     assert created.exit_code == 0, created.output
     assert "created" in created.output
-    assert budget_of(seeded_url, "Rent", month=6) == Decimal("15000.00")
+    assert budget_of(seeded_url, "Rent", month=date(2025, 6, 1)) == Decimal("15000.00")
     changed = run_cli(
         seeded_url,
         "budget",
@@ -66,7 +67,7 @@ def test_budget_set_creates_then_changes(run_cli, seeded_url):
     )
     assert changed.exit_code == 0, changed.output
     assert "changed from 15000.00" in changed.output
-    assert budget_of(seeded_url, "Rent", month=6) == Decimal("0.00")
+    assert budget_of(seeded_url, "Rent", month=date(2025, 6, 1)) == Decimal("0.00")
     assert scalar(seeded_url, "select count(*) from budgets") == 5
 
 

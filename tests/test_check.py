@@ -108,7 +108,7 @@ def test_check_seeds_in_duckdb_equal_the_seeds_in_postgresql(seeded_url, tmp_pat
     for table, columns in {
         "users": "id, name, email, currency",
         "categories": "id, name, description, color",
-        "budgets": "id, user_id, category_id, year, month, amount",
+        "budgets": "id, user_id, category_id, month, amount",
         "expenses": "id, user_id, category_id, amount, currency, date, note",
     }.items():
         query = f"select {columns} from main.{table} order by id"

@@ -400,8 +400,7 @@ def test_project_repeatables_survive_being_applied_again(tmp_path, fresh_databas
         # And the alert trigger still fires: the first seeded budget, crossed once.
         conn.execute("delete from alerts")
         user_id, category_id, month, amount = conn.execute(
-            "select user_id, category_id, make_date(year, month, 1), amount from budgets"
-            " order by id limit 1"
+            "select user_id, category_id, month, amount from budgets order by id limit 1"
         ).fetchone()
         conn.execute(
             "insert into expenses (user_id, category_id, amount, date) values (%s, %s, %s, %s)",

@@ -135,11 +135,11 @@ def test_database_refuses_dates_outside_the_range_whoever_writes(seeded_url):
         )
     with (
         psycopg.connect(seeded_url) as conn,
-        pytest.raises(psycopg.errors.CheckViolation, match="budgets_year_range"),
+        pytest.raises(psycopg.errors.CheckViolation, match="budgets_month_range"),
     ):
         conn.execute(
-            "insert into budgets (user_id, category_id, year, month, amount)"
-            " select 1, id, 2101, 1, 1 from categories limit 1"
+            "insert into budgets (user_id, category_id, month, amount)"
+            " select 1, id, '2101-01-01', 1 from categories limit 1"
         )
 
 
@@ -168,7 +168,7 @@ def test_budget_delete_undoes_a_mistaken_budget(run_cli, seeded_url):
     assert "Deleted the Food budget for 2099-05 of aman@example.com (100.00)" in result.output
     assert "kept 0 alerts and 0 transfers" in result.output
     assert scalar(seeded_url, "select count(*) from budgets") == before - 1
-    assert scalar(seeded_url, "select count(*) from budgets where year = 2099") == 0
+    assert scalar(seeded_url, "select count(*) from budgets where month = '2099-05-01'") == 0
     assert_refused(
         run_cli(
             seeded_url,
@@ -845,7 +845,7 @@ def test_category_delete_move_to_keeps_budgets_alerts_and_fires_nothing(run_cli,
         seeded_url,
         "select budgets.id from budgets inner join categories"
         " on categories.id = category_id where name ="
-        " 'Entertainment' and month = 6",
+        " 'Entertainment' and month = '2025-06-01'",
     )
     spent_before = scalar(seeded_url, "select sum(amount) from expenses")
     before = snapshot(seeded_url)
@@ -887,14 +887,15 @@ def test_category_delete_move_to_keeps_budgets_alerts_and_fires_nothing(run_cli,
     )
     assert query(
         seeded_url,
-        "select alerts.category_id, budgets.year, budgets.month, budgets.amount"
+        "select alerts.category_id, to_char(budgets.month, 'YYYY-MM'), budgets.amount"
         " from alerts inner join budgets on budgets.id = alerts.budget_id",
-    ) == [(shopping, 2025, 4, 1150)]
+    ) == [(shopping, "2025-04", 1150)]
     assert query(
         seeded_url,
-        "select year, month, amount::text from budgets where category_id = %s order by year, month",
+        "select to_char(month, 'YYYY-MM'), amount::text from budgets"
+        " where category_id = %s order by month",
         [shopping],
-    ) == [(2025, 4, "1150.00"), (2025, 5, "5000.00"), (2025, 6, "300.00")]
+    ) == [("2025-04", "1150.00"), ("2025-05", "5000.00"), ("2025-06", "300.00")]
     assert (
         scalar(seeded_url, "select category_id from budgets where id = %s", [june_budget])
         == shopping

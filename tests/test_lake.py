@@ -209,10 +209,10 @@ def test_export_lake_follows_deleted_users_budgets_and_emptied_months(lake_url, 
     assert run_cli(lake_url, "export", "--lake", str(lake)).exit_code == 0
     with psycopg.connect(lake_url, autocommit=True) as conn:
         conn.execute("delete from users where id = (select max(user_id) from expenses)")
-        conn.execute("update budgets set amount = amount + 1 where year = 2024 and month = 11")
+        conn.execute("update budgets set amount = amount + 1 where month = '2024-11-01'")
         conn.execute(
-            "update budgets set month = 3, year = 2025 where id = "
-            "(select min(id) from budgets where year = 2024 and month = 10)"
+            "update budgets set month = '2025-03-01' where id = "
+            "(select min(id) from budgets where month = '2024-10-01')"
         )
         conn.execute("delete from expenses where date >= '2025-02-01'")
     result = run_cli(lake_url, "export", "--lake", str(lake))

@@ -91,7 +91,7 @@ def expected_budget_vs_actual(frames) -> list[tuple]:
     }
     rows = []
     for budget in frames["budgets"].to_dict("records"):
-        month = dt.date(budget["year"], budget["month"], 1)
+        month = budget["month"]
         amount = budget["amount"]
         spent = spending.get((budget["user_id"], budget["category_id"], month), Decimal(0))
         pct = None if amount == 0 else half_away(divide(spent * 100, amount), TENTH)
@@ -216,19 +216,19 @@ EXPENSES = [
     (5, 1, "0.02", "2024-04-15"),
 ]
 BUDGETS = [
-    (2, 1, 2024, 3, "0.00"),  # 0, nothing spent: near, pct null
-    (2, 2, 2024, 3, "0.00"),  # 0, 0.01 spent: over, pct null
-    (2, 3, 2024, 3, "100.00"),  # exactly spent: near, 100.0
-    (2, 4, 2024, 3, "80.00"),  # 63.99: under although pct rounds to 80.0
-    (2, 5, 2024, 3, "80.00"),  # 64.00: exactly 80 %: near
-    (2, 1, 2024, 4, "100.00"),  # 100.01: over, pct 100.0
-    (2, 2, 2024, 4, "3.00"),  # 1/3 -> 33.3
-    (2, 3, 2024, 4, "3.00"),  # 2/3 -> 66.7
-    (2, 4, 2024, 4, "2000.00"),  # 0.15 % -> 0.2
-    (2, 5, 2024, 4, "2000.00"),  # 0.05 % -> 0.1
-    (2, 1, 2024, 5, "50.00"),  # a budget without spending
-    (3, 1, 2024, 1, str(MAX_AMOUNT)),
-    (4, 1, 2024, 2, "0.00"),  # 0 budget, only zero amounts spent: near
+    (2, 1, "2024-03-01", "0.00"),  # 0, nothing spent: near, pct null
+    (2, 2, "2024-03-01", "0.00"),  # 0, 0.01 spent: over, pct null
+    (2, 3, "2024-03-01", "100.00"),  # exactly spent: near, 100.0
+    (2, 4, "2024-03-01", "80.00"),  # 63.99: under although pct rounds to 80.0
+    (2, 5, "2024-03-01", "80.00"),  # 64.00: exactly 80 %: near
+    (2, 1, "2024-04-01", "100.00"),  # 100.01: over, pct 100.0
+    (2, 2, "2024-04-01", "3.00"),  # 1/3 -> 33.3
+    (2, 3, "2024-04-01", "3.00"),  # 2/3 -> 66.7
+    (2, 4, "2024-04-01", "2000.00"),  # 0.15 % -> 0.2
+    (2, 5, "2024-04-01", "2000.00"),  # 0.05 % -> 0.1
+    (2, 1, "2024-05-01", "50.00"),  # a budget without spending
+    (3, 1, "2024-01-01", str(MAX_AMOUNT)),
+    (4, 1, "2024-02-01", "0.00"),  # 0 budget, only zero amounts spent: near
 ]
 # Cy: 200, 100 and 300 maximal amounts in three months, far beyond 12 digits in total.
 BIG = [(3, 1, 200, "2024-01-20"), (3, 2, 100, "2024-02-20"), (3, 3, 300, "2024-03-20")]
@@ -242,8 +242,7 @@ def load_edge_cases(url: str) -> None:
         )
         cursor.executemany("insert into categories (id, name) values (%s, %s)", CATEGORIES)
         cursor.executemany(
-            "insert into budgets (user_id, category_id, year, month, amount) "
-            "values (%s, %s, %s, %s, %s)",
+            "insert into budgets (user_id, category_id, month, amount) values (%s, %s, %s, %s)",
             BUDGETS,
         )
         cursor.executemany(
@@ -352,7 +351,7 @@ def test_run_star_schema_matches_base_tables(edge_url):
             row["id"],
             row["user_id"],
             row["category_id"],
-            dt.date(row["year"], row["month"], 1),
+            row["month"],
             row["amount"],
         )
         for row in budgets.to_dict("records")
@@ -404,8 +403,8 @@ DUCKDB_DDL = """
 create table users (id bigint, name varchar, email varchar, currency varchar,
     created_at timestamp);
 create table categories (id bigint, name varchar, description varchar, color varchar);
-create table budgets (id bigint, user_id bigint, category_id bigint, month smallint,
-    year smallint, amount decimal(12, 2), created_at timestamp, updated_at timestamp);
+create table budgets (id bigint, user_id bigint, category_id bigint, month date,
+    amount decimal(12, 2), created_at timestamp, updated_at timestamp);
 create table expenses (id bigint, user_id bigint, category_id bigint, amount decimal(12, 2),
     currency varchar, date date, note varchar, created_at timestamp);
 create table alerts (id bigint, user_id bigint, budget_id bigint, category_id bigint,

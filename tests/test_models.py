@@ -307,8 +307,8 @@ def test_run_vars_change_the_near_threshold(db_url, run_cli):
         conn.execute("insert into users (id, name, email) values (1, 'A', 'a@example.com')")
         conn.execute("insert into categories (id, name) values (1, 'Food')")
         conn.execute(
-            "insert into budgets (user_id, category_id, year, month, amount) "
-            "values (1, 1, 2024, 3, 100.00)"
+            "insert into budgets (user_id, category_id, month, amount) "
+            "values (1, 1, '2024-03-01', 100.00)"
         )
         conn.execute(
             "insert into expenses (user_id, category_id, amount, date) "

@@ -16,7 +16,7 @@ ALERT_MODEL = config.QUERIES_DIR / "checks" / "budget_alert_crossings.sql"
 COPIED = {
     "users": "id, name, email, currency",
     "categories": "id, name, description, color",
-    "budgets": "id, user_id, category_id, year, month, amount",
+    "budgets": "id, user_id, category_id, month, amount",
 }
 EXPENSE_COLUMNS = "id, user_id, category_id, amount, currency, date, note"
 

@@ -65,8 +65,8 @@ def exported(tmp_path_factory, server_url, seeded_template):
             )
             conn.execute(
                 """
-                insert into budgets (user_id, category_id, year, month, amount)
-                select users.id, categories.id, 2025, 6, 100.00
+                insert into budgets (user_id, category_id, month, amount)
+                select users.id, categories.id, date '2025-06-01', 100.00
                 from users cross join categories
                 where users.email = 'aman@example.com' and categories.name = 'Food'
                 """

@@ -114,8 +114,8 @@ def test_report_escapes_hostile_notes_and_names(seeded_url, run_cli, tmp_path):
             [HOSTILE_CATEGORY],
         ).fetchone()[0]
         conn.execute(
-            "insert into budgets (user_id, category_id, year, month, amount) "
-            "values (%s, %s, 2025, 5, 1000.00)",
+            "insert into budgets (user_id, category_id, month, amount) "
+            "values (%s, %s, '2025-05-01', 1000.00)",
             [user_id, category_id],
         )
         conn.execute(

@@ -36,16 +36,15 @@ def add_edge_cases(url: str) -> None:
             "insert into users (name, email) values ('Edge', %s) returning id", [EDGE_USER]
         ).fetchone()[0]
         ids = dict(conn.execute("select name, id from categories").fetchall())
-        for category, year, month, amount in [
-            ("Food", 2024, 1, "10.00"),  # nothing spent: under, spent 0
-            ("Food", 2024, 2, "80.00"),  # spent exactly 80.00: near, 100.0 %
-            ("Rent", 2024, 2, "0.00"),  # zero budget, nothing spent: near, pct null
-            ("Rent", 2024, 3, "0.00"),  # zero budget, 50.00 spent: over
+        for category, month, amount in [
+            ("Food", "2024-01-01", "10.00"),  # nothing spent: under, spent 0
+            ("Food", "2024-02-01", "80.00"),  # spent exactly 80.00: near, 100.0 %
+            ("Rent", "2024-02-01", "0.00"),  # zero budget, nothing spent: near, pct null
+            ("Rent", "2024-03-01", "0.00"),  # zero budget, 50.00 spent: over
         ]:
             conn.execute(
-                "insert into budgets (user_id, category_id, year, month, amount) "
-                "values (%s, %s, %s, %s, %s)",
-                [user, ids[category], year, month, amount],
+                "insert into budgets (user_id, category_id, month, amount) values (%s, %s, %s, %s)",
+                [user, ids[category], month, amount],
             )
         for category, day, amount in [
             ("Food", "2023-12-31", "100.10"),

@@ -112,8 +112,8 @@ def test_spending_totals_concurrent_writers_never_drift_or_deadlock(db_url, conn
     for user in (aman, priya):
         for category in (food, travel):
             conn.execute(
-                "insert into budgets (user_id, category_id, year, month, amount)"
-                " values (%s, %s, 2025, 5, 200)",
+                "insert into budgets (user_id, category_id, month, amount)"
+                " values (%s, %s, '2025-05-01', 200)",
                 [user, category],
             )
     barrier = threading.Barrier(6)
@@ -182,7 +182,7 @@ def test_spending_totals_concurrent_writers_never_drift_or_deadlock(db_url, conn
         inner join budget_spending as totals
             on totals.user_id = budgets.user_id
             and totals.category_id = budgets.category_id
-            and totals.month = make_date(budgets.year, budgets.month, 1)
+            and totals.month = budgets.month
         where totals.spent > budgets.amount
             and not exists (
                 select
@@ -205,9 +205,16 @@ def test_spending_totals_are_backfilled_from_existing_expenses(fresh_database, t
     for path in before.glob("R__*.sql"):  # current definitions, for the newest schema only
         path.unlink()
     url = fresh_database()
-    initialize_database(url, seed=True, migrations_dir=before)
+    # No seeds: database/seeds fit the newest schema (budgets.month a date since V015).
+    initialize_database(url, seed=False, migrations_dir=before)
     with psycopg.connect(url, autocommit=True) as conn:
         assert conn.execute("select to_regclass('budget_spending')").fetchone()[0] is None
+        conn.execute("insert into users (id, name, email) values (1, 'A', 'a@example.com')")
+        conn.execute("insert into categories (id, name) values (1, 'Food'), (2, 'Travel')")
+        conn.execute(
+            "insert into budgets (user_id, category_id, year, month, amount)"
+            " values (1, 1, 2025, 1, 100)"
+        )
         conn.execute(
             "insert into expenses (user_id, category_id, amount, date)"
             " select 1, 1, 0.01 * n, date '2024-12-01' + n from generate_series(1, 90) as n"
@@ -240,8 +247,8 @@ def test_spending_totals_and_alerts_work_for_a_role_without_rights_on_them(conn,
         )
         conn.execute(sql.SQL("set role {}").format(identifier))
         conn.execute(
-            "insert into budgets (user_id, category_id, year, month, amount)"
-            " values (%s, %s, 2025, 5, 100)",
+            "insert into budgets (user_id, category_id, month, amount)"
+            " values (%s, %s, '2025-05-01', 100)",
             [aman, food],
         )
         conn.execute(

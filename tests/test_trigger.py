@@ -31,11 +31,11 @@ def world(conn):
     }
 
 
-def add_budget(conn, user, category, amount, year=2025, month=5):
+def add_budget(conn, user, category, amount, month="2025-05-01"):
     return conn.execute(
-        "insert into budgets (user_id, category_id, year, month, amount)"
-        " values (%s, %s, %s, %s, %s) returning id",
-        [user, category, year, month, Decimal(amount)],
+        "insert into budgets (user_id, category_id, month, amount)"
+        " values (%s, %s, %s, %s) returning id",
+        [user, category, month, Decimal(amount)],
     ).fetchone()[0]
 
 
@@ -131,7 +131,7 @@ def test_trigger_copy_crossing_fires_once_per_key(conn, world):
     add_budget(conn, u, food, "1000")
     add_budget(conn, u, travel, "500")
     add_budget(conn, other, food, "5000")  # not crossed
-    add_budget(conn, u, food, "100", month=6)  # crossed
+    add_budget(conn, u, food, "100", month="2025-06-01")  # crossed
     spend(conn, u, travel, "400")  # travel was already at 400 before the load
     rows = [(u, food, "300.00", f"2025-05-{day:02d}") for day in range(1, 11)]  # 3000
     rows += [(u, travel, "50.00", "2025-05-20"), (u, travel, "50.01", "2025-05-21")]  # 500.01
@@ -179,7 +179,7 @@ def test_trigger_update_category_evaluates_the_key_left_and_the_key_entered(conn
 
 def test_trigger_update_date_into_another_month_fires_there(conn, world):
     u, food = world["user"], world["food"]
-    add_budget(conn, u, food, "100", month=6)
+    add_budget(conn, u, food, "100", month="2025-06-01")
     expense = spend(conn, u, food, "150", "2025-05-31")
     assert alerts(conn) == []
     conn.execute("update expenses set date = '2025-06-01' where id = %s", [expense])
@@ -249,8 +249,8 @@ def test_trigger_budget_upsert_lowering_fires_once(conn, world):
     add_budget(conn, u, food, "1000")
     spend(conn, u, food, "900")
     upsert = (
-        "insert into budgets (user_id, category_id, year, month, amount)"
-        " values (%s, %s, 2025, 5, %s) on conflict (user_id, category_id, year, month)"
+        "insert into budgets (user_id, category_id, month, amount)"
+        " values (%s, %s, '2025-05-01', %s) on conflict (user_id, category_id, month)"
         " do update set amount = excluded.amount"
     )
     conn.execute(upsert, [u, food, Decimal("500")])
@@ -260,9 +260,9 @@ def test_trigger_budget_upsert_lowering_fires_once(conn, world):
 
 def test_trigger_budget_moved_to_another_month_is_a_new_budget_there(conn, world):
     u, food = world["user"], world["food"]
-    budget = add_budget(conn, u, food, "100", month=4)
+    budget = add_budget(conn, u, food, "100", month="2025-04-01")
     spend(conn, u, food, "150", "2025-05-05")
-    conn.execute("update budgets set month = 5 where id = %s", [budget])
+    conn.execute("update budgets set month = '2025-05-01' where id = %s", [budget])
     assert messages(conn) == ["Budget exceeded for Food for May 2025. Spent: 150.00 / 100.00"]
 
 

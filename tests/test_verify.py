@@ -87,7 +87,7 @@ def test_verify_sh_passes_on_a_fresh_export_with_tricky_notes(exported):
             "select (select sum(amount) from expenses), "
             "(select sum(amount) from budgets) - (select sum(amount) from expenses "
             "where (user_id, category_id, date_trunc('month', date)) in "
-            "(select user_id, category_id, make_date(year, month, 1) from budgets))"
+            "(select user_id, category_id, month from budgets))"
         ).fetchone()
         lowest = conn.execute("select min(remaining) from analytics.budget_vs_actual").fetchone()[0]
     assert lowest < 0, "a negative money value must be summed too"

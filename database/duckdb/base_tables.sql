@@ -21,8 +21,7 @@ create table main.budgets (
     id bigint not null primary key,
     user_id bigint not null,
     category_id bigint not null,
-    month smallint not null,
-    year smallint not null,
+    month date not null,
     amount decimal(12, 2) not null,
     created_at timestamptz not null default current_timestamp,
     updated_at timestamptz not null default current_timestamp

@@ -180,8 +180,7 @@ begin
     inner join budgets
         on budgets.user_id = keys.user_id
         and budgets.category_id = keys.category_id
-        and budgets.year = extract(year from keys.month)::smallint
-        and budgets.month = extract(month from keys.month)::smallint
+        and budgets.month = keys.month
     inner join categories
         on categories.id = keys.category_id
     -- Exceeded after the statement, and not before it (no budget = not exceeded).
@@ -322,7 +321,7 @@ begin
         select
             array_agg(user_id),
             array_agg(category_id),
-            array_agg(make_date(year, month, 1)),
+            array_agg(month),
             array_agg(0::numeric),
             array_agg(null::numeric)
         into user_ids, category_ids, months, deltas, befores
@@ -331,7 +330,7 @@ begin
         select
             array_agg(new_rows.user_id),
             array_agg(new_rows.category_id),
-            array_agg(make_date(new_rows.year, new_rows.month, 1)),
+            array_agg(new_rows.month),
             array_agg(0::numeric),
             array_agg(old_rows.amount)
         into user_ids, category_ids, months, deltas, befores
@@ -339,7 +338,6 @@ begin
         left join old_rows
             on old_rows.user_id = new_rows.user_id
             and old_rows.category_id = new_rows.category_id
-            and old_rows.year = new_rows.year
             and old_rows.month = new_rows.month;
     end if;
 

@@ -54,24 +54,21 @@ as $$
 begin
     if tg_op = 'INSERT' then
         insert into public.lake_changes (fact, month, first_id, last_id)
-        select 'fact_budgets', make_date(new_rows.year, new_rows.month, 1), min(new_rows.id),
-            max(new_rows.id)
+        select 'fact_budgets', new_rows.month, min(new_rows.id), max(new_rows.id)
         from new_rows
         group by 2;
     elsif tg_op = 'UPDATE' then
         insert into public.lake_changes (fact, month, first_id, last_id)
         select 'fact_budgets', touched.month, min(touched.id), max(touched.id)
         from (
-            select make_date(old_rows.year, old_rows.month, 1) as month, old_rows.id
-            from old_rows
+            select old_rows.month, old_rows.id from old_rows
             union all
-            select make_date(new_rows.year, new_rows.month, 1), new_rows.id from new_rows
+            select new_rows.month, new_rows.id from new_rows
         ) as touched
         group by touched.month;
     else
         insert into public.lake_changes (fact, month, first_id, last_id)
-        select 'fact_budgets', make_date(old_rows.year, old_rows.month, 1), min(old_rows.id),
-            max(old_rows.id)
+        select 'fact_budgets', old_rows.month, min(old_rows.id), max(old_rows.id)
         from old_rows
         group by 2;
     end if;

@@ -18,11 +18,10 @@ select
 from seed_categories
 on conflict (name) do nothing;
 
-insert into budgets (user_id, category_id, year, month, amount)
+insert into budgets (user_id, category_id, month, amount)
 select
     users.id as user_id,
     categories.id as category_id,
-    seed_budgets.year,
     seed_budgets.month,
     seed_budgets.amount
 from seed_budgets
@@ -30,7 +29,7 @@ inner join users
     on seed_budgets.user_email = users.email
 inner join categories
     on seed_budgets.category = categories.name
-on conflict (user_id, category_id, year, month) do nothing;
+on conflict (user_id, category_id, month) do nothing;
 
 insert into expenses (user_id, category_id, amount, currency, date, note)
 select

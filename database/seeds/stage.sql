@@ -16,8 +16,7 @@ create temporary table seed_categories (
 create temporary table seed_budgets (
     user_email text,
     category text,
-    year smallint,
-    month smallint,
+    month date,
     amount numeric(12, 2)
 ) on commit drop;
 

@@ -36,9 +36,7 @@ monthly_budgets as (
         cast(budgets.id as bigint) as budget_id,
         cast(budgets.user_id as bigint) as user_id,
         cast(budgets.category_id as bigint) as category_id,
-        make_date(
-            cast(budgets.year as integer), cast(budgets.month as integer), 1
-        ) as month,
+        cast(budgets.month as date) as month,
         budgets.amount as budget_amount
     from budgets
 ),

@@ -2,7 +2,7 @@
 -- Consumers: budget_vs_actual, fact_budgets, dim_date.
 {{ config(
     materialized='view',
-    description='Monthly budgets per user and category, with year and month as one DATE.',
+    description='Monthly budgets per user and category, the month as its first day.',
     columns={
         'budget_id': 'The budget.',
         'user_id': 'The user the budget belongs to.',
@@ -23,9 +23,7 @@ final as (
         cast(budgets.id as bigint) as budget_id,
         cast(budgets.user_id as bigint) as user_id,
         cast(budgets.category_id as bigint) as category_id,
-        make_date(
-            cast(budgets.year as integer), cast(budgets.month as integer), 1
-        ) as month,
+        cast(budgets.month as date) as month,
         {{ amount('budgets.amount') }} as budget_amount,
         budgets.created_at,
         budgets.updated_at

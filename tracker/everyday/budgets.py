@@ -99,22 +99,22 @@ def set_budget(conn: psycopg.Connection, user, category, month, amount) -> Budge
             """
             select amount
             from budgets
-            where user_id = %s and category_id = %s and year = %s and month = %s
+            where user_id = %s and category_id = %s and month = %s
             """,
-            [found_user.id, found_category.id, month.year, month.month],
+            [found_user.id, found_category.id, month.first_day],
         ).fetchone()
         budget_id = db.scalar(
             conn,
             """
-            insert into budgets (user_id, category_id, year, month, amount)
-            values (%s, %s, %s, %s, %s)
-            on conflict (user_id, category_id, year, month) do update
+            insert into budgets (user_id, category_id, month, amount)
+            values (%s, %s, %s, %s)
+            on conflict (user_id, category_id, month) do update
                 set
                     amount = excluded.amount,
                     updated_at = now()
             returning id
             """,
-            [found_user.id, found_category.id, month.year, month.month, amount],
+            [found_user.id, found_category.id, month.first_day, amount],
         )
         fired = alerts_fired_now(conn, found_user.id)
     return Budget(
@@ -149,10 +149,10 @@ def delete_budget(conn: psycopg.Connection, user, category, month) -> DeletedBud
             """
             select id, amount
             from budgets
-            where user_id = %s and category_id = %s and year = %s and month = %s
+            where user_id = %s and category_id = %s and month = %s
             for update
             """,
-            [found_user.id, found_category.id, month.year, month.month],
+            [found_user.id, found_category.id, month.first_day],
         ).fetchone()
         if row is None:
             raise InputError(
@@ -204,7 +204,7 @@ _STATUS_SQL = """
             budgets.id,
             users.email as user_email,
             categories.name as category,
-            make_date(budgets.year, budgets.month, 1) as month_start,
+            budgets.month as month_start,
             budgets.amount as budget,
             budgets.user_id,
             budgets.category_id
@@ -215,8 +215,7 @@ _STATUS_SQL = """
             on categories.id = budgets.category_id
         where true
             and budgets.user_id = %(user_id)s
-            and (%(year)s::int is null or budgets.year = %(year)s)
-            and (%(month)s::int is null or budgets.month = %(month)s)
+            and (%(month)s::date is null or budgets.month = %(month)s)
     ),
 
     spending as (
@@ -263,8 +262,7 @@ def list_budgets(conn: psycopg.Connection, user, month=None) -> list[BudgetStatu
                 _STATUS_SQL,
                 {
                     "user_id": found_user.id,
-                    "year": month.year if month else None,
-                    "month": month.month if month else None,
+                    "month": month.first_day if month else None,
                     "near_threshold_pct": NEAR_THRESHOLD_PCT,
                 },
             ).fetchall()
@@ -290,13 +288,13 @@ def transfer_budget(
                 f'--from and --to are both "{source.name}". '
                 "Transfer between two different categories."
             )
-        key = [found_user.id, month.year, month.month]
+        key = [found_user.id, month.first_day]
         ids: dict[int, int] = dict(
             conn.execute(
                 """
                 select category_id, id
                 from budgets
-                where user_id = %s and year = %s and month = %s and category_id in (%s, %s)
+                where user_id = %s and month = %s and category_id in (%s, %s)
                 """,
                 [*key, source.id, destination.id],
             ).fetchall()
@@ -345,15 +343,15 @@ def transfer_budget(
                     destination_id, created = db.one(
                         conn.execute(
                             """
-                        insert into budgets (user_id, category_id, year, month, amount)
-                        values (%s, %s, %s, %s, %s)
-                        on conflict (user_id, category_id, year, month) do update
+                        insert into budgets (user_id, category_id, month, amount)
+                        values (%s, %s, %s, %s)
+                        on conflict (user_id, category_id, month) do update
                             set
                                 amount = budgets.amount + excluded.amount,
                                 updated_at = now()
                         returning id, xmax = 0
                         """,
-                            [found_user.id, destination.id, month.year, month.month, amount],
+                            [found_user.id, destination.id, month.first_day, amount],
                         )
                     )
                     conn.execute(

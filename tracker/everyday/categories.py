@@ -274,19 +274,18 @@ def _move_and_delete(conn, category: Category, target: Category, dry_run: bool) 
             """
             select
                 users.email,
-                to_char(make_date(source.year, source.month, 1), 'YYYY-MM'),
+                to_char(source.month, 'YYYY-MM'),
                 source.amount,
                 target.amount
             from budgets as source
             inner join budgets as target
                 on target.user_id = source.user_id
-                and target.year = source.year
                 and target.month = source.month
                 and target.category_id = %(to)s
             inner join users
                 on users.id = source.user_id
             where source.category_id = %(from)s
-            order by users.email, source.year, source.month
+            order by users.email, source.month
             """,
             ids,
         ).fetchall()
@@ -302,7 +301,7 @@ def _move_and_delete(conn, category: Category, target: Category, dry_run: bool) 
     budgets, alerts, transfers, unlinked = conn.execute(
         """
         with source as (
-            select id, user_id, year, month
+            select id, user_id, month
             from budgets
             where category_id = %(from)s
         ),
@@ -312,7 +311,6 @@ def _move_and_delete(conn, category: Category, target: Category, dry_run: bool) 
             from source
             inner join budgets as target
                 on target.user_id = source.user_id
-                and target.year = source.year
                 and target.month = source.month
                 and target.category_id = %(to)s
         )
@@ -338,12 +336,11 @@ def _move_and_delete(conn, category: Category, target: Category, dry_run: bool) 
         for row in conn.execute(
             """
             with keys as (
-                select user_id, year, month
+                select user_id, month
                 from budgets
                 where category_id in (%(from)s, %(to)s)
                 union
-                select user_id, extract(year from date)::smallint,
-                       extract(month from date)::smallint
+                select user_id, date_trunc('month', date::timestamp)::date
                 from expenses
                 where category_id = %(from)s
             ),
@@ -351,32 +348,29 @@ def _move_and_delete(conn, category: Category, target: Category, dry_run: bool) 
             after as (
                 select
                     keys.user_id,
-                    keys.year,
                     keys.month,
                     (select sum(amount) from budgets
                      where budgets.user_id = keys.user_id
-                        and budgets.year = keys.year
                         and budgets.month = keys.month
                         and budgets.category_id in (%(from)s, %(to)s)) as budget,
                     (select coalesce(sum(amount), 0) from expenses
                      where expenses.user_id = keys.user_id
                         and expenses.category_id in (%(from)s, %(to)s)
-                        and expenses.date >= make_date(keys.year, keys.month, 1)
-                        and expenses.date < make_date(keys.year, keys.month, 1)
-                            + interval '1 month') as spent
+                        and expenses.date >= keys.month
+                        and expenses.date < keys.month + interval '1 month') as spent
                 from keys
             )
 
             select
                 users.email,
-                to_char(make_date(after.year, after.month, 1), 'YYYY-MM'),
+                to_char(after.month, 'YYYY-MM'),
                 after.spent,
                 after.budget
             from after
             inner join users
                 on users.id = after.user_id
             where after.spent > after.budget
-            order by users.email, after.year, after.month
+            order by users.email, after.month
             """,
             ids,
         ).fetchall()
@@ -407,7 +401,6 @@ def _move_and_delete(conn, category: Category, target: Category, dry_run: bool) 
         from budgets as source
         inner join budgets as target
             on target.user_id = source.user_id
-            and target.year = source.year
             and target.month = source.month
             and target.category_id = %(to)s
         where source.category_id = %(from)s

@@ -531,8 +531,7 @@ def _insert_budgets(conn: psycopg.Connection, options: GenerateOptions) -> int:
             select
                 keys.user_id,
                 categories.id as category_id,
-                extract(year from keys.month_start)::smallint as year,
-                extract(month from keys.month_start)::smallint as month,
+                keys.month_start as month,
                 case
                     when keys.draw %% 100 < %(missing)s + %(zero)s then 0
                     else round(
@@ -551,11 +550,10 @@ def _insert_budgets(conn: psycopg.Connection, options: GenerateOptions) -> int:
             where keys.draw %% 100 >= %(missing)s
         )
 
-        insert into budgets (user_id, category_id, year, month, amount)
+        insert into budgets (user_id, category_id, month, amount)
         select
             user_id,
             category_id,
-            year,
             month,
             amount
         from final

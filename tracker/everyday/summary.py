@@ -87,7 +87,7 @@ _CATEGORIES_SQL = """
             category_id,
             amount as budget
         from budgets
-        where user_id = %(user_id)s and year = %(year)s and month = %(month)s
+        where user_id = %(user_id)s and month = %(start)s
     ),
 
     month_spending as (
@@ -153,8 +153,6 @@ def summarize_month(
         found_user = find_user(conn, user)
         params = {
             "user_id": found_user.id,
-            "year": month.year,
-            "month": month.month,
             "start": month.first_day,
             "end": month.next_first_day,
             "limit": top,

@@ -28,7 +28,7 @@ LAST_DAY = date(2100, 12, 31)
 
 @dataclass(frozen=True, order=True)
 class Month:
-    """A calendar month, as budgets store it (year, month)."""
+    """A calendar month (YYYY-MM); the database keeps it as its first day (first_day)."""
 
     year: int
     month: int

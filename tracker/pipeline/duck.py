@@ -25,8 +25,7 @@ SEED_COLUMNS = {
     "budgets": {
         "user_email": "VARCHAR",
         "category": "VARCHAR",
-        "year": "SMALLINT",
-        "month": "SMALLINT",
+        "month": "DATE",
         "amount": "DECIMAL(12, 2)",
     },
     "expenses": {
@@ -58,12 +57,11 @@ select
     seed_categories.color
 from seed_categories;
 
-insert into main.budgets (id, user_id, category_id, year, month, amount)
+insert into main.budgets (id, user_id, category_id, month, amount)
 select
     row_number() over (order by seed_budgets.seq) as id,
     users.id as user_id,
     categories.id as category_id,
-    seed_budgets.year,
     seed_budgets.month,
     seed_budgets.amount
 from seed_budgets

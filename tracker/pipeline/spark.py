@@ -89,8 +89,7 @@ LAKE_SOURCES = {
             budget_id as id,
             user_id,
             category_id,
-            cast(extract(year from month) as smallint) as year,
-            cast(extract(month from month) as smallint) as month,
+            month,
             budget_amount as amount,
             cast(null as timestamp) as created_at,
             cast(null as timestamp) as updated_at
