@@ -438,7 +438,7 @@ def category_delete(ctx, category, move_to, dry_run):
     \b
         python cli.py category delete Entertainment --move-to Shopping --dry-run
     """
-    from tracker.everyday.categories import delete_category, describe_deletion
+    from tracker.everyday.category_delete import delete_category, describe_deletion
 
     deleted = _call(ctx, delete_category, category, move_to, dry_run=dry_run)
     click.echo("\n".join(describe_deletion(deleted)))
