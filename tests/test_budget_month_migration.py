@@ -79,6 +79,14 @@ def test_v015_carries_budgets_transfers_and_alerts_over(fresh_database, tmp_path
             "insert into budget_transfers (user_id, from_budget_id, to_budget_id, amount, month)"
             " values (1, 2, 3, 10.00, '2025-01-01')"
         )
+        # The models as `run` built them at V014: views reading the two smallints, and a
+        # view over one of them. PostgreSQL refuses to retype a column a view reads.
+        conn.execute("create schema if not exists analytics")
+        conn.execute(
+            "create view analytics.stg_budgets as select id as budget_id,"
+            " make_date(year, month, 1) as month, amount as budget_amount from budgets"
+        )
+        conn.execute("create view analytics.budget_months as select * from analytics.stg_budgets")
         budgets_before = rows(
             conn,
             "select id, user_id, category_id, year, month, amount, created_at, updated_at"
@@ -181,6 +189,22 @@ def test_v015_carries_budgets_transfers_and_alerts_over(fresh_database, tmp_path
             "select fact, month, first_id, last_id from lake_changes"
             " where fact = 'fact_budgets' order by id desc limit 1",
         ) == [("fact_budgets", dt.date(1900, 1, 1), 5, 5)]
+
+    # The old models' views went with the old columns; the next build makes them again.
+    with psycopg.connect(url) as conn:
+        assert (
+            rows(
+                conn,
+                "select table_name from information_schema.views where table_schema = 'analytics'",
+            )
+            == []
+        )
+    built = run_cli(url, "run", "--select", "stg_budgets")
+    assert built.exit_code == 0, built.output
+    with psycopg.connect(url) as conn:
+        assert rows(
+            conn, "select budget_id, month from analytics.stg_budgets where budget_id = 1"
+        ) == [(1, dt.date(2024, 12, 1))]
 
     # The CLI reads the migrated budgets with the same options and output as before.
     listed = run_cli(url, "budget", "list", "--user", "asha@example.com", "--month", "2025-01")

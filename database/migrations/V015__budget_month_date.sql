@@ -18,6 +18,32 @@
 -- budgets. The trigger functions reading the month (R__budget_alerts.sql,
 -- R__lake_change_log.sql) are re-applied after this file in the same transaction.
 
+-- The models' views (schema analytics, built by `run`, `build` and `export`) read the old
+-- columns, and PostgreSQL does not change a column a view reads: they are dropped here,
+-- with the views that read them, and the next build makes them again from queries/
+-- (export builds missing models itself). Tables built from them do not depend on them.
+do $$
+declare
+    model_view text;
+begin
+    for model_view in
+        select distinct format('%I.%I', view_schema.nspname, model.relname)
+        from pg_catalog.pg_depend as dependency
+        inner join pg_catalog.pg_rewrite as rewrite
+            on dependency.classid = 'pg_catalog.pg_rewrite'::regclass
+            and rewrite.oid = dependency.objid
+        inner join pg_catalog.pg_class as model
+            on rewrite.ev_class = model.oid
+        inner join pg_catalog.pg_namespace as view_schema
+            on model.relnamespace = view_schema.oid
+        where dependency.refobjid = 'public.budgets'::regclass
+            and view_schema.nspname = 'analytics'
+    loop
+        execute format('drop view if exists %s cascade', model_view);
+    end loop;
+end;
+$$;
+
 alter table budgets drop constraint budgets_user_id_category_id_year_month_key;
 
 alter table budgets drop constraint budgets_month_check;
