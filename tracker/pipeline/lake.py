@@ -29,17 +29,28 @@ Each change row also carries the smallest and largest id the statement touched i
 (V011), so a changed month is read from PostgreSQL only in that id range (by primary key) and
 merged with the partition file the lake has (checked against the manifest first).
 
+The dimensions are read only when what they are made of changed, decided in the same
+snapshot without reading them: each manifest entry keeps a fingerprint, for dim_user and
+dim_category the md5 of their rows as the file gets them (PostgreSQL computes it over the
+export query and sends 40 bytes), for dim_date the first and last year of the facts' months
+(its rows are the days of those years, and reading it scans every expense). An incremental
+export that reads only id ranges copies them over its own connection (COPY TO STDOUT), not
+through a psql process, and renders only the models it reads.
+
 Crash safety: new files are written into a hidden staging folder inside the lake (readers
-skip names starting with "."), fsynced, then a journal listing every move and removal is
-written durably (the commit point); each file is then moved over the old one with rename(),
-so a reader sees every partition whole, old or new; the manifest is replaced last, and the
-journal removed. An export killed before the journal leaves the lake untouched (and its
-change rows unconsumed); one killed after it is rolled forward by the next export before
-anything else, so the manifest always ends up describing exactly the files that are there.
+skip names starting with "."), flat (one folder to fsync); the files, the new manifest and
+the journal listing every move and removal are fsynced together, then the journal is moved
+into the lake (the commit point); each file is then moved over the old one with rename(),
+so a reader sees every partition whole, old or new; the manifest is moved in last, every
+changed folder fsynced, and the journal removed. An export killed before the journal leaves
+the lake untouched (and its change rows unconsumed); one killed after it is rolled forward by
+the next export before anything else, so the manifest always ends up describing exactly the
+files that are there.
 
 Nothing here prints or reads the environment: progress goes through a callback.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -47,6 +58,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -76,6 +88,9 @@ JOURNAL = ".lake-journal.json"
 STAGING_PREFIX = ".lake-staging-"
 LAYOUT = 1
 PART_FILE = "part-00000.parquet"
+# The dimension whose rows follow the years the date facts span (see _years_fingerprint).
+YEARS_DIMENSION = "dim_date"
+DATE_FACTS = ("fact_expenses", "fact_budgets")
 GENERATOR = "smart-spending-tracker export --lake"
 
 
@@ -121,6 +136,40 @@ def export_lake(
             f'the lake needs model "{missing[0]}", which queries/ does not have. '
             "Restore it from git."
         )
+    # Opening DuckDB costs tens of milliseconds of CPU (its catalog), asking git for the
+    # commit a process: both done in threads while the lake is locked, recovered and the
+    # snapshot read, not after.
+    opener = ThreadPoolExecutor(max_workers=2)
+    duck_ready = opener.submit(_open_duckdb)
+    commit = opener.submit(git_commit)
+    opener.shutdown(wait=False)
+    try:
+        return _export_lake(
+            url,
+            project,
+            lake_dir,
+            full,
+            include_pii,
+            on_progress,
+            use_psql,
+            duck_ready,
+            started,
+            commit,
+        )
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            duck_ready.result().close()
+
+
+def _open_duckdb():
+    duck = duckdb.connect(config={"threads": max(1, (os.cpu_count() or 2) // 2)})
+    duck.execute("set TimeZone = 'UTC'")
+    return duck
+
+
+def _export_lake(
+    url, project, lake_dir, full, include_pii, on_progress, use_psql, duck_ready, started, commit
+) -> LakeResult:
     models = [project[name] for name in LAKE_MODELS]
     items = export_items(models)
     fingerprint = _models_fingerprint(project, models)
@@ -141,7 +190,6 @@ def export_lake(
         staging.mkdir()
         try:
             lake_id = (previous or {}).get("lake_id") or uuid.uuid4().hex
-            sources = {name: inline_sql(project, name) for name in LAKE_MODELS}
             plan = _write_staging(
                 url,
                 items,
@@ -152,18 +200,28 @@ def export_lake(
                 include_pii,
                 on_progress,
                 can_use_psql(url) if use_psql is None else use_psql,
-                sources,
+                project,
+                duck_ready,
             )
-            manifest = _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id)
+            manifest = _next_manifest(
+                url, previous, plan, fingerprint, include_pii, lake_id, commit.result()
+            )
             journal = {
                 "staging": staging.name,
                 "moves": plan["moves"],
                 "removals": plan["removals"],
                 "manifest": manifest,
             }
-            # The commit point: from here on the next export rolls this one forward.
-            # Compact: json's indenting encoder is pure Python, the manifest pays for it once.
-            write_durably(staging / "journal.tmp", json.dumps(journal).encode("utf-8"))
+            # Every staged file, the new manifest (staged too, moved in last) and the journal
+            # are made durable together (one batch of fsyncs, not one after the other), and
+            # the staging folder's names with them; then the commit point: from here on the
+            # next export rolls this one forward. The journal is compact JSON (the C encoder).
+            (staging / MANIFEST).write_bytes(_json_bytes(manifest))
+            (staging / "journal.tmp").write_bytes(json.dumps(journal).encode("utf-8"))
+            fsync_all(
+                [staging / source for source, _ in plan["moves"]]
+                + [staging / MANIFEST, staging / "journal.tmp", staging]
+            )
             os.replace(staging / "journal.tmp", lake_dir / JOURNAL)
             fsync_directory(lake_dir)
         except BaseException as exc:
@@ -209,6 +267,11 @@ def recover_lake(lake_dir: Path) -> bool:
         for source, target in journal["moves"]:
             source_path, target_path = staging / source, lake_dir / target
             if source_path.exists():
+                folder = target_path.parent
+                # A new month (year, fact) folder: the folder holding it is changed too.
+                while not folder.is_dir():
+                    touched.add(folder.parent)
+                    folder = folder.parent
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(source_path, target_path)
                 touched.add(target_path.parent)
@@ -221,14 +284,20 @@ def recover_lake(lake_dir: Path) -> bool:
             for folder in (path.parent, path.parent.parent):
                 if folder.is_dir() and folder != lake_dir and not any(folder.iterdir()):
                     folder.rmdir()
-        for folder in touched:
-            if folder.is_dir():
-                fsync_directory(folder)
-        write_durably(lake_dir / f"{MANIFEST}.tmp", _json_bytes(journal["manifest"]))
-        os.replace(lake_dir / f"{MANIFEST}.tmp", lake_dir / MANIFEST)
-        fsync_directory(lake_dir)
+                    touched.add(folder.parent)
+        # The manifest last: staged (and fsynced) with the files, or, for a journal whose
+        # manifest was already moved in (or an older journal), written from the journal.
+        if (staging / MANIFEST).exists():
+            os.replace(staging / MANIFEST, lake_dir / MANIFEST)
+        else:
+            write_durably(lake_dir / f"{MANIFEST}.tmp", _json_bytes(journal["manifest"]))
+            os.replace(lake_dir / f"{MANIFEST}.tmp", lake_dir / MANIFEST)
+        # Every changed folder durable, in one batch, before the journal goes.
+        touched.add(lake_dir)
+        fsync_all(sorted(folder for folder in touched if folder.is_dir()))
+        # Not fsynced: should the journal come back after a power cut, rolling it forward
+        # again changes nothing, and the next export's commit point makes its removal durable.
         journal_path.unlink()
-        fsync_directory(lake_dir)
         rolled = True
     for staging in lake_dir.glob(f"{STAGING_PREFIX}*"):
         shutil.rmtree(staging, ignore_errors=True)
@@ -242,13 +311,25 @@ def recover_lake(lake_dir: Path) -> bool:
 
 
 def _write_staging(
-    url, items, staging, previous, reason, lake_id, include_pii, on_progress, use_psql, sources
+    url,
+    items,
+    staging,
+    previous,
+    reason,
+    lake_id,
+    include_pii,
+    on_progress,
+    use_psql,
+    project,
+    duck_ready,
 ):
     """Copy what changed into staging; the moves, removals and snapshot of this export.
 
-    Each model is read from its own SQL over the base tables (sources), not from the table
-    `run` built, so the lake holds the snapshot's rows even when `run` has not been run since
-    the last write: the change log and the files always describe the same rows.
+    Each model is read from its own SQL over the base tables (models.inline_sql, rendered
+    only for the models read), not from the table `run` built, so the lake holds the
+    snapshot's rows even when `run` has not been run since the last write: the change log
+    and the files always describe the same rows. A dimension is read only when its
+    fingerprint (see _dimension_fingerprints) differs from the one its manifest entry keeps.
     """
     lake_dir = staging.parent
     work = staging / "work"
@@ -261,8 +342,12 @@ def _write_staging(
     written_tables: dict[str, list[dict]] = {}
     columns_by_model: dict[str, list] = {}
     total_files = [0]
-    duck = duckdb.connect(config={"threads": max(1, (os.cpu_count() or 2) // 2)})
-    duck.execute("set TimeZone = 'UTC'")
+    rendered: dict[str, str] = {}
+
+    def source(name: str) -> str:
+        if name not in rendered:
+            rendered[name] = inline_sql(project, name)
+        return rendered[name]
 
     def report(result) -> None:
         name, new_entries = result
@@ -282,9 +367,23 @@ def _write_staging(
     job_plans: list = []
     snapshot_seen: str | None = None
     changes: list = []
+    months: dict = {}
+    fingerprints: dict[str, str] = {}
+    plans_by_name: dict = {}
+    whole_reads = [False]
+
+    def job(conn, item, columns, wanted):
+        merges = _merge_sources(lake_dir, item.name, columns, wanted, old_files)
+        where = _changed_rows(item.name, wanted, merges)
+        if item.name in FACTS and (wanted is None or len(merges) < len(wanted)):
+            whole_reads[0] = True
+        query = export_query(conn, item, columns, where, source(item.name))
+        path = work / f"{item.name}.csv"
+        job_plans.append((item, columns, wanted, merges))
+        return (item, query, path, (item, columns, path, staging, wanted, merges))
 
     def plan_jobs(conn, plans):
-        nonlocal reason, full, snapshot_seen, changes
+        nonlocal reason, full, snapshot_seen, changes, months
         (snapshot_seen, migrated) = conn.execute(
             "select cast(pg_current_snapshot() as text), "
             "to_regclass('public.lake_exports') is not null"
@@ -313,52 +412,82 @@ def _write_staging(
         )
         full = reason is not None
         months = dict.fromkeys(FACTS) if full else _changed_months(changes)
+        plans_by_name.update((item.name, (item, columns)) for item, columns in plans)
+        fingerprints.update(_dimension_fingerprints(conn, plans_by_name, source))
         jobs = []
         for item, columns in plans:
             columns_by_model[item.name] = columns
             wanted = months.get(item.name) if item.name in FACTS else None
             if item.name in FACTS and wanted is not None and not wanted:
                 continue
-            merges = _merge_sources(lake_dir, item.name, columns, wanted, old_files)
-            where = _changed_rows(item.name, wanted, merges)
-            query = export_query(conn, item, columns, where, sources[item.name])
-            path = work / f"{item.name}.csv"
-            job_plans.append((item, columns, wanted, merges))
-            jobs.append((item, query, path, (item, columns, path, staging, wanted, merges)))
+            # dim_date's fingerprint needs the facts' months: decided in more_jobs.
+            if (
+                item.name in DIMENSIONS
+                and not full
+                and (
+                    item.name == YEARS_DIMENSION
+                    or _unchanged_dimension(item.name, columns, fingerprints, old_files, lake_dir)
+                )
+            ):
+                continue
+            jobs.append(job(conn, item, columns, wanted))
         return jobs
 
-    try:
-        copy_snapshot(
-            url,
-            items,
-            include_pii=include_pii,
-            duck=duck,
-            plan_jobs=plan_jobs,
-            convert=_finish_lake_model,
-            on_converted=report,
-            bom=False,
-            use_psql=use_psql,
+    def more_jobs(conn):
+        """dim_date, once the facts are written, if the years they span moved (incremental)."""
+        if full or YEARS_DIMENSION not in plans_by_name:
+            return []
+        fingerprints[YEARS_DIMENSION] = _years_fingerprint(
+            _fact_months(old_files, written_tables, months)
         )
-    finally:
-        duck.close()
+        item, columns = plans_by_name[YEARS_DIMENSION]
+        if _unchanged_dimension(item.name, columns, fingerprints, old_files, lake_dir):
+            return []
+        return [job(conn, item, columns, None)]
+
+    copy_snapshot(
+        url,
+        items,
+        include_pii=include_pii,
+        duck=None,
+        plan_jobs=plan_jobs,
+        convert=lambda _duck, *args: _finish_lake_model(duck_ready.result(), *args),
+        on_converted=report,
+        bom=False,
+        # A few merged months go over this connection; psql pays off for whole reads.
+        use_psql=lambda _jobs: use_psql and (full or whole_reads[0]),
+        more_jobs=more_jobs,
+    )
     shutil.rmtree(work, ignore_errors=True)
+    if YEARS_DIMENSION not in fingerprints:
+        fingerprints[YEARS_DIMENSION] = _years_fingerprint(
+            _fact_months(old_files, written_tables, months)
+        )
 
     # Which files move in, which old ones go: per fact, the months it re-read.
-    for item, _columns, wanted, _merges in job_plans:
-        new_entries = written_tables.get(item.name, [])
-        if item.name in DIMENSIONS:
-            (entry,) = new_entries
-            old = old_files.get(entry["path"])
-            if old and old.get("sha256") == entry["sha256"] and not full:
-                unchanged.append(entry["path"])
-                entries[entry["path"]] = old
-                (staging / entry["path"]).unlink()
-            else:
-                moves.append([entry["path"], entry["path"]])
+    read = {item.name for item, *_ in job_plans}
+    for name in DIMENSIONS:
+        path = f"{name}.parquet"
+        if name not in read:
+            if name in plans_by_name:
+                unchanged.append(path)
+                entries[path] = old_files[path]
             continue
-        new_paths = {entry["path"] for entry in new_entries}
+        (entry,) = written_tables[name]
+        entry["source_fingerprint"] = fingerprints.get(name)
+        old = old_files.get(path)
+        if old and old.get("sha256") == entry["sha256"] and not full:
+            unchanged.append(path)
+            entries[path] = {**old, "source_fingerprint": entry["source_fingerprint"]}
+            (staging / _staging_name(path)).unlink()
+        else:
+            moves.append([_staging_name(path), path])
+    for item, _columns, wanted, _merges in job_plans:
+        if item.name in DIMENSIONS:
+            continue
+        new_paths = {entry["path"] for entry in written_tables.get(item.name, [])}
         for path in sorted(new_paths):
-            moves.append([path, path])
+            moves.append([_staging_name(path), path])
         for path, old in old_files.items():
             if old.get("model") != item.name or path in new_paths:
                 continue
@@ -376,6 +505,104 @@ def _write_staging(
         "reason": reason,
         "old_files": old_files,
     }
+
+
+def _dimension_fingerprints(conn, plans_by_name: dict, source) -> dict[str, str]:
+    """What each small dimension's file is made of, read cheaply in the snapshot.
+
+    dim_user and dim_category: the md5 of their rows as the file would get them (the export
+    query, in order), computed by PostgreSQL without sending them; equal fingerprint and
+    columns, same bytes. dim_date is not read here: see _years_fingerprint.
+    """
+    names = [name for name in DIMENSIONS if name in plans_by_name and name != YEARS_DIMENSION]
+    if not names:
+        return {}
+    terms = []
+    for name in names:
+        item, columns = plans_by_name[name]
+        query = export_query(conn, item, columns, None, source(name))
+        order = sql.SQL(", ").join(
+            sql.SQL("q.{}").format(sql.Identifier(key))
+            for key in (item.order_by or [column.name for column in columns])
+        )
+        terms.append(
+            sql.SQL(
+                "(select 'rows ' || count(*) || ' md5 ' || "
+                "md5(coalesce(string_agg(cast(q as text), E'\\n' order by {}), '')) "
+                "from ({}) as q)"
+            ).format(order, sql.SQL(query))
+        )
+    row = conn.execute(sql.SQL("select {}").format(sql.SQL(", ").join(terms))).fetchone()
+    return dict(zip(names, row, strict=True))
+
+
+def _years_fingerprint(fact_months: set[date]) -> str:
+    """dim_date's fingerprint: the first and last year holding an expense date or a budget
+    month. queries/marts/dim_date.sql makes one row per day of those whole years and reads
+    nothing else, and the lake's fact_expenses and fact_budgets partitions (one per month of
+    those dates) say which years they are, so no table is read to decide (its full read
+    scans every expense). A change of dim_date.sql changes the models' fingerprint: --full.
+    """
+    years = sorted({month.year for month in fact_months})
+    return f"years {years[0]}-{years[-1]}" if years else "years none"
+
+
+def _fact_months(old_files: dict, written_tables: dict, months: dict) -> set[date]:
+    """The months of fact_expenses and fact_budgets the lake holds after this export."""
+    held = set()
+    for fact in DATE_FACTS:
+        wanted = months.get(fact, {})
+        for entry in written_tables.get(fact, []):
+            held.add(date.fromisoformat(entry["partition"]["month"]))
+        if wanted is None:
+            continue  # every month was re-read: only the files just written
+        for entry in old_files.values():
+            if entry.get("model") == fact:
+                month = date.fromisoformat(entry["partition"]["month"])
+                if month not in wanted:
+                    held.add(month)
+    return held
+
+
+def _unchanged_dimension(name, columns, fingerprints, old_files, lake_dir: Path) -> bool:
+    """True when the lake's file of the dimension already holds what the snapshot would give."""
+    path = f"{name}.parquet"
+    old = old_files.get(path)
+    names = [{"name": column.name, "type": column.duckdb_type} for column in columns]
+    return (
+        old is not None
+        and name in fingerprints
+        and old.get("source_fingerprint") == fingerprints[name]
+        and old.get("columns") == names
+        and (lake_dir / path).exists()
+    )
+
+
+def fsync_all(paths: list[Path]) -> None:
+    """fsync files and folders at once, from threads: the file system writes its journal once
+    for the lot instead of once per path (the export's fsyncs were a good part of a small
+    incremental export's time)."""
+    if len(paths) <= 1:
+        for path in paths:
+            _fsync_path(path)
+        return
+    with ThreadPoolExecutor(max_workers=min(len(paths), 8)) as pool:
+        for done in [pool.submit(_fsync_path, path) for path in paths]:
+            done.result()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _staging_name(relative: str) -> str:
+    """A lake file's name in the staging folder: flat, so one fsync of the folder makes every
+    staged name durable (fact/year=/month=/part -> fact.year=.month=.part)."""
+    return relative.replace("/", ".")
 
 
 def _changed_months(changes) -> dict[str, dict[date, tuple[int, int] | None] | None]:
@@ -484,7 +711,7 @@ def _finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wante
     entries = []
     for month in sorted(months | {month for month, merge in merges.items() if merge[0]}):
         relative = partition_path(item.name, month)
-        target = staging / relative
+        target = staging / _staging_name(relative)
         old_path, first, last = merges.get(month, (None, 0, 0))
         relation = duck.sql(
             query,
@@ -498,7 +725,6 @@ def _finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wante
         )
         if month not in months and relation.aggregate("count(*)").fetchall() == [(0,)]:
             continue  # every row of a merged month was deleted: its old file is removed
-        target.parent.mkdir(parents=True, exist_ok=True)
         relation.write_parquet(str(target), compression="snappy")
         rows, sums = file_stats(duck, "read_parquet($path)", {"path": str(target)}, columns)
         entries.append(_lake_entry(item.name, relative, target, rows, sums, names, month))
@@ -525,7 +751,7 @@ def _lake_entry(model, relative, path: Path, rows, sums, columns, month) -> dict
 # --- the manifest and the change log ---------------------------------------------------------
 
 
-def _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id) -> dict:
+def _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id, commit) -> dict:
     """The manifest after this export: old entries of untouched files, new ones of the rest."""
     reason = plan["reason"]
     removed = set(plan["removals"])
@@ -547,7 +773,7 @@ def _next_manifest(url, previous, plan, fingerprint, include_pii, lake_id) -> di
         "lake_id": lake_id,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": config.mask_url(url),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "include_pii": include_pii,
         "models_sha256": fingerprint,
         "last_export": {
@@ -641,5 +867,14 @@ def _models_fingerprint(project, models) -> str:
     return digest.hexdigest()
 
 
-def _json_bytes(value) -> bytes:
-    return (json.dumps(value, indent=2) + "\n").encode("utf-8")
+def _json_bytes(manifest: dict) -> bytes:
+    """The manifest indented, each file's entry on one line: json's indenting encoder is
+    pure Python, and a lake's manifest lists hundreds of files, rewritten by every export."""
+    fields = []
+    for key, value in manifest.items():
+        if key == "files" and value:
+            text = "[\n" + ",\n".join(f"    {json.dumps(entry)}" for entry in value) + "\n  ]"
+        else:
+            text = json.dumps(value, indent=2).replace("\n", "\n  ")
+        fields.append(f"  {json.dumps(key)}: {text}")
+    return ("{\n" + ",\n".join(fields) + "\n}\n").encode("utf-8")
