@@ -129,7 +129,8 @@ def copy_snapshot(
     convert: Callable,
     on_converted: Callable,
     bom: bool,
-    use_psql: bool,
+    use_psql: bool | Callable[[list], bool],
+    more_jobs: Callable | None = None,
 ) -> list:
     """Copy queries from ONE repeatable-read snapshot into CSV files, converting each as it lands.
 
@@ -138,6 +139,10 @@ def copy_snapshot(
     psql (or psycopg) copies each query into its csv_path; as soon as a file is written, a
     worker thread runs convert(duck, *convert_args), whose results reach on_converted in
     order, while the next file is copied. The export and the lake both write this way.
+    use_psql may be a function of the jobs (a few small files are quicker over this
+    connection than through a psql process). more_jobs(conn), if given, is called once every
+    planned file is converted, still in the snapshot, and returns further jobs, copied over
+    this connection (the lake decides there whether dim_date must be read).
     Returns the plans: (item, columns) per item.
     """
     pending: list[Future] = []
@@ -148,21 +153,30 @@ def copy_snapshot(
             with conn.transaction():
                 begin_snapshot(conn, items)
                 plans = plan_export(conn, items, include_pii, config.mask_url(url))
-                snapshot = scalar(conn, "select pg_export_snapshot()")
                 jobs = plan_jobs(conn, plans)
-                copies = [(item, query, path) for item, query, path, _ in jobs]
+                psql = use_psql(jobs) if callable(use_psql) else use_psql
+                # Exported only for psql: its session imports it (the jobs' queries were
+                # planned in this transaction, whose snapshot the first SELECT fixed).
+                snapshot = scalar(conn, "select pg_export_snapshot()") if psql else None
 
                 def on_csv_written(index: int) -> None:
                     pending.append(worker.submit(convert, duck, *jobs[index][3]))
                     while pending and pending[0].done():
                         on_converted(pending.pop(0).result())
 
-                # The snapshot stays open until psql has imported it; the conversions
-                # still pending below read only local files.
-                if use_psql:
-                    copy_with_psql(url, conn, snapshot, copies, bom, on_csv_written)
-                else:
-                    copy_with_psycopg(conn, copies, bom, on_csv_written)
+                while True:
+                    copies = [(item, query, path) for item, query, path, _ in jobs]
+                    # The snapshot stays open until psql has imported it; the conversions
+                    # still pending below read only local files.
+                    if psql and copies:
+                        copy_with_psql(url, conn, snapshot, copies, bom, on_csv_written)
+                    elif copies:
+                        copy_with_psycopg(conn, copies, bom, on_csv_written)
+                    if more_jobs is None:
+                        break
+                    while pending:
+                        on_converted(pending.pop(0).result())
+                    jobs, more_jobs, psql = more_jobs(conn), None, False
             while pending:
                 on_converted(pending.pop(0).result())
         except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
@@ -185,13 +199,17 @@ def begin_snapshot(conn: psycopg.Connection, items: list[ExportItem]) -> None:
     export is done, and taking them before any SELECT means the snapshot already contains
     whatever `run` committed before the locks were granted.
     """
-    for name, value in SESSION_SETTINGS:
-        conn.execute(sql.SQL("set local {} = {}").format(sql.SQL(name), sql.Literal(value)))
-    conn.execute(
+    # One round trip: the statements run in order, the settings first.
+    statements = [
+        sql.SQL("set local {} = {}").format(sql.SQL(name), sql.Literal(value))
+        for name, value in SESSION_SETTINGS
+    ]
+    statements.append(
         sql.SQL("lock table {} in access share mode").format(
             sql.SQL(", ").join(sql.Identifier(SCHEMA, item.name) for item in items)
         )
     )
+    conn.execute(sql.SQL("; ").join(statements))
 
 
 def plan_export(conn, items: list[ExportItem], include_pii: bool, database: str):
@@ -206,13 +224,14 @@ def plan_export(conn, items: list[ExportItem], include_pii: bool, database: str)
             f"{names} {'does' if len(missing) == 1 else 'do'} not exist in {database}. "
             "Build the models first: `python cli.py run`."
         )
+    try:
+        attributes = _attributes(conn, [relations[item.name] for item in items])
+    except psycopg.Error as exc:
+        raise export_failed(items[0].name, str(exc)) from None
     plans = []
     for item in items:
-        try:
-            columns = _columns(conn, item, relations[item.name], include_pii)
-        except psycopg.Error as exc:
-            raise export_failed(item.name, str(exc)) from None
-        present = _all_columns(conn, relations[item.name])
+        rows = attributes.get(relations[item.name], [])
+        present = {row[0] for row in rows}
         unknown = [name for name in item.order_by if name not in present]
         if unknown:
             raise TrackerError(
@@ -220,22 +239,22 @@ def plan_export(conn, items: list[ExportItem], include_pii: bool, database: str)
                 f"{SCHEMA}.{item.name} does not have. Fix order_by in its config() and "
                 "run `python cli.py run`."
             )
+        pii = set(item.pii_columns)
+        columns = [
+            Column(name, pg_type, duckdb_type(type_name, typmod), type_name)
+            for name, pg_type, type_name, typmod in rows
+            if include_pii or name not in pii
+        ]
         plans.append((item, columns))
     return plans
 
 
-def _all_columns(conn, oid: int) -> set[str]:
-    rows = conn.execute(
-        "select attname from pg_attribute where attrelid = %s and attnum > 0 and not attisdropped",
-        [oid],
-    ).fetchall()
-    return {name for (name,) in rows}
-
-
-def _columns(conn, item: ExportItem, oid: int, include_pii: bool) -> list[Column]:
+def _attributes(conn, oids: list[int]) -> dict[int, list[tuple]]:
+    """Each relation's columns in order, (name, type, typname, typmod), in one catalog query."""
     rows = conn.execute(
         """
         select
+            attribute.attrelid as oid,
             attribute.attname as name,
             format_type(attribute.atttypid, attribute.atttypmod) as pg_type,
             type.typname as type_name,
@@ -243,20 +262,17 @@ def _columns(conn, item: ExportItem, oid: int, include_pii: bool) -> list[Column
         from pg_attribute as attribute
         inner join pg_type as type
             on type.oid = attribute.atttypid
-        where attribute.attrelid = %s
+        where attribute.attrelid = any(cast(%s as oid []))
             and attribute.attnum > 0
             and not attribute.attisdropped
-        order by attribute.attnum
+        order by attribute.attrelid, attribute.attnum
         """,
-        [oid],
+        [oids],
     ).fetchall()
-    pii = set(item.pii_columns)
-    columns = []
-    for name, pg_type, type_name, typmod in rows:
-        if name in pii and not include_pii:
-            continue
-        columns.append(Column(name, pg_type, duckdb_type(type_name, typmod), type_name))
-    return columns
+    attributes: dict[int, list[tuple]] = {}
+    for oid, *attribute in rows:
+        attributes.setdefault(oid, []).append(tuple(attribute))
+    return attributes
 
 
 def can_use_psql(url: str) -> bool:
