@@ -277,101 +277,10 @@ def bench_generate(ctx: Context) -> list[Figure]:
     return [Figure("generate", label, dataset.seconds, max_seconds=limit)]
 
 
-# --- trigger -------------------------------------------------------------------------------
+# --- shared by sections ---------------------------------------------------------------
 
+# The columns a person's CSV of expenses has (sections trigger and pipeline COPY them in).
 EXPENSE_COLUMNS = ("user_id", "category_id", "amount", "currency", "date", "note")
-
-
-@section("trigger", "COPY with the budget alert trigger <= 1.10x the same COPY without it")
-def bench_trigger(ctx: Context) -> list[Figure]:
-    dataset = ctx.dataset()
-    columns = sql.SQL(", ").join(sql.Identifier(column) for column in EXPENSE_COLUMNS)
-    csv_path = ctx.workdir / "expenses.csv"
-    with tracker_db.connect(dataset.url) as conn, open(csv_path, "wb") as target:
-        statement = sql.SQL(
-            "copy (select {} from expenses order by date, id) to stdout with (format csv)"
-        ).format(columns)
-        with conn.cursor().copy(statement) as copy:
-            for chunk in copy:
-                target.write(chunk)
-    rows = dataset.result.expenses
-    ctx.echo(f"  wrote {rows:,} expenses to a CSV file ({csv_path.stat().st_size / 1e6:.0f} MB)")
-
-    timings: dict[bool, list[float]] = {False: [], True: []}
-    alerts_fired = 0
-    copy_in = sql.SQL("copy expenses ({}) from stdin with (format csv)").format(columns)
-    with (
-        ctx.scratch_database("trigger", from_dataset=True) as url,
-        tracker_db.connect(url, autocommit=True) as conn,
-    ):
-        # Same state for every run: budgets present, indexes and both foreign keys in
-        # place, expenses and alerts empty, fresh statistics, a clean checkpoint.
-        _track_functions(conn)
-        for run in range(ctx.runs):
-            for trigger_on in (False, True):
-                conn.execute("truncate expenses, alerts")
-                action = "enable" if trigger_on else "disable"
-                conn.execute(
-                    sql.SQL("alter table expenses {} trigger user").format(sql.SQL(action))
-                )
-                conn.execute("analyze users, categories, budgets, expenses, alerts")
-                _checkpoint(conn)
-                variant = "trigger on " if trigger_on else "trigger off"
-                started = time.perf_counter()
-                with conn.transaction():
-                    ctx.copy_file_in(conn, copy_in, csv_path, f"COPY, {variant}")
-                    functions = _function_times(conn)
-                seconds = time.perf_counter() - started
-                timings[trigger_on].append(seconds)
-                alerts = conn.execute("select count(*) from alerts").fetchone()[0]
-                if trigger_on:
-                    alerts_fired = alerts
-                ctx.echo(
-                    f"  run {run + 1}, {variant}: {seconds:.2f} s, {alerts:,} alerts{functions}"
-                )
-        conn.execute("alter table expenses enable trigger user")
-    if alerts_fired == 0:
-        raise TrackerError("Error: the trigger run fired no alerts. Check the dataset's budgets.")
-    with_trigger, without = min(timings[True]), min(timings[False])
-    ctx.echo(
-        f"  best of {ctx.runs}: {without:.2f} s without the trigger, {with_trigger:.2f} s with it "
-        f"(ratio {with_trigger / without:.2f}, {alerts_fired:,} alerts)"
-    )
-    return [
-        Figure(
-            "trigger",
-            f"COPY {rows:,} expenses, alert trigger on",
-            with_trigger,
-            baseline_label="same COPY, triggers disabled",
-            baseline_seconds=without,
-            max_ratio=1.10,
-            note=f"{alerts_fired:,} alerts",
-        )
-    ]
-
-
-def _function_times(conn: psycopg.Connection) -> str:
-    """Where the trigger's time went, from the transaction's function statistics."""
-    rows = conn.execute(
-        """
-        select
-            funcname,
-            total_time
-        from pg_stat_xact_user_functions
-        order by total_time desc
-        """
-    ).fetchall()
-    if not rows:
-        return ""
-    times = ", ".join(f"{name} {ms / 1000:.2f} s" for name, ms in rows)
-    return f" (function time, callees included: {times})"
-
-
-def _track_functions(conn: psycopg.Connection) -> None:
-    # Per-function timings for the report; a role that may not change the setting just
-    # gets the figures without them.
-    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
-        conn.execute("set track_functions = 'pl'")
 
 
 def _checkpoint(conn: psycopg.Connection) -> None:

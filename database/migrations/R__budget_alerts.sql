@@ -55,12 +55,7 @@ set search_path = pg_catalog, public, pg_temp
 set plan_cache_mode = force_custom_plan
 as $$
 declare
-    judged_users bigint[];
-    judged_categories bigint[];
-    judged_months date[];
-    judged_spent numeric[];
-    judged_deltas numeric[];
-    judged_befores numeric[];
+    judged_keys integer;
     caller_nestloop text;
 begin
     if coalesce(cardinality(user_ids), 0) = 0 then
@@ -83,67 +78,50 @@ begin
     end if;
 
     -- Add each delta to its key's total, keys in sorted order; the row locks serialize
-    -- writers of a key until commit. Kept: the total after this statement, for the keys
-    -- to judge.
-    with applied as (
-        insert into budget_spending as totals (user_id, category_id, month, spent)
-        select
-            changes.user_id,
-            changes.category_id,
-            changes.month,
-            changes.delta
-        from unnest(user_ids, category_ids, months, spent_deltas)
-            as changes (user_id, category_id, month, delta)
-        order by
-            changes.user_id,
-            changes.category_id,
-            changes.month
-        on conflict (user_id, category_id, month)
-            do update set spent = totals.spent + excluded.spent
-        returning
-            totals.user_id,
-            totals.category_id,
-            totals.month,
-            totals.spent
-    )
-
+    -- writers of a key until commit. Nothing is returned: the next statement reads the
+    -- totals back (a RETURNING joined back to the deltas cost a bulk load more than the
+    -- lookup does).
+    insert into budget_spending as totals (user_id, category_id, month, spent)
     select
-        array_agg(applied.user_id),
-        array_agg(applied.category_id),
-        array_agg(applied.month),
-        array_agg(applied.spent),
-        array_agg(changes.delta),
-        array_agg(changes.budget_before)
-    into
-        judged_users,
-        judged_categories,
-        judged_months,
-        judged_spent,
-        judged_deltas,
-        judged_befores
-    from applied
-    inner join unnest(user_ids, category_ids, months, spent_deltas, budgets_before)
-        as changes (user_id, category_id, month, delta, budget_before)
-        on changes.user_id = applied.user_id
-        and changes.category_id = applied.category_id
-        and changes.month = applied.month
-    where budgets_before is not null
-        or changes.delta > 0;
+        changes.user_id,
+        changes.category_id,
+        changes.month,
+        changes.delta
+    from unnest(user_ids, category_ids, months, spent_deltas)
+        as changes (user_id, category_id, month, delta)
+    order by
+        changes.user_id,
+        changes.category_id,
+        changes.month
+    on conflict (user_id, category_id, month)
+        do update set spent = totals.spent + excluded.spent;
 
-    if judged_users is null then
+    -- The keys to judge: every key of a budget statement, the keys whose spending went up
+    -- otherwise (spending that went down cannot cross upwards).
+    if budgets_before is not null then
+        judged_keys := cardinality(user_ids);
+    else
+        select count(*) into judged_keys
+        from unnest(spent_deltas) as changes (delta)
+        where changes.delta > 0;
+    end if;
+
+    if judged_keys = 0 then
         return;
     end if;
 
-    -- A bulk statement (a COPY touches ~100,000 keys) reads the budgets in one hash join
-    -- instead of one index probe per key; the caller's setting is put back right after.
-    if cardinality(judged_users) > 10000 then
+    -- A bulk statement (a COPY touches ~100,000 keys) reads the totals and the budgets in
+    -- hash joins instead of one index probe per key; the caller's setting is put back
+    -- right after.
+    if judged_keys > 10000 then
         caller_nestloop := current_setting('enable_nestloop');
         perform set_config('enable_nestloop', 'off', true);
     end if;
 
     -- A separate statement, hence a fresh snapshot taken after the row locks were
     -- granted: it sees every budget change committed by a writer that held one of these
-    -- keys before us.
+    -- keys before us. The totals it reads are this statement's own (our row locks keep
+    -- every other writer of these keys waiting until we commit).
     insert into alerts (
         user_id,
         budget_id,
@@ -169,27 +147,27 @@ begin
         ),
         keys.spent,
         budgets.amount
-    from unnest(
-        judged_users,
-        judged_categories,
-        judged_months,
-        judged_spent,
-        judged_deltas,
-        judged_befores
-    ) as keys (user_id, category_id, month, spent, delta, budget_before)
+    from unnest(user_ids, category_ids, months, spent_deltas, budgets_before)
+        as changes (user_id, category_id, month, delta, budget_before)
+    inner join budget_spending as keys
+        on keys.user_id = changes.user_id
+        and keys.category_id = changes.category_id
+        and keys.month = changes.month
     inner join budgets
         on budgets.user_id = keys.user_id
         and budgets.category_id = keys.category_id
         and budgets.month = keys.month
     inner join categories
         on categories.id = keys.category_id
-    -- Exceeded after the statement, and not before it (no budget = not exceeded).
-    where keys.spent > budgets.amount
+    -- Judged (as counted above), exceeded after the statement, and not before it (no
+    -- budget = not exceeded).
+    where (budgets_before is not null or changes.delta > 0)
+        and keys.spent > budgets.amount
         and not coalesce(
-            keys.spent - keys.delta
+            keys.spent - changes.delta
                 > case
                     when budgets_before is null then budgets.amount
-                    else keys.budget_before
+                    else changes.budget_before
                 end,
             false
         );

@@ -13,7 +13,9 @@
 --
 -- One row per statement and month, as before (group by instead of distinct: the same one
 -- pass over the transition tables). An update that moves a row logs its id in both
--- months.
+-- months. Expenses are grouped by day first, then the few hundred days by month: a
+-- million-row COPY then computes the month of each day, not of each row (about half the
+-- trigger's time).
 create or replace function lake_track_expenses() returns trigger
 language plpgsql
 security definer
@@ -22,24 +24,37 @@ as $$
 begin
     if tg_op = 'INSERT' then
         insert into public.lake_changes (fact, month, first_id, last_id)
-        select 'fact_expenses', date_trunc('month', new_rows.date)::date, min(new_rows.id),
-            max(new_rows.id)
-        from new_rows
+        select 'fact_expenses', date_trunc('month', days.date)::date, min(days.first_id),
+            max(days.last_id)
+        from (
+            select new_rows.date, min(new_rows.id) as first_id, max(new_rows.id) as last_id
+            from new_rows
+            group by new_rows.date
+        ) as days
         group by 2;
     elsif tg_op = 'UPDATE' then
         insert into public.lake_changes (fact, month, first_id, last_id)
-        select 'fact_expenses', touched.month, min(touched.id), max(touched.id)
+        select 'fact_expenses', date_trunc('month', days.date)::date, min(days.first_id),
+            max(days.last_id)
         from (
-            select date_trunc('month', old_rows.date)::date as month, old_rows.id from old_rows
-            union all
-            select date_trunc('month', new_rows.date)::date, new_rows.id from new_rows
-        ) as touched
-        group by touched.month;
+            select touched.date, min(touched.id) as first_id, max(touched.id) as last_id
+            from (
+                select old_rows.date, old_rows.id from old_rows
+                union all
+                select new_rows.date, new_rows.id from new_rows
+            ) as touched
+            group by touched.date
+        ) as days
+        group by 2;
     else
         insert into public.lake_changes (fact, month, first_id, last_id)
-        select 'fact_expenses', date_trunc('month', old_rows.date)::date, min(old_rows.id),
-            max(old_rows.id)
-        from old_rows
+        select 'fact_expenses', date_trunc('month', days.date)::date, min(days.first_id),
+            max(days.last_id)
+        from (
+            select old_rows.date, min(old_rows.id) as first_id, max(old_rows.id) as last_id
+            from old_rows
+            group by old_rows.date
+        ) as days
         group by 2;
     end if;
     return null;
