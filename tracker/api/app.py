@@ -9,6 +9,7 @@ server, so the threads overlap their database time.
 """
 
 import contextlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,6 +30,19 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 DOCS_STATIC_URL = "/docs-assets"
 DEFAULT_POOL_SIZE = 16
 HEALTH_TIMEOUT_SECONDS = 3.0
+RECORD_THREADS_PER_CORE = 2
+
+
+def record_threads(pool_size: int) -> int:
+    """How many POSTs send their statement at once: two per core this process may use (at
+    most the pool's size); the others wait their turn in the server, in order.
+
+    Measured on 2 cores with 16 clients: 4 statements in flight instead of 16 cost the database
+    about a fifth less CPU per expense (fewer backends contending for the same cores), took p99
+    latency from 57-59 ms to 27-31 ms, and kept the throughput.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(pool_size, RECORD_THREADS_PER_CORE * (cores or 1)))
 
 
 def create_app(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> FastAPI:
@@ -43,8 +57,10 @@ def create_app(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Fast
             kwargs={"autocommit": True},
         )
         # The threads in which POST /api/v1/expenses's plain path (fast_create.py) sends its
-        # one statement: a plain executor costs less per call than the endpoints' AnyIO one.
-        app.state.record_threads = ThreadPoolExecutor(pool_size, thread_name_prefix="record")
+        # one statement (a plain executor costs less per call than the endpoints' AnyIO one).
+        app.state.record_threads = ThreadPoolExecutor(
+            record_threads(pool_size), thread_name_prefix="record"
+        )
         try:
             yield
         finally:
