@@ -1,5 +1,7 @@
 """POST /api/v1/expenses's plain path (tracker/api/fast_create.py) answers as the FastAPI route.
 
+`serve` runs the app behind fast_create.PlainCreate, so every test here talks to both.
+
 The plain path takes `Content-Type: application/json` exactly; any other JSON content type
 (`; charset=utf-8`) goes to the FastAPI route, so the same request can be sent both ways over
 real HTTP and the answers compared. Refusals are handed on to the route and write nothing.
@@ -10,10 +12,8 @@ from decimal import Decimal
 import pytest
 from api_support import assert_problem, new_user, sql_rows, sql_value, start_server
 from conftest import WORKER, _create_database, _drop_database
-from starlette.routing import Match
 
-from tracker.api.app import create_app
-from tracker.api.fast_create import FastCreateRoute
+from tracker.plumbing import db as tracker_db
 
 PLAIN = {"content-type": "application/json"}  # the plain path
 ROUTE = {"content-type": "application/json; charset=utf-8"}  # handed to the FastAPI route
@@ -44,16 +44,24 @@ def _without_ids(answer: dict) -> dict:
     return kept
 
 
-def test_the_plain_path_is_first_in_the_router_and_takes_only_posts_to_the_path():
-    app = create_app("postgresql://unused")
-    route = app.router.routes[0]
-    assert isinstance(route, FastCreateRoute)
-    scope = {"type": "http", "method": "POST", "path": "/api/v1/expenses", "headers": []}
-    assert route.matches(scope)[0] == Match.FULL
-    for other in ({"method": "GET"}, {"path": "/api/expenses"}, {"type": "websocket"}):
-        assert route.matches({**scope, **other})[0] == Match.NONE
-    # /openapi.json documents the FastAPI route only, as before.
-    assert "post" in app.openapi()["paths"]["/api/v1/expenses"]
+def test_a_database_error_is_the_same_problem_either_way_and_writes_nothing(api, fast_db):
+    user = new_user(fast_db)
+    body = b'{"category": "Food", "amount": "2.00", "date": "2025-05-02"}'
+    with tracker_db.connect(fast_db, autocommit=True) as conn:
+        conn.execute("revoke insert on expenses from tracker_api")
+        try:
+            with api.client(user.token) as client:
+                plain, route = (
+                    assert_problem(client.post("/api/v1/expenses", content=body, headers=h), 500)
+                    for h in (PLAIN, ROUTE)
+                )
+                assert plain == route
+        finally:
+            conn.execute("grant insert on expenses to tracker_api")
+    assert "permission" not in plain["detail"] and "expenses" not in plain["detail"]
+    assert sql_value(fast_db, "select count(*) from expenses where user_id = %s", [user.id]) == 0
+    with api.client(user.token) as client:  # the pool's connection works again
+        assert client.post("/api/v1/expenses", content=body, headers=PLAIN).status_code == 201
 
 
 def test_plain_path_and_route_give_the_same_answer_alerts_included(api, fast_db):

@@ -6,6 +6,10 @@ synchronous psycopg functions with their validation and transactions inside; run
 unchanged in FastAPI's worker threads reuses every rule and statement of the CLI, where an
 async API would need a second copy of each. psycopg releases the GIL while it waits on the
 server, so the threads overlap their database time.
+
+`serve` runs the app behind fast_create.PlainCreate, which answers the plain success of
+POST /api/v1/expenses, the busiest request, itself (in a thread pool of its own, sized by
+record_threads()) and hands everything else to this app.
 """
 
 import contextlib
@@ -21,7 +25,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
 
 from tracker.api import routes_budgets, routes_expenses, routes_more, routes_seed
-from tracker.api.fast_create import FastCreateRoute
 from tracker.api.problems import PROBLEM_MEDIA_TYPE, ApiProblem, error_responses, install_handlers
 from tracker.api.schemas import Health
 from tracker.plumbing import db
@@ -107,9 +110,6 @@ def create_app(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Fast
 
     for module in (routes_seed, routes_expenses, routes_budgets, routes_more):
         app.include_router(module.router)
-    # First in the router: the plain success of POST /api/v1/expenses without FastAPI's
-    # per-request machinery; it hands everything else to the route above (fast_create.py).
-    app.router.routes.insert(0, FastCreateRoute(app.router))
     # FastAPI's documented way to customise the schema is to replace this method.
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

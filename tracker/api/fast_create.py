@@ -1,30 +1,31 @@
-"""POST /api/v1/expenses, the busiest request, answered before FastAPI's per-request machinery.
+"""POST /api/v1/expenses, the busiest request, answered in front of the FastAPI app.
 
 The FastAPI route in routes_expenses.py is the specification: it is what the OpenAPI schema
-documents, and it answers every request this path does not. This route only answers the plain
-success (no Idempotency-Key, a Bearer token, a JSON body the route's own model and rules accept,
-an expense recorded) and gives everything else, unchanged, to the FastAPI route: a refusal
-costs one more pass, and its answer is the FastAPI route's own. It skips what a 201 does not
-need: FastAPI's dependency resolution and request validation machinery (about half of the
-server's time per POST), the worker-thread hop of a sync endpoint, and re-rendering.
+documents, and it answers every request this path does not. PlainCreate, the ASGI app that
+`serve` runs, wraps the FastAPI app: it only answers the plain success of that route (no
+Idempotency-Key, a Bearer token, a JSON body the route's own model and rules accept, an expense
+recorded) and gives everything else, unchanged, to the FastAPI app: a refusal costs one more
+pass, and its answer is the FastAPI route's own. It skips what a 201 does not need: the
+app's middleware stack, FastAPI's dependency resolution and request validation machinery
+(together more than half of the server's CPU per POST), the AnyIO worker-thread hop of a sync
+endpoint, and rendering twice.
 
 The body is read as FastAPI reads it (json.loads, then the ExpenseIn model in Python mode, so a
 body is accepted exactly when the route accepts it), the values are checked by the same
 checked_body(), and the expense is recorded by the same one statement (api_record_expense(), as
 record_as_caller() sends it); a refused row (unknown token, category, currency) wrote nothing,
 so handing the request on records nothing twice. The 201 is created_response(), as the route
-renders it. Exceptions (the database unreachable, ...) reach the app's problem handlers as the
-route's do: this route sits in the app's router, inside its exception middleware.
+renders it. An exception while recording (the database unreachable, ...) becomes the problem
+the app's own exception handlers make of it, as it would in the route.
 """
 
 import asyncio
 import json
-from typing import Any
 
+from fastapi import FastAPI
 from fastapi.security.utils import get_authorization_scheme_param
-from starlette.datastructures import URLPath
-from starlette.routing import BaseRoute, Match, NoMatchFound
-from starlette.types import Receive, Scope, Send
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
 
 from tracker.api.context import record_as_caller
 from tracker.api.problems import ApiProblem
@@ -33,8 +34,6 @@ from tracker.api.schemas import ExpenseIn
 from tracker.everyday.expenses import SESSION_USER
 
 PATH = "/api/v1/expenses"
-# Set on a request this route handed on, so the router's second pass skips it.
-_HANDED_ON = "tracker.fast_create.handed_on"
 
 
 def _bearer(value: bytes | None) -> str | None:
@@ -45,26 +44,16 @@ def _bearer(value: bytes | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-class FastCreateRoute(BaseRoute):
-    """The plain 201 of POST /api/v1/expenses; anything else goes to the FastAPI route."""
+class PlainCreate:
+    """ASGI app: the plain 201 of POST /api/v1/expenses; anything else goes to `app`."""
 
-    def __init__(self, router) -> None:
-        self.router = router  # the app's router, for the second pass
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
 
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"] == PATH
-            and _HANDED_ON not in scope
-        ):
-            return Match.FULL, {}
-        return Match.NONE, {}
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
-        raise NoMatchFound(name, path_params)  # it has no name: url_for finds the route
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
+            await self.app(scope, receive, send)
+            return
         body = b""
         more = True
         while more:
@@ -73,9 +62,16 @@ class FastCreateRoute(BaseRoute):
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        answer = await self._answer(scope, body)
+        scope["app"] = self.app  # as the app sets it for its routes and handlers
+        try:
+            answer = await self._answer(scope, body)
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise
+            answer = await handler(Request(scope), exc)
         if answer is None:
-            await self._hand_on(scope, receive, send, body)
+            await self.app(scope, _replay(body, receive), send)
         else:
             await answer(scope, receive, send)
 
@@ -97,7 +93,7 @@ class FastCreateRoute(BaseRoute):
             chosen = recording(SESSION_USER, values)
         except Exception:  # whatever the route refuses (and how) is the route's to answer
             return None
-        state = scope["app"].state
+        state = self.app.state
         try:
             rows = await asyncio.get_running_loop().run_in_executor(
                 state.record_threads, record_as_caller, state.pool, token, chosen
@@ -109,16 +105,23 @@ class FastCreateRoute(BaseRoute):
         answer = created(chosen, rows, values)
         return created_response(answer, {"Location": f"{PATH}/{answer.id}"})
 
-    async def _hand_on(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
-        """Run the request through the app's router again, where the FastAPI route takes it."""
-        sent = False
+    def _handler(self, exc: Exception):
+        """The app's exception handler for exc (the nearest class first, as Starlette looks)."""
+        for kind in type(exc).__mro__:
+            if kind in self.app.exception_handlers:
+                return self.app.exception_handlers[kind]
+        return None
 
-        async def replay():
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
-        scope[_HANDED_ON] = True
-        await self.router(scope, replay, send)
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """receive() for the app: the body already read, then the client's own messages."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
