@@ -10,11 +10,12 @@ app's middleware stack, FastAPI's dependency resolution and request validation m
 (together more than half of the server's CPU per POST), the AnyIO worker-thread hop of a sync
 endpoint, and rendering twice.
 
-The body is read as FastAPI reads it (json.loads, then the ExpenseIn model in Python mode, so a
-body is accepted exactly when the route accepts it), the values are checked by the same
-checked_body(), and the expense is recorded by the same one statement (api_record_expense(), as
-record_as_caller() sends it); a refused row (unknown token, category, currency) wrote nothing,
-so handing the request on records nothing twice. The 201 is created_response(), as the route
+The body is read as FastAPI reads it (json.loads, then the ExpenseIn model validated in Python
+mode with from_attributes, as FastAPI validates a body, so a body is accepted exactly when the
+route accepts it), the values are checked by the same checked_body(), and the expense is
+recorded by the same one statement (api_record_expense(), as record_as_caller() sends it); a
+refused row (unknown token, category, currency) wrote nothing, so handing the request on
+records nothing twice. The 201 is created_response(), as the route
 renders it. An exception while recording (the database unreachable, ...) becomes the problem
 the app's own exception handlers make of it, as it would in the route.
 """
@@ -89,7 +90,8 @@ class PlainCreate:
         ):
             return None
         try:
-            values = checked_body(ExpenseIn.model_validate(json.loads(body)))
+            document = ExpenseIn.model_validate(json.loads(body), from_attributes=True)
+            values = checked_body(document)
             chosen = recording(SESSION_USER, values)
         except Exception:  # whatever the route refuses (and how) is the route's to answer
             return None
