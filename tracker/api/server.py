@@ -6,6 +6,7 @@ import uvicorn
 
 from tracker.api.app import DEFAULT_POOL_SIZE, create_app
 from tracker.api.context import API_ROLE
+from tracker.api.fast_create import PlainCreate
 from tracker.errors import TrackerError
 from tracker.plumbing import config, db
 
@@ -41,7 +42,8 @@ def serve(
 ) -> None:
     """Serve the API on host:port against database_url (blocks until stopped)."""
     check_database(database_url)
-    app = create_app(database_url, pool_size=pool_size)
+    # The plain success of POST /api/v1/expenses is answered in front of the app.
+    app = PlainCreate(create_app(database_url, pool_size=pool_size))
     # uvicorn handles both signals while it runs (graceful shutdown, lifespan end, pool
     # closed), then re-raises the one it got with the handlers it found: these make that a
     # normal return, so a stop asked for by Ctrl-C or a service manager exits 0.
