@@ -277,7 +277,8 @@ _INSERT_SQL = """
         select
             staged.*,
             row_number() over (
-                partition by date, amount, normalized_note
+                -- Byte order ("C"): only equality matters here, and it sorts fastest.
+                partition by date, amount, normalized_note collate "C"
                 order by line_no
             ) as occurrence
         from staged

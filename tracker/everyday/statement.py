@@ -36,6 +36,10 @@ _GROUPED_COMMAS = re.compile(
 )
 _GROUPED_DOTS = re.compile(r"^[+-]?[0-9]{1,3}([. ][0-9]{3})+(,[0-9]*)?$")
 
+# An amount that needs no rewriting and no further check (1 to 10 digits, up to 2 decimals).
+_PLAIN_AMOUNT = re.compile(r"[0-9]{1,10}(\.[0-9]{1,2})?")
+_CENT = Decimal("0.01")
+
 
 @dataclass(frozen=True)
 class ColumnMapping:
@@ -394,6 +398,11 @@ class RowParser:
         return day
 
     def _amount(self, line: int, raw: str) -> Decimal | None:
+        if not (self.debits_negative or self.decimal_comma) and _PLAIN_AMOUNT.fullmatch(raw):
+            # The common case, 1234.50: what validate.parse_amount returns for it.
+            amount = Decimal(raw)
+            if amount:
+                return amount.quantize(_CENT)
         text = self._plain(raw)
         negative = text.startswith("-")
         if self.debits_negative:
