@@ -282,6 +282,9 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     csv_dir = new / "csv" if "csv" in formats else work
 
     def plan_jobs(conn, plans):
+        # Largest relation first: its Parquet file, hash and sums are then worked out while
+        # psql copies the smaller ones, instead of after the last copy.
+        sizes = relation_sizes(conn, [item.name for item, _ in plans])
         return [
             (
                 item,
@@ -289,7 +292,7 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
                 csv_dir / f"{item.name}.csv",
                 (item, columns, csv_dir / f"{item.name}.csv", new, formats),
             )
-            for item, columns in plans
+            for item, columns in sorted(plans, key=lambda plan: -sizes.get(plan[0].name, 0))
         ]
 
     try:
@@ -307,6 +310,9 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     finally:
         duck.close()
     shutil.rmtree(work, ignore_errors=True)
+    # The manifest lists the files in the models' order, whatever order they were written in.
+    position = {item.name: index for index, (item, _) in enumerate(plans)}
+    files.sort(key=lambda entry: (position[entry["model"]], FORMATS.index(entry["format"])))
     manifest = {
         "generator": GENERATOR,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -320,6 +326,16 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     }
     write_durably(new / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     return manifest, files
+
+
+def relation_sizes(conn, names: list[str]) -> dict[str, int]:
+    """Bytes on disk of each analytics relation (0 for a view), to copy the largest first."""
+    rows = conn.execute(
+        "select class.relname, pg_relation_size(class.oid) from pg_class as class"
+        " where class.relnamespace = %s::regnamespace and class.relname = any(%s)",
+        [SCHEMA, names],
+    ).fetchall()
+    return dict(rows)
 
 
 def _finish_model(duck, item, columns, csv_path, new, formats) -> list[dict]:
