@@ -51,6 +51,7 @@ from tracker.pipeline.export_snapshot import (
     copy_snapshot,
     database_error,
     export_query,
+    split_query,
 )
 from tracker.pipeline.models import SCHEMA, Project, Selection, selection_text
 from tracker.pipeline.types import CSV_READER, MAX_DECIMAL_PRECISION
@@ -284,16 +285,16 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     def plan_jobs(conn, plans):
         # Largest relation first: its Parquet file, hash and sums are then worked out while
         # psql copies the smaller ones, instead of after the last copy.
+        # With psql, the largest is copied in two halves by two sessions (split_query).
         sizes = relation_sizes(conn, [item.name for item, _ in plans])
-        return [
-            (
-                item,
-                export_query(conn, item, columns),
-                csv_dir / f"{item.name}.csv",
-                (item, columns, csv_dir / f"{item.name}.csv", new, formats),
-            )
-            for item, columns in sorted(plans, key=lambda plan: -sizes.get(plan[0].name, 0))
-        ]
+        jobs: list[tuple] = []
+        for item, columns in sorted(plans, key=lambda plan: -sizes.get(plan[0].name, 0)):
+            query: str | tuple[str, str] = export_query(conn, item, columns)
+            if use_psql and not jobs:
+                query = split_query(conn, item, columns, sizes.get(item.name, 0)) or query
+            path = csv_dir / f"{item.name}.csv"
+            jobs.append((item, query, path, (item, columns, path, new, formats)))
+        return jobs
 
     try:
         plans = copy_snapshot(
