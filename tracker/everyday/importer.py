@@ -141,16 +141,17 @@ def import_statement(
             columns = column_positions(path.name, header, mapping)
             parser.expect(header, columns)
             write = spool.write
+            filename = path.name
             for line, row in records:
-                if not any(cell.strip() for cell in row):
-                    continue
+                if not "".join(row).strip():
+                    continue  # a blank record (every cell empty or spaces)
                 parsed = parser.parse(line, row, columns)
                 if parsed is None:
                     credits += 1
                     continue
                 day, amount, note, category_text = parsed
                 category_id = _choose_category(
-                    path.name,
+                    filename,
                     line,
                     note,
                     category_text,

@@ -177,6 +177,7 @@ class RuleMatcher:
 
     def __init__(self, rules: list[Rule], category_ids: list[int]):
         self.category_ids = category_ids
+        self.cache: dict[str, int | None] = {}
         self.patterns = None
         if rules:
             self.patterns = re2.Set.SearchSet(_re2_options(case_sensitive=False))
@@ -187,8 +188,18 @@ class RuleMatcher:
     def category_for(self, note: str) -> int | None:
         if self.patterns is None:
             return None
+        # Statements repeat their merchants: remember the answer for up to CACHED_NOTES
+        # notes (a bounded memory, whatever the file size).
+        if note in self.cache:
+            return self.cache[note]
         matched = self.patterns.Match(note)
-        return self.category_ids[min(matched)] if matched else None
+        category_id = self.category_ids[min(matched)] if matched else None
+        if len(self.cache) < CACHED_NOTES:
+            self.cache[note] = category_id
+        return category_id
+
+
+CACHED_NOTES = 50_000
 
 
 def check_statement_file(path: Path) -> None:
