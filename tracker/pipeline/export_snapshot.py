@@ -3,8 +3,9 @@
 How the data moves: every file is read from ONE repeatable-read, read-only snapshot. The
 main connection opens it, checks the relations and reads their column types from the
 catalog, then exports the snapshot (pg_export_snapshot); each file is written by the psql
-client, in one session that imports that snapshot, running `copy (select ... order by ...)
-to stdout (format csv, header)` with its output sent to the file (`\\o`). psql is used
+client, in a session that imports that snapshot, running `copy (select ... order by ...)
+to stdout (format csv, header)` with its output sent to the file (`\\o`); a large relation
+is copied in two halves by two such sessions at once (split_query). psql is used
 instead of psycopg's copy because PostgreSQL sends one CopyData message per row and psycopg
 hands each one to Python: on a 1M-row fact that costs ~1 us per row, 1.3-1.5x psql's own
 time, while psql does the same loop in C. After each file psql echoes a line; a worker
