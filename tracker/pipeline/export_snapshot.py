@@ -363,18 +363,15 @@ def copy_with_psql(url, conn, snapshot, jobs, bom: bool, on_written: Callable[[i
             indexes[slot].append(index)
         if len(parts) == 1:
             turn = (turn + 1) % count
-    sessions = [
-        _PsqlSession(url, [*script, "commit;"], wanted)
-        for script, wanted in zip(scripts, indexes, strict=True)
-    ]
+    sessions: list[_PsqlSession] = []
     events: queue.Queue = queue.Queue()
-    readers = [
-        threading.Thread(target=session.read_done, args=(events,), daemon=True)
-        for session in sessions
-    ]
+    readers: list[threading.Thread] = []
     finished = 0
     try:
-        for reader in readers:
+        for script, wanted in zip(scripts, indexes, strict=True):
+            sessions.append(_PsqlSession(url, [*script, "commit;"], wanted))
+            reader = threading.Thread(target=sessions[-1].read_done, args=(events,), daemon=True)
+            readers.append(reader)
             reader.start()
         running = len(sessions)
         while running:
