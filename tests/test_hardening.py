@@ -630,12 +630,15 @@ def _hold_lock(directory):
 
 
 def test_export_waits_for_another_export_then_writes(built, tmp_path):
+    import json
     import os
+    import queue
     import subprocess
     import sys
-    import time
+    import threading
 
     fd = _hold_lock(tmp_path)
+    lines: queue.Queue = queue.Queue()
     try:
         child = subprocess.Popen(
             [
@@ -651,20 +654,37 @@ def test_export_waits_for_another_export_then_writes(built, tmp_path):
                 "--select",
                 "dim_date",
             ],
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(3)
-        # Still waiting (not failed at once), and nothing written yet.
-        assert child.poll() is None, child.communicate()
+        assert child.stderr is not None
+
+        def read_stderr(stream=child.stderr):
+            for line in stream:
+                lines.put(line)
+            lines.put(None)
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        # Wait for the observable event, however slow the machine: the child has found the
+        # folder locked and said it is waiting (not a sleep that a loaded machine outruns).
+        seen: list[str] = []
+        while not any("Another export is writing to" in line for line in seen):
+            line = lines.get(timeout=120)
+            assert line is not None, f"the export ended without waiting: {''.join(seen)}"
+            seen.append(line)
+        assert "waiting for it" in seen[-1]
+        # Still waiting (not failed at once), and nothing written while the lock is held.
+        assert child.poll() is None, "".join(seen)
         assert not (tmp_path / "manifest.json").exists()
+        assert files_under(tmp_path) == {}
     finally:
         os.close(fd)
-    _, err = child.communicate(timeout=120)
-    assert child.returncode == 0, err
-    assert "Another export is writing to" in err and "waiting for it" in err
+    assert child.wait(timeout=120) == 0, "".join(seen)
+    reader.join(timeout=10)
     assert (tmp_path / "csv" / "dim_date.csv").exists()
+    assert json.loads((tmp_path / "manifest.json").read_text())["models"] == ["dim_date"]
 
 
 def test_export_gives_up_after_the_lock_timeout(built, run_cli, tmp_path):

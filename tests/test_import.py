@@ -415,3 +415,50 @@ def test_import_non_utf8_rules_file_is_refused(run_cli, seeded_url, tmp_path):
         run_import(run_cli, seeded_url, path, "--rules", str(rules)),
         "rules file rules.csv line 2: not valid utf-8 text (byte 0xe9)",
     )
+
+
+def test_import_of_the_same_file_by_two_sessions_at_once_adds_it_once(seeded_url, tmp_path):
+    import threading
+    import time
+
+    import psycopg
+
+    from tracker.everyday.importer import import_file, import_statement, parse_mapping
+
+    path = write(tmp_path, "statement.csv", STATEMENT)
+    options = {"date_format": "%d/%m/%Y", "default_category": "Food"}
+    first = psycopg.connect(seeded_url)
+    try:
+        # The first import's transaction stays open (its rows are not committed yet).
+        first.execute("select 1")
+        done = import_statement(first, path, AMAN, parse_mapping(MAPPING), **options)
+        assert done.inserted == 6
+        results, errors = [], []
+
+        def second_import():
+            try:
+                results.append(import_file(seeded_url, path, AMAN, MAPPING, **options))
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        second = threading.Thread(target=second_import)
+        second.start()
+        # The second one waits for the first (a lock), it neither fails nor goes ahead.
+        deadline = time.monotonic() + 60
+        while (
+            scalar(
+                seeded_url,
+                "select count(*) from pg_stat_activity"
+                " where wait_event_type = 'Lock' and datname = current_database()",
+            )
+            == 0
+        ):
+            assert time.monotonic() < deadline and second.is_alive(), errors
+            time.sleep(0.05)
+        first.commit()
+    finally:
+        first.close()
+    second.join(timeout=60)
+    assert not errors, errors
+    assert [(r.inserted, r.duplicates) for r in results] == [(0, 6)]
+    assert len(imported(seeded_url)) == 6

@@ -36,6 +36,10 @@ _GROUPED_COMMAS = re.compile(
 )
 _GROUPED_DOTS = re.compile(r"^[+-]?[0-9]{1,3}([. ][0-9]{3})+(,[0-9]*)?$")
 
+# An amount that needs no rewriting and no further check (1 to 10 digits, up to 2 decimals).
+_PLAIN_AMOUNT = re.compile(r"[0-9]{1,10}(\.[0-9]{1,2})?")
+_CENT = Decimal("0.01")
+
 
 @dataclass(frozen=True)
 class ColumnMapping:
@@ -173,6 +177,7 @@ class RuleMatcher:
 
     def __init__(self, rules: list[Rule], category_ids: list[int]):
         self.category_ids = category_ids
+        self.cache: dict[str, int | None] = {}
         self.patterns = None
         if rules:
             self.patterns = re2.Set.SearchSet(_re2_options(case_sensitive=False))
@@ -183,8 +188,18 @@ class RuleMatcher:
     def category_for(self, note: str) -> int | None:
         if self.patterns is None:
             return None
+        # Statements repeat their merchants: remember the answer for up to CACHED_NOTES
+        # notes (a bounded memory, whatever the file size).
+        if note in self.cache:
+            return self.cache[note]
         matched = self.patterns.Match(note)
-        return self.category_ids[min(matched)] if matched else None
+        category_id = self.category_ids[min(matched)] if matched else None
+        if len(self.cache) < CACHED_NOTES:
+            self.cache[note] = category_id
+        return category_id
+
+
+CACHED_NOTES = 50_000
 
 
 def check_statement_file(path: Path) -> None:
@@ -394,6 +409,11 @@ class RowParser:
         return day
 
     def _amount(self, line: int, raw: str) -> Decimal | None:
+        if not (self.debits_negative or self.decimal_comma) and _PLAIN_AMOUNT.fullmatch(raw):
+            # The common case, 1234.50: what validate.parse_amount returns for it.
+            amount = Decimal(raw)
+            if amount:
+                return amount.quantize(_CENT)
         text = self._plain(raw)
         negative = text.startswith("-")
         if self.debits_negative:

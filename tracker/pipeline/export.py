@@ -51,6 +51,7 @@ from tracker.pipeline.export_snapshot import (
     copy_snapshot,
     database_error,
     export_query,
+    split_query,
 )
 from tracker.pipeline.models import SCHEMA, Project, Selection, selection_text
 from tracker.pipeline.types import CSV_READER, MAX_DECIMAL_PRECISION
@@ -282,15 +283,18 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     csv_dir = new / "csv" if "csv" in formats else work
 
     def plan_jobs(conn, plans):
-        return [
-            (
-                item,
-                export_query(conn, item, columns),
-                csv_dir / f"{item.name}.csv",
-                (item, columns, csv_dir / f"{item.name}.csv", new, formats),
-            )
-            for item, columns in plans
-        ]
+        # Largest relation first: its Parquet file, hash and sums are then worked out while
+        # psql copies the smaller ones, instead of after the last copy.
+        # With psql, the largest is copied in two halves by two sessions (split_query).
+        sizes = relation_sizes(conn, [item.name for item, _ in plans])
+        jobs: list[tuple] = []
+        for item, columns in sorted(plans, key=lambda plan: -sizes.get(plan[0].name, 0)):
+            query: str | tuple[str, str] = export_query(conn, item, columns)
+            if use_psql and not jobs:
+                query = split_query(conn, item, columns, sizes.get(item.name, 0)) or query
+            path = csv_dir / f"{item.name}.csv"
+            jobs.append((item, query, path, (item, columns, path, new, formats)))
+        return jobs
 
     try:
         plans = copy_snapshot(
@@ -307,6 +311,9 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     finally:
         duck.close()
     shutil.rmtree(work, ignore_errors=True)
+    # The manifest lists the files in the models' order, whatever order they were written in.
+    position = {item.name: index for index, (item, _) in enumerate(plans)}
+    files.sort(key=lambda entry: (position[entry["model"]], FORMATS.index(entry["format"])))
     manifest = {
         "generator": GENERATOR,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -320,6 +327,16 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     }
     write_durably(new / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     return manifest, files
+
+
+def relation_sizes(conn, names: list[str]) -> dict[str, int]:
+    """Bytes on disk of each analytics relation (0 for a view), to copy the largest first."""
+    rows = conn.execute(
+        "select class.relname, pg_relation_size(class.oid) from pg_class as class"
+        " where class.relnamespace = %s::regnamespace and class.relname = any(%s)",
+        [SCHEMA, names],
+    ).fetchall()
+    return dict(rows)
 
 
 def _finish_model(duck, item, columns, csv_path, new, formats) -> list[dict]:

@@ -3,8 +3,9 @@
 How the data moves: every file is read from ONE repeatable-read, read-only snapshot. The
 main connection opens it, checks the relations and reads their column types from the
 catalog, then exports the snapshot (pg_export_snapshot); each file is written by the psql
-client, in one session that imports that snapshot, running `copy (select ... order by ...)
-to stdout (format csv, header)` with its output sent to the file (`\\o`). psql is used
+client, in a session that imports that snapshot, running `copy (select ... order by ...)
+to stdout (format csv, header)` with its output sent to the file (`\\o`); a large relation
+is copied in two halves by two such sessions at once (split_query). psql is used
 instead of psycopg's copy because PostgreSQL sends one CopyData message per row and psycopg
 hands each one to Python: on a 1M-row fact that costs ~1 us per row, 1.3-1.5x psql's own
 time, while psql does the same loop in C. After each file psql echoes a line; a worker
@@ -14,6 +15,8 @@ same bytes, more slowly. The export (export.py) and the lake (lake.py) both writ
 """
 
 import os
+import queue
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -284,90 +287,215 @@ def can_use_psql(url: str) -> bool:
 
 
 def copy_with_psycopg(conn, jobs, bom: bool, on_written: Callable[[int], None]) -> None:
-    """The same files through psycopg, in this connection's snapshot; ~1.5x slower."""
+    """The same files through psycopg, in this connection's snapshot; ~1.5x slower.
+
+    A job split in parts (see split_query) copies its parts one after the other.
+    """
     for index, (item, query, path) in enumerate(jobs):
-        statement = sql.SQL("copy ({}) to stdout (format csv, header)").format(sql.SQL(query))
+        parts = query if isinstance(query, tuple) else (query,)
         try:
-            with conn.cursor().copy(statement) as copy, open(path, "wb") as out:
+            with open(path, "wb") as out:
                 if bom:
                     out.write(BOM)
-                # One message per row: gather them so the file sees 1 MiB writes.
-                block, size = [], 0
-                for row in copy:
-                    block.append(row)
-                    size += len(row)
-                    if size >= CHUNK_BYTES:
-                        out.write(b"".join(block))
+                for number, part in enumerate(parts):
+                    header = sql.SQL(", header" if number == 0 else "")
+                    statement = sql.SQL("copy ({}) to stdout (format csv{})").format(
+                        sql.SQL(part), header
+                    )
+                    with conn.cursor().copy(statement) as copy:
+                        # One message per row: gather them so the file sees 1 MiB writes.
                         block, size = [], 0
-                out.write(b"".join(block))
+                        for row in copy:
+                            block.append(row)
+                            size += len(row)
+                            if size >= CHUNK_BYTES:
+                                out.write(b"".join(block))
+                                block, size = [], 0
+                        out.write(b"".join(block))
         except psycopg.Error as exc:
             raise export_failed(item.name, str(exc)) from None
         on_written(index)
 
 
+def split_query(conn, item: ExportItem, columns: list[Column], size: int) -> tuple[str, str] | None:
+    """The export query of a large relation as two halves psql can copy side by side.
+
+    Split on the first sort column (an integer) at the middle of its range: every row of the
+    first half sorts before every row of the second, so the two outputs, one after the
+    other, are byte for byte the whole query's. None when it is not worth a second session
+    (a small relation, one core) or cannot be split so (no integer first sort column).
+    """
+    if size < SPLIT_MIN_BYTES or (os.cpu_count() or 1) < 2:
+        return None
+    types = {column.name: column.type_name for column in columns}
+    first = (list(item.order_by) or [column.name for column in columns])[0]
+    if types.get(first) not in ("int2", "int4", "int8"):
+        return None
+    key, relation = sql.Identifier(first), sql.Identifier(SCHEMA, item.name)
+    middle = sql.SQL("(select (min({key}) + max({key})) / 2 from {relation})").format(
+        key=key, relation=relation
+    )
+    return (
+        export_query(conn, item, columns, sql.SQL("{} <= {}").format(key, middle)),
+        export_query(
+            conn, item, columns, sql.SQL("({} > {} or {} is null)").format(key, middle, key)
+        ),
+    )
+
+
+# A relation this large (on disk) is copied as two halves in two psql sessions.
+SPLIT_MIN_BYTES = 16 << 20
+
+
 def copy_with_psql(url, conn, snapshot, jobs, bom: bool, on_written: Callable[[int], None]):
-    """One psql session, inside the exported snapshot, copies each query into its file.
+    """psql sessions inside the exported snapshot copy each query into its file.
 
     psql writes the files itself (`\\o file`, then COPY TO STDOUT goes there), exactly as
     `\\copy` would, and after each file echoes a line on its stdout that calls on_written.
+    One session, or two when a job is split in halves (split_query): each copies one half
+    (the second into a side file, appended to the first when both are written), then the
+    other jobs alternately, so both cores work on the largest file.
     """
-    command, env = psql_command(url)
     literal = lambda value: sql.Literal(value).as_string(conn)  # noqa: E731
-    lines = [
+    begin = [
         "\\set ON_ERROR_STOP on",
         "set client_encoding = 'UTF8';",
         "begin transaction isolation level repeatable read read only;",
         f"set transaction snapshot {literal(snapshot)};",
         *(f"set local {key} = {literal(value)};" for key, value in SESSION_SETTINGS),
     ]
+    count = 2 if any(isinstance(query, tuple) for _, query, _ in jobs) else 1
+    scripts: list[list[str]] = [list(begin) for _ in range(count)]
+    indexes: list[list[int]] = [[] for _ in range(count)]
+    parts_left: dict[int, int] = {}
+    turn = 0
     for index, (_, query, path) in enumerate(jobs):
-        lines.append(f"\\o {_psql_quote(str(path))}")
-        if bom:
-            lines.append("\\qecho -n \ufeff")
-        lines += [
-            f"copy ({query}) to stdout (format csv, header);",
-            "\\o",
-            f"\\echo {DONE} {index}",
-        ]
-    lines.append("commit;")
-    script = ("\n".join(lines) + "\n").encode("utf-8")
-    # psql gets the password through its environment, never on the command line.
-    child_env = {**os.environ, **env} if env else None
-    done = 0
-    with tempfile.TemporaryFile() as errors:
+        parts = query if isinstance(query, tuple) else (query,)
+        parts_left[index] = len(parts)
+        for number, part in enumerate(parts):
+            slot = number % count if len(parts) > 1 else turn
+            target = path if number == 0 else _side_file(path, number)
+            scripts[slot] += _copy_lines(index, part, target, number == 0, bom)
+            indexes[slot].append(index)
+        if len(parts) == 1:
+            turn = (turn + 1) % count
+    sessions: list[_PsqlSession] = []
+    events: queue.Queue = queue.Queue()
+    readers: list[threading.Thread] = []
+    finished = 0
+    try:
+        for script, wanted in zip(scripts, indexes, strict=True):
+            sessions.append(_PsqlSession(url, [*script, "commit;"], wanted))
+            reader = threading.Thread(target=sessions[-1].read_done, args=(events,), daemon=True)
+            readers.append(reader)
+            reader.start()
+        running = len(sessions)
+        while running:
+            session, index = events.get()
+            if index is None:
+                running -= 1
+                if session.current is not None:
+                    break  # it stopped before its last file: an error
+                continue
+            session.done += 1
+            parts_left[index] -= 1
+            if parts_left[index] == 0:
+                if isinstance(jobs[index][1], tuple):
+                    _append_parts(jobs[index][2], len(jobs[index][1]))
+                finished += 1
+                on_written(index)
+    finally:
+        for session in sessions:
+            session.stop(kill=finished < len(jobs))
+        for reader in readers:
+            reader.join()
+    failed = [s for s in sessions if s.current is not None or s.process.returncode != 0]
+    if failed or finished < len(jobs):
+        # The session that failed on its own, not one stopped because of it.
+        session = next((s for s in failed if not s.killed), (failed or sessions)[0])
+        index = session.current if session.current is not None else session.indexes[-1]
+        raise export_failed(jobs[index][0].name, session.errors or "psql stopped")
+
+
+def _copy_lines(index: int, query: str, path, header: bool, bom: bool) -> list[str]:
+    lines = [f"\\o {_psql_quote(str(path))}"]
+    if bom and header:
+        lines.append("\\qecho -n \ufeff")
+    options = "format csv, header" if header else "format csv"
+    return [*lines, f"copy ({query}) to stdout ({options});", "\\o", f"\\echo {DONE} {index}"]
+
+
+def _side_file(path, number: int):
+    return path.with_name(f"{path.name}.part{number}")
+
+
+def _append_parts(path, count: int) -> None:
+    """Append the side files of a split job to its first half, in order, and remove them."""
+    with open(path, "ab") as target:
+        for number in range(1, count):
+            side = _side_file(path, number)
+            with open(side, "rb") as source:
+                shutil.copyfileobj(source, target, CHUNK_BYTES)
+            side.unlink()
+
+
+class _PsqlSession:
+    """One psql process running a script that writes the files of `indexes`, in that order."""
+
+    def __init__(self, url: str, lines: list[str], indexes: list[int]):
+        command, env = psql_command(url)
+        # psql gets the password through its environment, never on the command line.
+        child_env = {**os.environ, **env} if env else None
+        self.indexes = indexes
+        self.done = 0
+        self.killed = False
+        self.errors = ""
+        # Closed in stop(); psql writes its errors here.
+        self.error_file = tempfile.TemporaryFile()  # noqa: SIM115
         try:
-            process = subprocess.Popen(
+            self.process = subprocess.Popen(
                 [command[0], "--no-psqlrc", "--quiet", *command[1:]],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=errors,
+                stderr=self.error_file,
                 env=child_env,
             )
         except OSError as exc:
+            self.error_file.close()
             raise TrackerError(
                 f"cannot start psql ({command[0]}): {exc.strerror}. "
                 "Run `make venv` to reinstall the pgserver wheel."
             ) from None
         # Fed from a thread: a long script must not block on a full pipe while psql waits
         # for its stdout to be read.
-        feeder = threading.Thread(target=_feed, args=(process.stdin, script), daemon=True)
-        feeder.start()
-        assert process.stdout is not None  # stdout=subprocess.PIPE
-        try:
-            for line in process.stdout:
-                marker, _, written = line.decode("utf-8", "replace").strip().partition(" ")
-                if marker == DONE:
-                    done += 1
-                    on_written(int(written))
-        finally:
-            if done < len(jobs):
-                process.kill()
-            returncode = process.wait()
-            feeder.join()
-        if returncode != 0 or done < len(jobs):
-            errors.seek(0)
-            failed = jobs[min(done, len(jobs) - 1)][0].name
-            raise export_failed(failed, errors.read().decode("utf-8", "replace") or "psql stopped")
+        script = ("\n".join(lines) + "\n").encode("utf-8")
+        self.feeder = threading.Thread(target=_feed, args=(self.process.stdin, script), daemon=True)
+        self.feeder.start()
+
+    @property
+    def current(self) -> int | None:
+        """The job it is writing now (None once it wrote them all)."""
+        return self.indexes[self.done] if self.done < len(self.indexes) else None
+
+    def read_done(self, events: queue.Queue) -> None:
+        """Put (self, index) on events as each file is written, then (self, None)."""
+        assert self.process.stdout is not None  # stdout=subprocess.PIPE
+        for line in self.process.stdout:
+            marker, _, written = line.decode("utf-8", "replace").strip().partition(" ")
+            if marker == DONE:
+                events.put((self, int(written)))
+        events.put((self, None))
+
+    def stop(self, kill: bool) -> None:
+        """Wait for psql to exit (kill it first when the export is failing)."""
+        if kill and self.process.poll() is None:
+            self.process.kill()
+            self.killed = True
+        self.process.wait()
+        self.feeder.join()
+        self.error_file.seek(0)
+        self.errors = self.error_file.read().decode("utf-8", "replace")
+        self.error_file.close()
 
 
 def _feed(stream, data: bytes) -> None:
