@@ -134,6 +134,7 @@ def copy_snapshot(
     bom: bool,
     use_psql: bool | Callable[[list], bool],
     more_jobs: Callable | None = None,
+    workers: Callable[[list], int] | None = None,
 ) -> list:
     """Copy queries from ONE repeatable-read snapshot into CSV files, converting each as it lands.
 
@@ -146,10 +147,14 @@ def copy_snapshot(
     connection than through a psql process). more_jobs(conn), if given, is called once every
     planned file is converted, still in the snapshot, and returns further jobs, copied over
     this connection (the lake decides there whether dim_date must be read).
+    workers(jobs), if given, is how many files are converted at once (default one; the
+    lake's incremental export converts its few changed months side by side, each on its own
+    DuckDB cursor, while the main thread only waits); results still arrive in order.
     Returns the plans: (item, columns) per item.
     """
     pending: list[Future] = []
-    with connect(url) as conn, ThreadPoolExecutor(max_workers=1) as worker:
+    worker: ThreadPoolExecutor | None = None
+    with connect(url) as conn:
         conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         try:
@@ -158,11 +163,13 @@ def copy_snapshot(
                 plans = plan_export(conn, items, include_pii, config.mask_url(url))
                 jobs = plan_jobs(conn, plans)
                 psql = use_psql(jobs) if callable(use_psql) else use_psql
+                worker = ThreadPoolExecutor(max_workers=max(1, workers(jobs) if workers else 1))
                 # Exported only for psql: its session imports it (the jobs' queries were
                 # planned in this transaction, whose snapshot the first SELECT fixed).
                 snapshot = scalar(conn, "select pg_export_snapshot()") if psql else None
 
                 def on_csv_written(index: int) -> None:
+                    assert worker is not None
                     pending.append(worker.submit(convert, duck, *jobs[index][3]))
                     while pending and pending[0].done():
                         on_converted(pending.pop(0).result())
@@ -189,7 +196,8 @@ def copy_snapshot(
         finally:
             for future in pending:
                 future.cancel()
-            worker.shutdown(wait=True)
+            if worker is not None:
+                worker.shutdown(wait=True)
     return plans
 
 

@@ -2,7 +2,8 @@
 id ranges, the dimensions' fingerprints, and the copy of what changed into the staging folder
 (tracker/pipeline/lake.py explains the design)."""
 
-import shutil
+import os
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -162,20 +163,39 @@ def write_staging(
             return []
         return [job(conn, item, columns, None)]
 
-    copy_snapshot(
-        url,
-        items,
-        include_pii=include_pii,
-        duck=None,
-        plan_jobs=plan_jobs,
-        convert=lambda _duck, *args: finish_lake_model(duck_ready.result(), *args),
-        on_converted=report,
-        bom=False,
-        # A few merged months go over this connection; psql pays off for whole reads.
-        use_psql=lambda _jobs: use_psql and (full or whole_reads[0]),
-        more_jobs=more_jobs,
-    )
-    shutil.rmtree(work, ignore_errors=True)
+    # Each converting thread has its own cursor on the one DuckDB database: an incremental
+    # export converts its changed facts side by side (a month of fact_expenses and one of
+    # alerts), while the main thread only waits; a full one converts one model at a time.
+    cursors = threading.local()
+    opened: list = []
+
+    def convert(_duck, *args):
+        duck = getattr(cursors, "duck", None)
+        if duck is None:
+            duck = cursors.duck = duck_ready.result().cursor()
+            opened.append(duck)
+            duck.execute("set TimeZone = 'UTC'")
+        return finish_lake_model(duck, *args)
+
+    try:
+        copy_snapshot(
+            url,
+            items,
+            include_pii=include_pii,
+            duck=None,
+            plan_jobs=plan_jobs,
+            convert=convert,
+            on_converted=report,
+            bom=False,
+            # A few merged months go over this connection; psql pays off for whole reads.
+            use_psql=lambda _jobs: use_psql and (full or whole_reads[0]),
+            more_jobs=more_jobs,
+            workers=lambda jobs: 1 if full else min(len(jobs), os.cpu_count() or 1),
+        )
+    finally:
+        for duck in opened:
+            duck.close()
+    # The copied CSVs (staging/work) go with the staging folder, once the files are moved.
     if YEARS_DIMENSION not in fingerprints:
         fingerprints[YEARS_DIMENSION] = _years_fingerprint(
             _fact_months(old_files, written_tables, months)
