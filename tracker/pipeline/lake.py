@@ -160,7 +160,9 @@ def _export_lake(
             reason = "--full"
         elif previous is None:
             reason = "no lake yet"
-        elif previous.get("layout") != LAYOUT or previous.get("models_sha256") != fingerprint:
+        elif previous.get("layout") != LAYOUT:
+            reason = "the lake's layout changed"
+        elif previous.get("models_sha256") != fingerprint:
             reason = "the models changed"
         elif bool(previous.get("include_pii")) != include_pii:
             reason = "--include-pii changed"

@@ -12,7 +12,15 @@ PARTITION_COLUMN = "month"
 MANIFEST = "manifest.json"
 JOURNAL = ".lake-journal.json"
 STAGING_PREFIX = ".lake-staging-"
-LAYOUT = 1
+# 2: a fact's month is written in row groups of ROW_GROUP_ROWS rows (1: one row group). A lake
+# of another layout is rebuilt in full once, so every file has the bytes --full gives.
+LAYOUT = 2
+# Rows per Parquet row group of a fact's month (DuckDB's default is 122,880: a whole month of
+# 1M expenses in one group). The writer holds a row group in memory until it is written, so
+# smaller groups cost a rewritten month less memory and CPU (~20 MB of page faults fewer);
+# the files grow by under 0.1 %, and readers (DuckDB, Spark, Power BI) read any number of groups
+# (DuckDB and Spark split their work by row group).
+ROW_GROUP_ROWS = 16_384
 PART_FILE = "part-00000.parquet"
 # The dimension whose rows follow the years the date facts span (see _years_fingerprint).
 YEARS_DIMENSION = "dim_date"

@@ -9,6 +9,7 @@ from tracker.pipeline.lake_layout import (
     DIMENSIONS,
     FACT_KEYS,
     PARTITION_COLUMN,
+    ROW_GROUP_ROWS,
     partition_path,
     staging_name,
 )
@@ -90,7 +91,7 @@ def finish_lake_model(duck, item, columns, csv_path: Path, staging: Path, wanted
         )
         if month not in months and relation.aggregate("count(*)").fetchall() == [(0,)]:
             continue  # every row of a merged month was deleted: its old file is removed
-        relation.write_parquet(str(target), compression="snappy")
+        relation.write_parquet(str(target), compression="snappy", row_group_size=ROW_GROUP_ROWS)
         rows, sums = file_stats(duck, "read_parquet($path)", {"path": str(target)}, columns)
         entries.append(_lake_entry(item.name, relative, target, rows, sums, names, month))
     duck.execute(f"drop table {table}")
