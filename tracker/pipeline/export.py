@@ -27,6 +27,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import psycopg
+from psycopg import sql
 
 from tracker.errors import InputError, TrackerError
 from tracker.pipeline.export_folder import (
@@ -50,6 +52,7 @@ from tracker.pipeline.export_snapshot import (
     can_use_psql,
     copy_snapshot,
     database_error,
+    export_failed,
     export_query,
     split_query,
 )
@@ -288,13 +291,25 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
         # With psql, the largest is copied in two halves by two sessions (split_query).
         sizes = relation_sizes(conn, [item.name for item, _ in plans])
         jobs: list[tuple] = []
-        for item, columns in sorted(plans, key=lambda plan: -sizes.get(plan[0].name, 0)):
+        for item, columns in sorted(plans, key=lambda plan: -sizes.get(plan[0].name, (0, ""))[0]):
+            size, kind = sizes.get(item.name, (0, ""))
             query: str | tuple[str, str] = export_query(conn, item, columns)
             if use_psql and not jobs:
-                query = split_query(conn, item, columns, sizes.get(item.name, 0)) or query
+                query = split_query(conn, item, columns, size) or query
             path = csv_dir / f"{item.name}.csv"
-            jobs.append((item, query, path, (item, columns, path, new, formats)))
+            if stats_in_database(formats, kind, columns):
+                counted.append((item, columns))
+            jobs.append((item, query, path, (item, columns, path, new, formats, stats)))
         return jobs
+
+    # CSV only: the rows and money sums of the tables are counted by PostgreSQL in the
+    # export's snapshot (so exactly the files' rows) while psql copies them, instead of
+    # DuckDB parsing each file again once it is written.
+    counted: list[tuple] = []
+    stats: dict[str, tuple[int, dict[str, str]]] = {}
+
+    def count_in_snapshot(conn) -> None:
+        stats.update(database_stats(conn, counted))
 
     try:
         plans = copy_snapshot(
@@ -307,6 +322,7 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
             on_converted=report,
             bom=bom,
             use_psql=use_psql,
+            in_snapshot=count_in_snapshot,
         )
     finally:
         duck.close()
@@ -329,18 +345,87 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     return manifest, files
 
 
-def relation_sizes(conn, names: list[str]) -> dict[str, int]:
-    """Bytes on disk of each analytics relation (0 for a view), to copy the largest first."""
+def relation_sizes(conn, names: list[str]) -> dict[str, tuple[int, str]]:
+    """Bytes on disk (0 for a view) and relkind of each analytics relation.
+
+    The sizes put the largest first; the kind says whether counting it in the database is
+    cheap (a table: r, m) or would compute it again (a view: v).
+    """
     rows = conn.execute(
-        "select class.relname, pg_relation_size(class.oid) from pg_class as class"
+        "select class.relname, pg_relation_size(class.oid), class.relkind::text"
+        " from pg_class as class"
         " where class.relnamespace = %s::regnamespace and class.relname = any(%s)",
         [SCHEMA, names],
     ).fetchall()
-    return dict(rows)
+    return {name: (size, kind) for name, size, kind in rows}
 
 
-def _finish_model(duck, item, columns, csv_path, new, formats) -> list[dict]:
-    """Write the Parquet file (if asked) and the manifest entries of one model."""
+def stats_in_database(formats, kind: str, columns: list[Column]) -> bool:
+    """Whether a model's rows and money sums are best counted by PostgreSQL.
+
+    Yes for a CSV-only export of a table (or materialized view) whose numeric columns all
+    have a declared scale. Otherwise DuckDB counts them from the file written: the Parquet
+    file is read anyway, a view would be computed twice, an unsized numeric column is sized
+    from the file.
+    """
+    return (
+        "parquet" not in formats
+        and kind in ("r", "m")
+        and all(column.duckdb_type is not None for column in columns)
+    )
+
+
+def database_stats(conn, plans: list[tuple]) -> dict[str, tuple[int, dict[str, str]]]:
+    """Rows and money sums of each (item, columns) relation, in conn's snapshot: one query."""
+    if not plans:
+        return {}
+    selects = []
+    for item, columns in plans:
+        sums = [
+            sql.SQL("coalesce(sum({}), 0)").format(sql.Identifier(column.name))
+            for column in columns
+            if column.is_money
+        ]
+        selects.append(
+            sql.SQL("select {}, count(*), cast(array[{}] as numeric []) from {}").format(
+                sql.Literal(item.name), sql.SQL(", ").join(sums), sql.Identifier(SCHEMA, item.name)
+            )
+        )
+    try:
+        rows = conn.execute(sql.SQL(" union all ").join(selects)).fetchall()
+    except psycopg.Error as exc:
+        raise export_failed(plans[0][0].name, str(exc)) from None
+    counts = {name: (count, sums) for name, count, sums in rows}
+    stats = {}
+    for item, columns in plans:
+        count, sums = counts[item.name]
+        money = [column.name for column in columns if column.is_money]
+        stats[item.name] = (
+            count,
+            {name: _decimal_text(value) for name, value in zip(money, sums, strict=True)},
+        )
+    return stats
+
+
+def _finish_model(duck, item, columns, csv_path, new, formats, stats) -> list[dict]:
+    """Write the Parquet file (if asked) and the manifest entries of one model.
+
+    stats: rows and money sums of the models PostgreSQL counted (stats_in_database); the
+    others are counted by DuckDB from the file written.
+    """
+    if item.name in stats:
+        rows, sums = stats[item.name]
+        return [
+            _entry(
+                item,
+                "csv",
+                csv_path,
+                file_sha256(csv_path, fsync=True),
+                rows,
+                sums,
+                [(column.name, column.pg_type) for column in columns],
+            )
+        ]
     columns = size_decimals(duck, item, columns, csv_path)
     csv_params = {
         "path": str(csv_path),

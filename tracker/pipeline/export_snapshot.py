@@ -134,6 +134,7 @@ def copy_snapshot(
     bom: bool,
     use_psql: bool | Callable[[list], bool],
     more_jobs: Callable | None = None,
+    in_snapshot: Callable | None = None,
 ) -> list:
     """Copy queries from ONE repeatable-read snapshot into CSV files, converting each as it lands.
 
@@ -146,9 +147,12 @@ def copy_snapshot(
     connection than through a psql process). more_jobs(conn), if given, is called once every
     planned file is converted, still in the snapshot, and returns further jobs, copied over
     this connection (the lake decides there whether dim_date must be read).
+    in_snapshot(conn), if given, reads from this snapshot before any file is converted: on
+    the worker thread while psql copies (this connection is idle then), else first.
     Returns the plans: (item, columns) per item.
     """
     pending: list[Future] = []
+    reading: Future | None = None
     with connect(url) as conn, ThreadPoolExecutor(max_workers=1) as worker:
         conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -161,6 +165,11 @@ def copy_snapshot(
                 # Exported only for psql: its session imports it (the jobs' queries were
                 # planned in this transaction, whose snapshot the first SELECT fixed).
                 snapshot = scalar(conn, "select pg_export_snapshot()") if psql else None
+                if in_snapshot is not None and psql:
+                    # Queued first: every conversion runs after it, on the same worker.
+                    reading = worker.submit(in_snapshot, conn)
+                elif in_snapshot is not None:
+                    in_snapshot(conn)
 
                 def on_csv_written(index: int) -> None:
                     pending.append(worker.submit(convert, duck, *jobs[index][3]))
@@ -180,6 +189,8 @@ def copy_snapshot(
                     while pending:
                         on_converted(pending.pop(0).result())
                     jobs, more_jobs, psql = more_jobs(conn), None, False
+                if reading is not None:
+                    reading.result()  # done with the snapshot before it is released
             while pending:
                 on_converted(pending.pop(0).result())
         except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
@@ -187,7 +198,7 @@ def copy_snapshot(
             plan_export(conn, items, include_pii, config.mask_url(url))
             raise
         finally:
-            for future in pending:
+            for future in [*pending, *([reading] if reading else [])]:
                 future.cancel()
             worker.shutdown(wait=True)
     return plans
