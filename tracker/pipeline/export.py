@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -271,9 +272,11 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
         directory.mkdir(parents=True, exist_ok=True)
     total = len(items) * len(formats)
     files: list[dict] = []
-    # DuckDB works while PostgreSQL and psql produce the next file: leave them half the
-    # cores (on 2 cores a second DuckDB thread made the whole export slower, not faster).
-    duck = duckdb.connect(config={"threads": max(1, (os.cpu_count() or 2) // 2)})
+    duck = _Duck()
+    # The commit is asked of git while the files are copied, not after.
+    commit: list[str | None] = []
+    asking_git = threading.Thread(target=lambda: commit.append(git_commit()), daemon=True)
+    asking_git.start()
 
     def report(entries: list[dict]) -> None:
         for entry in entries:
@@ -327,6 +330,7 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     finally:
         duck.close()
     shutil.rmtree(work, ignore_errors=True)
+    asking_git.join()
     # The manifest lists the files in the models' order, whatever order they were written in.
     position = {item.name: index for index, (item, _) in enumerate(plans)}
     files.sort(key=lambda entry: (position[entry["model"]], FORMATS.index(entry["format"])))
@@ -334,7 +338,7 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
         "generator": GENERATOR,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": config.mask_url(url),
-        "git_commit": git_commit(),
+        "git_commit": commit[0] if commit else None,
         "formats": list(formats),
         "include_pii": include_pii,
         "csv_bom": bom if "csv" in formats else None,
@@ -407,7 +411,27 @@ def database_stats(conn, plans: list[tuple]) -> dict[str, tuple[int, dict[str, s
     return stats
 
 
-def _finish_model(duck, item, columns, csv_path, new, formats, stats) -> list[dict]:
+class _Duck:
+    """The export's DuckDB connection, opened on first use (a CSV-only export of tables
+    needs none), by the one worker thread that converts files."""
+
+    def __init__(self) -> None:
+        self.connection: duckdb.DuckDBPyConnection | None = None
+
+    def get(self) -> duckdb.DuckDBPyConnection:
+        if self.connection is None:
+            # DuckDB works while PostgreSQL and psql produce the next file: leave them half
+            # the cores (on 2 cores a second DuckDB thread made the export slower).
+            threads = max(1, (os.cpu_count() or 2) // 2)
+            self.connection = duckdb.connect(config={"threads": threads})
+        return self.connection
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+def _finish_model(ducks: _Duck, item, columns, csv_path, new, formats, stats) -> list[dict]:
     """Write the Parquet file (if asked) and the manifest entries of one model.
 
     stats: rows and money sums of the models PostgreSQL counted (stats_in_database); the
@@ -426,6 +450,7 @@ def _finish_model(duck, item, columns, csv_path, new, formats, stats) -> list[di
                 [(column.name, column.pg_type) for column in columns],
             )
         ]
+    duck = ducks.get()
     columns = size_decimals(duck, item, columns, csv_path)
     csv_params = {
         "path": str(csv_path),
