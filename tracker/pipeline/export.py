@@ -9,8 +9,9 @@ Layout of an export directory (what Power BI reads):
 `export_project` is the `export` command: it builds whatever exported model is missing or
 stale against queries/ (runner.ensure_built), then writes the files. Every file comes from
 one snapshot (export_snapshot.py: psql copies, a worker thread hashes each file and, with
-DuckDB, writes its Parquet twin and counts rows and money totals); the folder is replaced
-all or nothing (export_folder.py).
+DuckDB, writes its Parquet twin and counts rows and money totals from it; a CSV-only export
+has PostgreSQL count the tables in that snapshot instead, while psql copies); the folder is
+replaced all or nothing (export_folder.py).
 
 Nothing here prints or reads the environment: progress goes through callbacks.
 """
