@@ -12,6 +12,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from psycopg import sql
 
 from tracker.pipeline.export import export_items, export_models, select_export_models
 from tracker.pipeline.models import load_project
@@ -370,12 +371,22 @@ def test_export_reads_one_snapshot_while_others_write(built_url, tmp_path):
                 )
             inserted.append(event.path)
 
-    export_models(
+    result = export_models(
         built_url, export_items(models), tmp_path, formats=("csv",), on_progress=on_progress
     )
     assert inserted and inserted[0] != "csv/fact_expenses.csv"
     header, facts = read_csv(tmp_path / "csv" / "fact_expenses.csv")
     assert "added during export" not in [row[header.index("note")] for row in facts]
+    # A CSV-only export counts rows and money sums in the database, after the insert above
+    # for most files: still the snapshot's, so still exactly the files'.
+    for entry in result.files:
+        names, rows = read_csv(tmp_path / entry["path"])
+        assert entry["rows"] == len(rows), entry["path"]
+        for name, total in entry["money_sums"].items():
+            column = names.index(name)
+            expected = sum((Decimal(row[column]) for row in rows if row[column]), Decimal("0.00"))
+            assert total == str(expected), (entry["path"], name)
+    assert set(result.files[0]["money_sums"]) == {"spent", "budget_amount"}
     by_month: dict[tuple[str, str], Decimal] = {}
     for row in facts:
         key = (row[header.index("user_id")], row[header.index("month")])
@@ -554,3 +565,38 @@ def test_export_select_with_graph_operators_keeps_only_exported_models(
         if project[name].export
     )
     assert exported == expected and "budget_vs_actual" in exported
+
+
+def test_csv_manifest_counts_the_snapshot_not_later_writes(built_url, tmp_path):
+    """Rows and money sums of a CSV-only export (counted by PostgreSQL) are the files'."""
+    models = exported_models()
+    copied: list[str] = []
+
+    def on_progress(event):
+        if not copied:
+            # Rows committed into every exported table while the export runs: no file and
+            # no manifest count may see them.
+            with psycopg.connect(built_url, autocommit=True) as conn:
+                for model in models:
+                    conn.execute(
+                        sql.SQL("insert into {table} select * from {table} limit 1").format(
+                            table=sql.Identifier("analytics", model.name)
+                        )
+                    )
+        copied.append(event.path)
+
+    result = export_models(
+        built_url, export_items(models), tmp_path, formats=("csv",), on_progress=on_progress
+    )
+    assert len(copied) == len(models)
+    with psycopg.connect(built_url) as conn:
+        grown = conn.execute("select count(*) from analytics.fact_expenses").fetchone()[0]
+    for entry in result.files:
+        names, rows = read_csv(tmp_path / entry["path"])
+        assert entry["rows"] == len(rows), entry["path"]
+        for name, total in entry["money_sums"].items():
+            column = names.index(name)
+            expected = sum((Decimal(row[column]) for row in rows if row[column]), Decimal("0.00"))
+            assert total == str(expected), (entry["path"], name)
+    fact = next(e for e in result.files if e["path"] == "csv/fact_expenses.csv")
+    assert fact["rows"] == grown - 1

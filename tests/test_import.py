@@ -462,3 +462,26 @@ def test_import_of_the_same_file_by_two_sessions_at_once_adds_it_once(seeded_url
     assert not errors, errors
     assert [(r.inserted, r.duplicates) for r in results] == [(0, 6)]
     assert len(imported(seeded_url)) == 6
+
+
+def test_import_fingerprint_folds_white_space_and_case_of_notes(run_cli, seeded_url, tmp_path):
+    """Notes differing only in case, outer spaces and runs of white space count as one note:
+    the fingerprints are sha256(user|date|amount|normalized note|occurrence), computed here."""
+    import hashlib
+    import re
+
+    notes = ["Coffee  Shop", "coffee\tshop", " COFFEE SHOP ", "Tea Time", "tea \t\n time"]
+    lines = "".join(f'2025-05-0{1 + (n >= 3)},10.00,"{note}"\n' for n, note in enumerate(notes))
+    path = write(tmp_path, "statement.csv", "Date,Amount,Description\n" + lines)
+    result = run_import(run_cli, seeded_url, path, "--default-category", "Food")
+    assert result.exit_code == 0, result.output
+    user_id = scalar(seeded_url, "select id from users where email = %s", [AMAN])
+    expected, seen = set(), {}
+    for n, note in enumerate(notes):
+        key = (f"2025-05-0{1 + (n >= 3)}", re.sub(r"\s+", " ", note.strip(" ")).lower())
+        seen[key] = seen.get(key, 0) + 1
+        text = f"{user_id}|{key[0]}|10.00|{key[1]}|{seen[key]}"
+        expected.add(hashlib.sha256(text.encode()).hexdigest())
+    stored = query(seeded_url, "select import_fingerprint from expenses where note is not null")
+    assert expected <= {row[0] for row in stored}
+    assert len(expected) == 5

@@ -290,7 +290,16 @@ _INSERT_SQL = """
             amount,
             note,
             category_id,
-            lower(regexp_replace(btrim(coalesce(note, '')), '\\s+', ' ', 'g')) as normalized_note
+            lower(
+                -- Runs of white space become one space; most notes have none but single
+                -- spaces, so the replace (the costliest step) runs only where it changes
+                -- something: a run of two, or any white space other than a space.
+                case
+                    when note ~ '\\s\\s|(?! )\\s'
+                        then regexp_replace(btrim(note), '\\s+', ' ', 'g')
+                    else btrim(coalesce(note, ''))
+                end
+            ) as normalized_note
         from import_rows
     ),
 

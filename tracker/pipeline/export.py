@@ -9,8 +9,9 @@ Layout of an export directory (what Power BI reads):
 `export_project` is the `export` command: it builds whatever exported model is missing or
 stale against queries/ (runner.ensure_built), then writes the files. Every file comes from
 one snapshot (export_snapshot.py: psql copies, a worker thread hashes each file and, with
-DuckDB, writes its Parquet twin and counts rows and money totals); the folder is replaced
-all or nothing (export_folder.py).
+DuckDB, writes its Parquet twin and counts rows and money totals from it; a CSV-only export
+has PostgreSQL count the tables in that snapshot instead, while psql copies); the folder is
+replaced all or nothing (export_folder.py).
 
 Nothing here prints or reads the environment: progress goes through callbacks.
 """
@@ -19,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -27,6 +29,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import psycopg
+from psycopg import sql
 
 from tracker.errors import InputError, TrackerError
 from tracker.pipeline.export_folder import (
@@ -50,6 +54,7 @@ from tracker.pipeline.export_snapshot import (
     can_use_psql,
     copy_snapshot,
     database_error,
+    export_failed,
     export_query,
     split_query,
 )
@@ -268,9 +273,11 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
         directory.mkdir(parents=True, exist_ok=True)
     total = len(items) * len(formats)
     files: list[dict] = []
-    # DuckDB works while PostgreSQL and psql produce the next file: leave them half the
-    # cores (on 2 cores a second DuckDB thread made the whole export slower, not faster).
-    duck = duckdb.connect(config={"threads": max(1, (os.cpu_count() or 2) // 2)})
+    duck = _Duck()
+    # The commit is asked of git while the files are copied, not after.
+    commit: list[str | None] = []
+    asking_git = threading.Thread(target=lambda: commit.append(git_commit()), daemon=True)
+    asking_git.start()
 
     def report(entries: list[dict]) -> None:
         for entry in entries:
@@ -288,13 +295,25 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
         # With psql, the largest is copied in two halves by two sessions (split_query).
         sizes = relation_sizes(conn, [item.name for item, _ in plans])
         jobs: list[tuple] = []
-        for item, columns in sorted(plans, key=lambda plan: -sizes.get(plan[0].name, 0)):
+        for item, columns in sorted(plans, key=lambda plan: -sizes.get(plan[0].name, (0, ""))[0]):
+            size, kind = sizes.get(item.name, (0, ""))
             query: str | tuple[str, str] = export_query(conn, item, columns)
             if use_psql and not jobs:
-                query = split_query(conn, item, columns, sizes.get(item.name, 0)) or query
+                query = split_query(conn, item, columns, size) or query
             path = csv_dir / f"{item.name}.csv"
-            jobs.append((item, query, path, (item, columns, path, new, formats)))
+            if stats_in_database(formats, kind, columns):
+                counted.append((item, columns))
+            jobs.append((item, query, path, (item, columns, path, new, formats, stats)))
         return jobs
+
+    # CSV only: the rows and money sums of the tables are counted by PostgreSQL in the
+    # export's snapshot (so exactly the files' rows) while psql copies them, instead of
+    # DuckDB parsing each file again once it is written.
+    counted: list[tuple] = []
+    stats: dict[str, tuple[int, dict[str, str]]] = {}
+
+    def count_in_snapshot(conn) -> None:
+        stats.update(database_stats(conn, counted))
 
     try:
         plans = copy_snapshot(
@@ -307,10 +326,12 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
             on_converted=report,
             bom=bom,
             use_psql=use_psql,
+            in_snapshot=count_in_snapshot,
         )
     finally:
         duck.close()
     shutil.rmtree(work, ignore_errors=True)
+    asking_git.join()
     # The manifest lists the files in the models' order, whatever order they were written in.
     position = {item.name: index for index, (item, _) in enumerate(plans)}
     files.sort(key=lambda entry: (position[entry["model"]], FORMATS.index(entry["format"])))
@@ -318,7 +339,7 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
         "generator": GENERATOR,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": config.mask_url(url),
-        "git_commit": git_commit(),
+        "git_commit": commit[0] if commit else None,
         "formats": list(formats),
         "include_pii": include_pii,
         "csv_bom": bom if "csv" in formats else None,
@@ -329,18 +350,108 @@ def _write_generation(url, items, staging, formats, include_pii, bom, on_progres
     return manifest, files
 
 
-def relation_sizes(conn, names: list[str]) -> dict[str, int]:
-    """Bytes on disk of each analytics relation (0 for a view), to copy the largest first."""
+def relation_sizes(conn, names: list[str]) -> dict[str, tuple[int, str]]:
+    """Bytes on disk (0 for a view) and relkind of each analytics relation.
+
+    The sizes put the largest first; the kind says whether counting it in the database is
+    cheap (a table: r, m) or would compute it again (a view: v).
+    """
     rows = conn.execute(
-        "select class.relname, pg_relation_size(class.oid) from pg_class as class"
+        "select class.relname, pg_relation_size(class.oid), class.relkind::text"
+        " from pg_class as class"
         " where class.relnamespace = %s::regnamespace and class.relname = any(%s)",
         [SCHEMA, names],
     ).fetchall()
-    return dict(rows)
+    return {name: (size, kind) for name, size, kind in rows}
 
 
-def _finish_model(duck, item, columns, csv_path, new, formats) -> list[dict]:
-    """Write the Parquet file (if asked) and the manifest entries of one model."""
+def stats_in_database(formats, kind: str, columns: list[Column]) -> bool:
+    """Whether a model's rows and money sums are best counted by PostgreSQL.
+
+    Yes for a CSV-only export of a table (or materialized view) whose numeric columns all
+    have a declared scale. Otherwise DuckDB counts them from the file written: the Parquet
+    file is read anyway, a view would be computed twice, an unsized numeric column is sized
+    from the file.
+    """
+    return (
+        "parquet" not in formats
+        and kind in ("r", "m")
+        and all(column.duckdb_type is not None for column in columns)
+    )
+
+
+def database_stats(conn, plans: list[tuple]) -> dict[str, tuple[int, dict[str, str]]]:
+    """Rows and money sums of each (item, columns) relation, in conn's snapshot: one query."""
+    if not plans:
+        return {}
+    selects = []
+    for item, columns in plans:
+        sums = [
+            sql.SQL("coalesce(sum({}), 0)").format(sql.Identifier(column.name))
+            for column in columns
+            if column.is_money
+        ]
+        selects.append(
+            sql.SQL("select {}, count(*), cast(array[{}] as numeric []) from {}").format(
+                sql.Literal(item.name), sql.SQL(", ").join(sums), sql.Identifier(SCHEMA, item.name)
+            )
+        )
+    try:
+        rows = conn.execute(sql.SQL(" union all ").join(selects)).fetchall()
+    except psycopg.Error as exc:
+        raise export_failed(plans[0][0].name, str(exc)) from None
+    counts = {name: (count, sums) for name, count, sums in rows}
+    stats = {}
+    for item, columns in plans:
+        count, sums = counts[item.name]
+        money = [column.name for column in columns if column.is_money]
+        stats[item.name] = (
+            count,
+            {name: _decimal_text(value) for name, value in zip(money, sums, strict=True)},
+        )
+    return stats
+
+
+class _Duck:
+    """The export's DuckDB connection, opened on first use (a CSV-only export of tables
+    needs none), by the one worker thread that converts files."""
+
+    def __init__(self) -> None:
+        self.connection: duckdb.DuckDBPyConnection | None = None
+
+    def get(self) -> duckdb.DuckDBPyConnection:
+        if self.connection is None:
+            # DuckDB works while PostgreSQL and psql produce the next file: leave them half
+            # the cores (on 2 cores a second DuckDB thread made the export slower).
+            threads = max(1, (os.cpu_count() or 2) // 2)
+            self.connection = duckdb.connect(config={"threads": threads})
+        return self.connection
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+def _finish_model(ducks: _Duck, item, columns, csv_path, new, formats, stats) -> list[dict]:
+    """Write the Parquet file (if asked) and the manifest entries of one model.
+
+    stats: rows and money sums of the models PostgreSQL counted (stats_in_database); the
+    others are counted by DuckDB from the file written.
+    """
+    if item.name in stats:
+        rows, sums = stats[item.name]
+        return [
+            _entry(
+                item,
+                "csv",
+                csv_path,
+                file_sha256(csv_path, fsync=True),
+                rows,
+                sums,
+                [(column.name, column.pg_type) for column in columns],
+            )
+        ]
+    duck = ducks.get()
     columns = size_decimals(duck, item, columns, csv_path)
     csv_params = {
         "path": str(csv_path),

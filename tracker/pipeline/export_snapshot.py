@@ -135,6 +135,7 @@ def copy_snapshot(
     use_psql: bool | Callable[[list], bool],
     more_jobs: Callable | None = None,
     workers: Callable[[list], int] | None = None,
+    in_snapshot: Callable | None = None,
 ) -> list:
     """Copy queries from ONE repeatable-read snapshot into CSV files, converting each as it lands.
 
@@ -150,9 +151,12 @@ def copy_snapshot(
     workers(jobs), if given, is how many files are converted at once (default one; the
     lake's incremental export converts its few changed months side by side, each on its own
     DuckDB cursor, while the main thread only waits); results still arrive in order.
+    in_snapshot(conn), if given, reads from this snapshot while psql copies (this connection
+    is idle then), queued on the worker before any conversion, else first.
     Returns the plans: (item, columns) per item.
     """
     pending: list[Future] = []
+    reading: Future | None = None
     worker: ThreadPoolExecutor | None = None
     with connect(url) as conn:
         conn.read_only = True
@@ -167,6 +171,11 @@ def copy_snapshot(
                 # Exported only for psql: its session imports it (the jobs' queries were
                 # planned in this transaction, whose snapshot the first SELECT fixed).
                 snapshot = scalar(conn, "select pg_export_snapshot()") if psql else None
+                if in_snapshot is not None and psql:
+                    # Queued first: with one worker (an export), every conversion follows it.
+                    reading = worker.submit(in_snapshot, conn)
+                elif in_snapshot is not None:
+                    in_snapshot(conn)
 
                 def on_csv_written(index: int) -> None:
                     assert worker is not None
@@ -187,6 +196,8 @@ def copy_snapshot(
                     while pending:
                         on_converted(pending.pop(0).result())
                     jobs, more_jobs, psql = more_jobs(conn), None, False
+                if reading is not None:
+                    reading.result()  # done with the snapshot before it is released
             while pending:
                 on_converted(pending.pop(0).result())
         except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
@@ -194,7 +205,7 @@ def copy_snapshot(
             plan_export(conn, items, include_pii, config.mask_url(url))
             raise
         finally:
-            for future in pending:
+            for future in [*pending, *([reading] if reading else [])]:
                 future.cancel()
             if worker is not None:
                 worker.shutdown(wait=True)
