@@ -421,10 +421,10 @@ class _Duck:
 
     def get(self) -> duckdb.DuckDBPyConnection:
         if self.connection is None:
-            # DuckDB works while PostgreSQL and psql produce the next file: leave them half
-            # the cores (on 2 cores a second DuckDB thread made the export slower).
-            threads = max(1, (os.cpu_count() or 2) // 2)
-            self.connection = duckdb.connect(config={"threads": threads})
+            # Every core: the largest relation is copied first, so its conversion (the
+            # Parquet file) mostly runs once psql is done (on 2 cores, CSV + Parquet of 1M
+            # expenses: best 1.14 s against 1.19 s with one DuckDB thread, 6 runs each).
+            self.connection = duckdb.connect(config={"threads": os.cpu_count() or 1})
         return self.connection
 
     def close(self) -> None:
