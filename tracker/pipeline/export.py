@@ -40,7 +40,7 @@ from tracker.pipeline.export_folder import (
     LOCK_TIMEOUT_SECONDS,
     MANIFEST,
     check_replaceable,
-    fsync_directory,
+    fsync_path,
     locked,
     make_staging,
     prepare_out_dir,
@@ -225,12 +225,12 @@ def export_models(
                 can_use_psql(url) if use_psql is None else use_psql,
             )
             for directory in (staging / "new" / fmt for fmt in formats):
-                fsync_directory(directory)
-            fsync_directory(staging / "new")
+                fsync_path(directory)
+            fsync_path(staging / "new")
             # From here on the new set is complete: a crash during the swap is rolled
             # forward by the next export (see swap_in), never left half-done.
             write_durably(staging / COMMITTED_MARKER, b"")
-            fsync_directory(staging)
+            fsync_path(staging)
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(exc, OSError):

@@ -213,7 +213,7 @@ def swap_in(out_dir: Path, staging: Path) -> None:
                 # disagree with the manifest.
                 os.replace(out_dir / fmt, old / fmt)
         os.replace(new / MANIFEST, out_dir / MANIFEST)
-        fsync_directory(out_dir)
+        fsync_path(out_dir)
     shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -224,7 +224,8 @@ def write_durably(path: Path, data: bytes) -> None:
         os.fsync(target.fileno())
 
 
-def fsync_directory(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a folder (which makes the names in it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -7,7 +7,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tracker.pipeline.export_folder import write_durably
+from tracker.pipeline.export_folder import fsync_path, write_durably
 from tracker.pipeline.lake_layout import JOURNAL, MANIFEST, STAGING_PREFIX
 
 __all__ = ["JOURNAL", "commit_journal", "fsync_all", "manifest_bytes", "recover_lake"]
@@ -94,19 +94,11 @@ def fsync_all(paths: list[Path]) -> None:
     incremental export's time)."""
     if len(paths) <= 1:
         for path in paths:
-            _fsync_path(path)
+            fsync_path(path)
         return
     with ThreadPoolExecutor(max_workers=min(len(paths), 8)) as pool:
-        for done in [pool.submit(_fsync_path, path) for path in paths]:
+        for done in [pool.submit(fsync_path, path) for path in paths]:
             done.result()
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def manifest_bytes(manifest: dict) -> bytes:
