@@ -438,19 +438,20 @@ def _finish_model(ducks: _Duck, item, columns, csv_path, new, formats, stats) ->
     stats: rows and money sums of the models PostgreSQL counted (stats_in_database); the
     others are counted by DuckDB from the file written.
     """
+
+    def csv_entry(rows, sums) -> dict:
+        return _entry(
+            item,
+            "csv",
+            csv_path,
+            file_sha256(csv_path, fsync=True),
+            rows,
+            sums,
+            [(column.name, column.pg_type) for column in columns],
+        )
+
     if item.name in stats:
-        rows, sums = stats[item.name]
-        return [
-            _entry(
-                item,
-                "csv",
-                csv_path,
-                file_sha256(csv_path, fsync=True),
-                rows,
-                sums,
-                [(column.name, column.pg_type) for column in columns],
-            )
-        ]
+        return [csv_entry(*stats[item.name])]
     duck = ducks.get()
     columns = size_decimals(duck, item, columns, csv_path)
     csv_params = {
@@ -468,17 +469,7 @@ def _finish_model(ducks: _Duck, item, columns, csv_path, new, formats, stats) ->
     else:
         rows, sums = file_stats(duck, CSV_READER, csv_params, columns)
     if "csv" in formats:
-        entries.append(
-            _entry(
-                item,
-                "csv",
-                csv_path,
-                file_sha256(csv_path, fsync=True),
-                rows,
-                sums,
-                [(column.name, column.pg_type) for column in columns],
-            )
-        )
+        entries.append(csv_entry(rows, sums))
     if "parquet" in formats:
         entries.append(
             _entry(
