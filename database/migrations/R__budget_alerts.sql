@@ -4,7 +4,8 @@
 -- however many sessions write at once. This file is the current definition of every
 -- function and trigger involved; the table budget_spending (per-key totals) is V010's.
 -- History: V002 (trigger), V005 (plan setting), V006 (isolation check), V010 (totals,
--- SECURITY DEFINER), V014 (one function per table instead of one per statement kind).
+-- SECURITY DEFINER), V014 (one function per table instead of one per statement kind),
+-- V016 (alerts' budget link kept here instead of by a foreign key).
 --
 -- Statement-level AFTER triggers with transition tables turn each statement into one
 -- delta per key and hand them to budget_alerts_fire, the one place that keeps the totals
@@ -324,6 +325,47 @@ begin
 end;
 $$;
 
+-- Budget deletes keep the budget's alerts as history, unlinked (alerts.budget_id has no
+-- foreign key since V016, so that a bulk load pays no per-row check for each alert it
+-- fires). The deleted keys' totals rows are locked first, as every budget and spending
+-- statement locks them (delta 0, nothing judged): a writer that fired an alert for one of
+-- these keys commits before the unlinking statement takes its snapshot, so that statement
+-- sees and unlinks its alert; a writer that comes after waits, then finds no budget and
+-- fires nothing. Outside READ COMMITTED the upsert itself raises a serialization failure
+-- when a writer changed the key after this transaction's snapshot, so nothing is missed
+-- there either. TRUNCATE (of budgets, or of a table it cascades from) unlinks every alert.
+create or replace function budgets_unlink_alerts() returns trigger
+language plpgsql
+security definer
+set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+    user_ids bigint[];
+    category_ids bigint[];
+    months date[];
+    zeros numeric[];
+begin
+    if tg_op = 'TRUNCATE' then
+        update alerts set budget_id = null where budget_id is not null;
+        return null;
+    end if;
+
+    select
+        array_agg(user_id),
+        array_agg(category_id),
+        array_agg(month),
+        array_agg(0::numeric)
+    into user_ids, category_ids, months, zeros
+    from old_rows;
+    perform budget_alerts_fire(user_ids, category_ids, months, zeros, null);
+
+    update alerts
+    set budget_id = null
+    where budget_id in (select old_rows.id from old_rows);
+    return null;
+end;
+$$;
+
 create or replace trigger expenses_budget_alert_insert
 after insert on expenses
 referencing new table as new_rows
@@ -352,3 +394,12 @@ create or replace trigger budgets_budget_alert_update
 after update on budgets
 referencing old table as old_rows new table as new_rows
 for each statement execute function budgets_budget_alert();
+
+create or replace trigger budgets_unlink_alerts_delete
+after delete on budgets
+referencing old table as old_rows
+for each statement execute function budgets_unlink_alerts();
+
+create or replace trigger budgets_unlink_alerts_truncate
+after truncate on budgets
+for each statement execute function budgets_unlink_alerts();

@@ -13,8 +13,11 @@
                 {'relationships': {'to': 'dim_user', 'field': 'user_id'}},
             ],
         },
-        'budget_id': 'The budget that was exceeded (fact_budgets); null once the '
-            ~ 'budget is deleted.',
+        'budget_id': {
+            'description': 'The budget that was exceeded (fact_budgets); null once the '
+                ~ 'budget is deleted.',
+            'tests': [{'relationships': {'to': 'fact_budgets', 'field': 'budget_id'}}],
+        },
         'category_id': {
             'description': 'The category (dim_category); null once the category is '
                 ~ 'deleted.',
