@@ -333,7 +333,8 @@ $$;
 -- sees and unlinks its alert; a writer that comes after waits, then finds no budget and
 -- fires nothing. Outside READ COMMITTED the upsert itself raises a serialization failure
 -- when a writer changed the key after this transaction's snapshot, so nothing is missed
--- there either. TRUNCATE (of budgets, or of a table it cascades from) unlinks every alert.
+-- there either. TRUNCATE (of budgets, or of a table it cascades from) unlinks every
+-- alert.
 create or replace function budgets_unlink_alerts() returns trigger
 language plpgsql
 security definer

@@ -1,6 +1,6 @@
 -- Categories: the guard against deleting a category that expenses still use (first in
--- V001), and the unlinking of a deleted category's alerts (V016). Re-applied whenever this
--- file changes, so edit it in place.
+-- V001), and the unlinking of a deleted category's alerts (V016). Re-applied whenever
+-- this file changes, so edit it in place.
 
 -- Refuse deleting a category that expenses still use, with a reason a person can act on.
 create or replace function categories_refuse_delete_in_use() returns trigger
@@ -22,11 +22,12 @@ create or replace trigger categories_refuse_delete_in_use
 before delete on categories
 for each row execute function categories_refuse_delete_in_use();
 
--- A deleted category's alerts stay as history, with category_id set to null (alerts have no
--- foreign key to categories since V016: a bulk load would pay a check per alert it fires).
--- No alert can be written for a category while this runs: alerts come from expenses in the
--- category, and a category that expenses use is refused above (or by expenses' restrict
--- foreign key, for expenses committed after this transaction's snapshot). TRUNCATE (with
+-- A deleted category's alerts stay as history, with category_id set to null (alerts have
+-- no foreign key to categories since V016: a bulk load would pay a check per alert it
+-- fires). No alert can be written for a category while this runs: alerts come from
+-- expenses in the category, and a category that expenses use is refused above (or by
+-- expenses' restrict foreign key, for expenses committed after this transaction's
+-- snapshot). TRUNCATE (with
 -- CASCADE) unlinks every alert.
 create or replace function categories_unlink_alerts() returns trigger
 language plpgsql

@@ -7,14 +7,14 @@
 -- and issue 11's goal, a COPY at most 1.10 x the same COPY without it.
 --
 -- What holds, as before:
--- - An alert is written only by budget_alerts_fire (R__budget_alerts.sql), which reads the
---   budget id and the category from budgets and categories while it holds the key's
+-- - An alert is written only by budget_alerts_fire (R__budget_alerts.sql), which reads
+--   the budget id and the category from budgets and categories while it holds the key's
 --   budget_spending row lock. tracker_api may no longer insert alerts, and may update
 --   only acknowledged_at (it never needed more).
 -- - Deleting a budget keeps its alerts as history and unlinks them (budget_id becomes
 --   null), as "on delete set null" did. The budget trigger first locks the deleted keys'
---   totals rows, so an alert written for a key concurrently is either committed before the
---   unlinking statement reads alerts, or finds no budget and is not written
+--   totals rows, so an alert written for a key concurrently is either committed before
+--   the unlinking statement reads alerts, or finds no budget and is not written
 --   (R__budget_alerts.sql explains it, and tests/test_trigger.py races the two).
 -- - Deleting a category sets its alerts' category_id to null, as before
 --   (R__categories.sql). Alerts can only come from expenses in the category, and a
