@@ -1,0 +1,313 @@
+"""Alerts' links to their budget and category, kept by triggers instead of foreign keys (V016).
+
+budgets_unlink_alerts (R__budget_alerts.sql) and categories_unlink_alerts (R__categories.sql)
+set an alert's budget_id / category_id to null when what it points at is deleted or
+truncated, as "on delete set null" did; these tests check that from plain SQL, in races
+with the alert trigger, from a REPEATABLE READ deleter, as the API's role, and that the
+alerts mart's data tests catch a link left dangling.
+"""
+
+from decimal import Decimal
+
+import psycopg
+import pytest
+from api_support import new_user
+from test_check import has_row
+from test_trigger import add_budget, run_in_thread, session_at, spend, wait_for_lock_waiters
+
+from tracker.api.context import user_session
+from tracker.plumbing import db as tracker_db
+
+
+@pytest.fixture
+def world(conn):
+    """Users Aman and Priya, categories Food and Travel; returns their ids."""
+    users = conn.execute(
+        "insert into users (name, email) values ('Aman', 'aman@example.com'),"
+        " ('Priya', 'priya@example.com') returning id"
+    ).fetchall()
+    categories = conn.execute(
+        "insert into categories (name) values ('Food'), ('Travel') returning id"
+    ).fetchall()
+    return {
+        "user": users[0][0],
+        "other_user": users[1][0],
+        "food": categories[0][0],
+        "travel": categories[1][0],
+    }
+
+
+def links(conn):
+    """(user_id, budget_id, category_id) of every alert, oldest first."""
+    return conn.execute("select user_id, budget_id, category_id from alerts order by id").fetchall()
+
+
+def dangling(conn):
+    """Alerts whose budget_id or category_id points at nothing."""
+    return conn.execute(
+        "select id, budget_id, category_id from alerts"
+        " where (budget_id is not null and budget_id not in (select id from budgets))"
+        " or (category_id is not null and category_id not in (select id from categories))"
+    ).fetchall()
+
+
+def spent(conn, user, category, month="2025-05-01"):
+    return conn.execute(
+        "select spent from budget_spending where user_id = %s and category_id = %s and month = %s",
+        [user, category, month],
+    ).fetchone()[0]
+
+
+def add_transfer(conn, user):
+    """A transfer between the user's first two budgets (both must exist)."""
+    conn.execute(
+        "insert into budget_transfers (user_id, from_budget_id, to_budget_id, amount, month)"
+        " select user_id, min(id), max(id), 1, '2025-05-01' from budgets where user_id = %s"
+        " group by user_id",
+        [user],
+    )
+    assert conn.execute("select count(*) from budget_transfers").fetchone()[0] == 1
+
+
+def counts(conn):
+    tables = ["categories", "budgets", "expenses", "budget_transfers", "budget_spending", "users"]
+    return {table: conn.execute(f"select count(*) from {table}").fetchone()[0] for table in tables}
+
+
+# --- deletes and truncates by plain SQL -----------------------------------------------------
+
+
+def test_delete_budget_keeps_its_alerts_unlinked_and_leaves_other_links(conn, world):
+    u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
+    food_budget = add_budget(conn, u, food, "100")
+    travel_budget = add_budget(conn, u, travel, "100")
+    other_budget = add_budget(conn, other, food, "100")
+    for user, category in ((u, food), (u, travel), (other, food)):
+        spend(conn, user, category, "150")
+    spend(conn, u, food, "10", "2025-05-11")  # already over: no second alert
+    assert links(conn) == [
+        (u, food_budget, food),
+        (u, travel_budget, travel),
+        (other, other_budget, food),
+    ]
+    conn.execute("delete from budgets where id = %s", [food_budget])
+    assert links(conn) == [(u, None, food), (u, travel_budget, travel), (other, other_budget, food)]
+    assert dangling(conn) == []
+    # The alert keeps what it recorded; only the link went.
+    assert conn.execute(
+        "select spent, budget_amount from alerts where user_id = %s and category_id = %s",
+        [u, food],
+    ).fetchall() == [(Decimal("150.00"), Decimal("100.00"))]
+
+
+def test_delete_several_budgets_in_one_statement_unlinks_each(conn, world):
+    u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
+    add_budget(conn, u, food, "100")
+    add_budget(conn, u, travel, "100")
+    other_budget = add_budget(conn, other, food, "100")
+    for user, category in ((u, food), (u, travel), (other, food)):
+        spend(conn, user, category, "150")
+    conn.execute("delete from budgets where user_id = %s", [u])
+    assert links(conn) == [(u, None, food), (u, None, travel), (other, other_budget, food)]
+
+
+def test_truncate_budgets_cascade_unlinks_every_alert(conn, world):
+    u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
+    for user, category in ((u, food), (u, travel), (other, food)):
+        add_budget(conn, user, category, "100")
+        spend(conn, user, category, "150")
+    add_transfer(conn, u)
+    assert all(budget is not None for _, budget, _ in links(conn))
+    conn.execute("truncate budgets cascade")
+    assert links(conn) == [(u, None, food), (u, None, travel), (other, None, food)]
+    # The cascade takes the transfers (they reference budgets), not expenses or totals.
+    assert counts(conn) == {
+        "categories": 2,
+        "budgets": 0,
+        "expenses": 3,
+        "budget_transfers": 0,
+        "budget_spending": 3,
+        "users": 2,
+    }
+
+
+def test_delete_category_deletes_its_budgets_and_unlinks_its_alerts(conn, world):
+    """A category whose expenses were deleted but which still has alerts and budgets."""
+    u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
+    add_budget(conn, u, food, "100")
+    add_budget(conn, u, food, "100", month="2025-06-01")  # no alert for June
+    travel_budget = add_budget(conn, u, travel, "100")
+    other_budget = add_budget(conn, other, food, "100")
+    for user, category in ((u, food), (u, travel), (other, food)):
+        spend(conn, user, category, "150")
+    conn.execute("delete from expenses where category_id = %s", [food])
+    conn.execute("delete from categories where id = %s", [food])
+    assert conn.execute("select id from budgets").fetchall() == [(travel_budget,)]
+    assert links(conn) == [(u, None, None), (u, travel_budget, travel), (other, None, None)]
+    assert dangling(conn) == []
+    assert other_budget not in {budget for _, budget, _ in links(conn)}
+
+
+def test_truncate_categories_cascade_unlinks_every_alert(conn, world):
+    u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
+    for user, category in ((u, food), (u, travel), (other, food)):
+        add_budget(conn, user, category, "100")
+        spend(conn, user, category, "150")
+    add_transfer(conn, u)
+    conn.execute("truncate categories cascade")
+    # The cascade empties what references categories (budgets, expenses) and what
+    # references those (budget_transfers); the expense truncate trigger empties the totals.
+    # Alerts have no foreign key to either since V016: they stay, unlinked.
+    assert counts(conn) == {
+        "categories": 0,
+        "budgets": 0,
+        "expenses": 0,
+        "budget_transfers": 0,
+        "budget_spending": 0,
+        "users": 2,
+    }
+    assert links(conn) == [(u, None, None), (u, None, None), (other, None, None)]
+
+
+# --- races with the alert trigger ----------------------------------------------------------
+
+
+def test_budget_delete_waits_for_an_uncommitted_alert_then_unlinks_it(db_url, conn, world):
+    """Alert writer first: the delete waits on the key's totals row, then sees the alert."""
+    u, food = world["user"], world["food"]
+    budget = add_budget(conn, u, food, "1000")
+    spend(conn, u, food, "900")
+    with psycopg.connect(db_url) as writer, psycopg.connect(db_url) as deleter:
+        spend(writer, u, food, "200")  # crosses: alert written, not committed
+        thread, errors = run_in_thread(
+            lambda: deleter.execute("delete from budgets where id = %s", [budget])
+        )
+        wait_for_lock_waiters(conn, 1)
+        assert links(conn) == []
+        writer.commit()
+        thread.join(10)
+        assert not thread.is_alive() and errors == []
+        deleter.commit()
+    assert conn.execute("select count(*) from budgets").fetchone()[0] == 0
+    assert links(conn) == [(u, None, food)]
+    assert dangling(conn) == []
+
+
+def test_alert_writer_waits_for_an_uncommitted_budget_delete_then_fires_nothing(
+    db_url, conn, world
+):
+    """Budget delete first: the crossing expense waits, then finds no budget."""
+    u, food = world["user"], world["food"]
+    budget = add_budget(conn, u, food, "1000")
+    spend(conn, u, food, "900")
+    with psycopg.connect(db_url) as writer, psycopg.connect(db_url) as deleter:
+        deleter.execute("delete from budgets where id = %s", [budget])
+        thread, errors = run_in_thread(lambda: spend(writer, u, food, "200"))
+        wait_for_lock_waiters(conn, 1)
+        deleter.commit()
+        thread.join(10)
+        assert not thread.is_alive() and errors == []
+        writer.commit()
+    assert conn.execute("select count(*) from budgets").fetchone()[0] == 0
+    assert links(conn) == []
+    assert spent(conn, u, food) == Decimal("1100.00")
+
+
+@pytest.mark.parametrize("level", ["repeatable read", "serializable"])
+def test_budget_delete_after_a_snapshot_older_than_an_alert_fails_to_serialize(
+    db_url, conn, world, level
+):
+    """The deleter's snapshot cannot see the alert it would have to unlink: it must fail."""
+    u, food = world["user"], world["food"]
+    budget = add_budget(conn, u, food, "1000")
+    spend(conn, u, food, "900")
+    with session_at(db_url, level) as deleter:
+        deleter.execute("select count(*) from budgets")  # the snapshot
+        spend(conn, u, food, "200")  # crosses and commits (conn is autocommit)
+        assert links(conn) == [(u, budget, food)]
+        with pytest.raises(psycopg.errors.SerializationFailure):
+            deleter.execute("delete from budgets where id = %s", [budget])
+        deleter.rollback()
+        assert links(conn) == [(u, budget, food)]
+        assert conn.execute("select id from budgets").fetchall() == [(budget,)]
+        # The retry, with a new snapshot, succeeds and unlinks the alert.
+        deleter.execute("delete from budgets where id = %s", [budget])
+        deleter.commit()
+    assert links(conn) == [(u, None, food)]
+
+
+# --- the API's role ------------------------------------------------------------------------
+
+
+def test_api_role_may_only_acknowledge_its_alerts(db_url, conn, world):
+    api_user = new_user(db_url)
+    budget = add_budget(conn, api_user.id, world["food"], "100")
+    spend(conn, api_user.id, world["food"], "150")
+    alert = conn.execute("select id from alerts").fetchone()[0]
+    insert = (
+        "insert into alerts (user_id, budget_id, category_id, month, alert_type, message,"
+        " spent, budget_amount) values (%s, %s, %s, '2025-05-01', 'BUDGET_EXCEEDED',"
+        " 'made up', 200, 100)"
+    )
+    pool = tracker_db.pool(db_url, min_size=1, max_size=1, kwargs={"autocommit": True})
+    try:
+        with user_session(pool, api_user.token) as current:
+            assert current.conn.execute("select current_user").fetchone()[0] == "tracker_api"
+            with (
+                pytest.raises(psycopg.errors.InsufficientPrivilege, match="alerts"),
+                current.conn.transaction(),
+            ):
+                current.conn.execute(insert, [api_user.id, budget, world["food"]])
+            with (
+                pytest.raises(psycopg.errors.InsufficientPrivilege, match="alerts"),
+                current.conn.transaction(),
+            ):
+                current.conn.execute("update alerts set budget_id = null where id = %s", [alert])
+            with (
+                pytest.raises(psycopg.errors.InsufficientPrivilege, match="alerts"),
+                current.conn.transaction(),
+            ):
+                current.conn.execute(
+                    "update alerts set category_id = %s where id = %s", [world["travel"], alert]
+                )
+            acknowledged = current.conn.execute(
+                "update alerts set acknowledged_at = now() where id = %s returning id", [alert]
+            ).fetchall()
+            assert acknowledged == [(alert,)]
+    finally:
+        pool.close()
+    rows = conn.execute(
+        "select id, budget_id, category_id, acknowledged_at is not null from alerts"
+    ).fetchall()
+    assert rows == [(alert, budget, world["food"], True)]
+
+
+# --- the alerts mart's data tests ----------------------------------------------------------
+
+
+def test_data_tests_name_an_alert_whose_budget_link_dangles(seeded_url, run_cli):
+    with psycopg.connect(seeded_url, autocommit=True) as conn:
+        user, food = conn.execute(
+            "select users.id, categories.id from users, categories"
+            " where users.email = 'aman@example.com' and categories.name = 'Food'"
+        ).fetchone()
+        add_budget(conn, user, food, "10", month="2030-01-01")
+        spend(conn, user, food, "20", "2030-01-05")
+        alert, missing = conn.execute(
+            "select max(id), (select max(id) + 1000 from budgets) from alerts"
+        ).fetchone()
+        assert run_cli(seeded_url, "run").exit_code == 0
+        assert run_cli(seeded_url, "test").exit_code == 0
+        # Only the owner can write this: no foreign key refuses it since V016.
+        conn.execute("update alerts set budget_id = %s where id = %s", [missing, alert])
+    # The marts are tables: built from the bad data, as `build` would.
+    assert run_cli(seeded_url, "run").exit_code == 0
+    result = run_cli(seeded_url, "test")
+    assert result.exit_code == 1, result.output
+    name = "relationships(alerts.budget_id -> fact_budgets.budget_id)"
+    assert has_row(result.output, "FAIL", "test", name), result.output
+    assert (
+        f"FAIL test {name}: 1 failing row(s) (queries/marts/alerts.sql)\n    budget_id={missing}\n"
+    ) in result.output
+    # Nothing else notices: the alert still has its user, category and month.
+    assert " 1 failed, 0 skipped" in result.output
