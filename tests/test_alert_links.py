@@ -227,12 +227,6 @@ def waiting_or_done(conn, thread, timeout=10.0):
         time.sleep(0.01)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="budgets_unlink_alerts locks only the deleted row's current key, not the key an"
-    " uncommitted alert was written for before the budget moved (found while writing these"
-    " tests; the foreign key made the delete wait on the alert's KEY SHARE lock)",
-)
 def test_budget_moved_then_deleted_while_an_alert_for_its_old_key_is_uncommitted(
     db_url, conn, world
 ):

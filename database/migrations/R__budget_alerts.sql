@@ -283,7 +283,8 @@ $$;
 -- Budget statements change no spending (delta 0) but every key they touch is judged. The
 -- budget a key had before is the old row with the same key (not the same id): a row moved
 -- to another user, category or month leaves its old key and brings no "before" to the new
--- one; an inserted budget had none.
+-- one; an inserted budget had none. A key a row left is locked and judged like the others
+-- (it finds no budget now, unless another row moved into it).
 create or replace function budgets_budget_alert() returns trigger
 language plpgsql
 security definer
@@ -306,18 +307,28 @@ begin
         into user_ids, category_ids, months, deltas, befores
         from new_rows;
     else
+        -- The keys the rows have now, and the keys moved rows left: those are locked too
+        -- (judged, they find no budget), so a writer still holding a left key, with an
+        -- alert linked to the moved budget, finishes before a later delete of that budget
+        -- unlinks its alerts (budgets_unlink_alerts locks only the keys deleted rows have).
         select
-            array_agg(new_rows.user_id),
-            array_agg(new_rows.category_id),
-            array_agg(new_rows.month),
+            array_agg(touched.user_id),
+            array_agg(touched.category_id),
+            array_agg(touched.month),
             array_agg(0::numeric),
             array_agg(old_rows.amount)
         into user_ids, category_ids, months, deltas, befores
-        from new_rows
+        from (
+            select new_rows.user_id, new_rows.category_id, new_rows.month
+            from new_rows
+            union
+            select old_rows.user_id, old_rows.category_id, old_rows.month
+            from old_rows
+        ) as touched
         left join old_rows
-            on old_rows.user_id = new_rows.user_id
-            and old_rows.category_id = new_rows.category_id
-            and old_rows.month = new_rows.month;
+            on old_rows.user_id = touched.user_id
+            and old_rows.category_id = touched.category_id
+            and old_rows.month = touched.month;
     end if;
 
     perform budget_alerts_fire(user_ids, category_ids, months, deltas, befores);
