@@ -17,6 +17,7 @@ from test_check import has_row
 from test_trigger import add_budget, run_in_thread, session_at, spend, wait_for_lock_waiters
 
 from tracker.api.context import user_session
+from tracker.everyday.category_delete import delete_category
 from tracker.plumbing import db as tracker_db
 
 
@@ -349,3 +350,28 @@ def test_data_tests_name_an_alert_whose_budget_link_dangles(seeded_url, run_cli)
     ) in result.output
     # Nothing else notices: the alert still has its user, category and month.
     assert " 1 failed, 0 skipped" in result.output
+
+
+def test_category_move_waits_for_an_alert_fired_by_an_amount_update_in_that_category(
+    db_url, conn, world
+):
+    """`category delete Food --move-to Travel` while an uncommitted update of a Food expense's
+    amount has fired an alert: the update locked no category row (its foreign keys did not
+    change), so the move must wait on the spending total instead, then move the alert to
+    Travel and to Travel's budget, not leave it unlinked."""
+    u, food, travel = world["user"], world["food"], world["travel"]
+    add_budget(conn, u, food, "1000")
+    travel_budget = add_budget(conn, u, travel, "500")
+    expense = spend(conn, u, food, "900")
+    with psycopg.connect(db_url) as writer, psycopg.connect(db_url) as mover:
+        writer.execute("update expenses set amount = 1100 where id = %s", [expense])
+        assert len(links(writer)) == 1  # the crossing fired, uncommitted
+
+        thread, errors = run_in_thread(lambda: delete_category(mover, "Food", "Travel"))
+        wait_for_lock_waiters(conn, 1)
+        writer.commit()
+        thread.join(10)
+        assert not thread.is_alive() and errors == []
+        mover.commit()
+    assert links(conn) == [(u, travel_budget, travel)]
+    assert dangling(conn) == []

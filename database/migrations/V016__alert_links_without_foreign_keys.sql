@@ -15,7 +15,7 @@
 --   null), as "on delete set null" did. The budget trigger first locks the deleted keys'
 --   totals rows, so an alert written for a key concurrently is either committed before
 --   the unlinking statement reads alerts, or finds no budget and is not written
---   (R__budget_alerts.sql explains it, and tests/test_trigger.py races the two).
+--   (R__budget_alerts.sql explains it, and tests/test_alert_links.py races the two).
 -- - Deleting a category sets its alerts' category_id to null, as before
 --   (R__categories.sql). Alerts can only come from expenses in the category, and a
 --   category that expenses use cannot be deleted.

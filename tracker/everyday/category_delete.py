@@ -75,11 +75,24 @@ def delete_category(
                 f'--move-to "{move_to}" is the category being deleted. '
                 "Move its expenses to another category."
             )
-        # Row locks in id order: new expenses, budgets or alerts for either category wait
-        # (their foreign key checks need these rows) until the move is committed.
+        # Row locks in id order: new expenses or budgets for either category wait (their
+        # foreign key checks need these rows) until the move is committed. Then the two
+        # categories' spending totals, in the alert trigger's key order: a statement that
+        # fires an alert for either category holds its key's total until it commits
+        # (alerts have no foreign keys since V016), so the statements below see its alert.
+        category_ids = [category.id] + ([target.id] if target else [])
         conn.execute(
-            "select id from categories where id = any(%s) order by id for update",
-            [[category.id] + ([target.id] if target else [])],
+            "select id from categories where id = any(%s) order by id for update", [category_ids]
+        )
+        conn.execute(
+            """
+            select 1
+            from budget_spending
+            where category_id = any(%s)
+            order by user_id, category_id, month
+            for update
+            """,
+            [category_ids],
         )
         if target is None:
             report = _delete_alone(conn, category, dry_run)
