@@ -289,8 +289,12 @@ def project_relationships(models, tables: list[Table]) -> list[Relationship]:
                     continue
                 target = test["relationships"]
                 to_table, to_column = target.get("to"), target.get("field")
+                # Only links to a dimension are modelled: a link between two facts (alerts'
+                # budget_id to fact_budgets) is a data test, but as a relationship it would
+                # give Power BI two paths from alerts to dim_user and dim_category.
                 if (
-                    to_table != model.name
+                    str(to_table).startswith("dim_")
+                    and to_table != model.name
                     and column in present[model.name]
                     and to_column in present.get(to_table, ())
                 ):
