@@ -113,3 +113,22 @@ def run_cli():
         )
 
     return run
+
+
+@pytest.fixture
+def world(conn):
+    """Users Aman and Priya, categories Food and Travel in the test's database; their ids
+    (test_trigger, test_alert_links; a module may define its own `world`)."""
+    users = conn.execute(
+        "insert into users (name, email) values ('Aman', 'aman@example.com'),"
+        " ('Priya', 'priya@example.com') returning id"
+    ).fetchall()
+    categories = conn.execute(
+        "insert into categories (name) values ('Food'), ('Travel') returning id"
+    ).fetchall()
+    return {
+        "user": users[0][0],
+        "other_user": users[1][0],
+        "food": categories[0][0],
+        "travel": categories[1][0],
+    }

@@ -21,24 +21,6 @@ from tracker.everyday.category_delete import delete_category
 from tracker.plumbing import db as tracker_db
 
 
-@pytest.fixture
-def world(conn):
-    """Users Aman and Priya, categories Food and Travel; returns their ids."""
-    users = conn.execute(
-        "insert into users (name, email) values ('Aman', 'aman@example.com'),"
-        " ('Priya', 'priya@example.com') returning id"
-    ).fetchall()
-    categories = conn.execute(
-        "insert into categories (name) values ('Food'), ('Travel') returning id"
-    ).fetchall()
-    return {
-        "user": users[0][0],
-        "other_user": users[1][0],
-        "food": categories[0][0],
-        "travel": categories[1][0],
-    }
-
-
 def links(conn):
     """(user_id, budget_id, category_id) of every alert, oldest first."""
     return conn.execute("select user_id, budget_id, category_id from alerts order by id").fetchall()
@@ -231,6 +213,8 @@ def waiting_or_done(conn, thread, timeout=10.0):
 def test_budget_moved_then_deleted_while_an_alert_for_its_old_key_is_uncommitted(
     db_url, conn, world
 ):
+    """A budget moved to June, then deleted, while an alert for its old month (May) is
+    uncommitted: the move locks May's total too, so the delete waits and unlinks the alert."""
     u, food = world["user"], world["food"]
     budget = add_budget(conn, u, food, "1000")
     spend(conn, u, food, "900")

@@ -13,24 +13,6 @@ from psycopg import sql
 MAY = date(2025, 5, 1)
 
 
-@pytest.fixture
-def world(conn):
-    """One user (and a second one), categories Food and Travel; returns their ids."""
-    users = conn.execute(
-        "insert into users (name, email) values ('Aman', 'aman@example.com'),"
-        " ('Priya', 'priya@example.com') returning id"
-    ).fetchall()
-    categories = conn.execute(
-        "insert into categories (name) values ('Food'), ('Travel') returning id"
-    ).fetchall()
-    return {
-        "user": users[0][0],
-        "other_user": users[1][0],
-        "food": categories[0][0],
-        "travel": categories[1][0],
-    }
-
-
 def add_budget(conn, user, category, amount, month="2025-05-01"):
     return conn.execute(
         "insert into budgets (user_id, category_id, month, amount)"
