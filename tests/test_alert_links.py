@@ -1,8 +1,9 @@
 """Alerts' links to their budget and category, kept by triggers instead of foreign keys (V016).
 
 budgets_unlink_alerts (R__budget_alerts.sql) and categories_unlink_alerts (R__categories.sql)
-set an alert's budget_id / category_id to null when what it points at is deleted or
-truncated, as "on delete set null" did; these tests check that from plain SQL, in races
+set an alert's budget_id / category_id to null when what it points at is deleted, as "on
+delete set null" did, and empty alerts when budgets or categories are truncated, as the
+foreign keys' cascade did; these tests check that from plain SQL, in races
 with the alert trigger, from a REPEATABLE READ deleter, as the API's role, and that the
 alerts mart's data tests catch a link left dangling.
 """
@@ -95,7 +96,7 @@ def test_delete_several_budgets_in_one_statement_unlinks_each(conn, world):
     assert links(conn) == [(u, None, food), (u, None, travel), (other, other_budget, food)]
 
 
-def test_truncate_budgets_cascade_unlinks_every_alert(conn, world):
+def test_truncate_budgets_cascade_empties_alerts_as_the_foreign_key_did(conn, world):
     u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
     for user, category in ((u, food), (u, travel), (other, food)):
         add_budget(conn, user, category, "100")
@@ -103,7 +104,7 @@ def test_truncate_budgets_cascade_unlinks_every_alert(conn, world):
     add_transfer(conn, u)
     assert all(budget is not None for _, budget, _ in links(conn))
     conn.execute("truncate budgets cascade")
-    assert links(conn) == [(u, None, food), (u, None, travel), (other, None, food)]
+    assert links(conn) == []
     # The cascade takes the transfers (they reference budgets), not expenses or totals.
     assert counts(conn) == {
         "categories": 2,
@@ -132,7 +133,7 @@ def test_delete_category_deletes_its_budgets_and_unlinks_its_alerts(conn, world)
     assert other_budget not in {budget for _, budget, _ in links(conn)}
 
 
-def test_truncate_categories_cascade_unlinks_every_alert(conn, world):
+def test_truncate_categories_cascade_empties_alerts_as_the_foreign_key_did(conn, world):
     u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
     for user, category in ((u, food), (u, travel), (other, food)):
         add_budget(conn, user, category, "100")
@@ -141,7 +142,7 @@ def test_truncate_categories_cascade_unlinks_every_alert(conn, world):
     conn.execute("truncate categories cascade")
     # The cascade empties what references categories (budgets, expenses) and what
     # references those (budget_transfers); the expense truncate trigger empties the totals.
-    # Alerts have no foreign key to either since V016: they stay, unlinked.
+    # Alerts have no foreign key to either since V016; their truncate triggers empty them.
     assert counts(conn) == {
         "categories": 0,
         "budgets": 0,
@@ -150,7 +151,7 @@ def test_truncate_categories_cascade_unlinks_every_alert(conn, world):
         "budget_spending": 0,
         "users": 2,
     }
-    assert links(conn) == [(u, None, None), (u, None, None), (other, None, None)]
+    assert links(conn) == []
 
 
 # --- races with the alert trigger ----------------------------------------------------------

@@ -344,8 +344,8 @@ $$;
 -- sees and unlinks its alert; a writer that comes after waits, then finds no budget and
 -- fires nothing. Outside READ COMMITTED the upsert itself raises a serialization failure
 -- when a writer changed the key after this transaction's snapshot, so nothing is missed
--- there either. TRUNCATE (of budgets, or of a table it cascades from) unlinks every
--- alert.
+-- there either. TRUNCATE of budgets (it needs CASCADE: budget_transfers reference it)
+-- empties alerts too, as the foreign key's cascade did before V016.
 create or replace function budgets_unlink_alerts() returns trigger
 language plpgsql
 security definer
@@ -358,7 +358,7 @@ declare
     zeros numeric[];
 begin
     if tg_op = 'TRUNCATE' then
-        update alerts set budget_id = null where budget_id is not null;
+        truncate alerts;
         return null;
     end if;
 

@@ -27,8 +27,8 @@ for each row execute function categories_refuse_delete_in_use();
 -- fires). No alert can be written for a category while this runs: alerts come from
 -- expenses in the category, and a category that expenses use is refused above (or by
 -- expenses' restrict foreign key, for expenses committed after this transaction's
--- snapshot). TRUNCATE (with
--- CASCADE) unlinks every alert.
+-- snapshot). TRUNCATE of categories (it needs CASCADE) empties alerts too, as the foreign
+-- key's cascade did before V016.
 create or replace function categories_unlink_alerts() returns trigger
 language plpgsql
 security definer
@@ -36,7 +36,7 @@ set search_path = pg_catalog, public, pg_temp
 as $$
 begin
     if tg_op = 'TRUNCATE' then
-        update alerts set category_id = null where category_id is not null;
+        truncate alerts;
     else
         update alerts
         set category_id = null

@@ -19,7 +19,7 @@
 -- - Deleting a category sets its alerts' category_id to null, as before
 --   (R__categories.sql). Alerts can only come from expenses in the category, and a
 --   category that expenses use cannot be deleted.
--- - TRUNCATE of budgets or categories (with CASCADE) unlinks every alert.
+-- - TRUNCATE of budgets or categories (with CASCADE) empties alerts, as before.
 -- - alerts.user_id keeps its foreign key: deleting a user deletes their alerts.
 -- - The alerts mart's data tests check both links (relationships to fact_budgets and
 --   dim_category) on every build.
