@@ -117,6 +117,21 @@ def test_check_seeds_in_duckdb_equal_the_seeds_in_postgresql(seeded_url, tmp_pat
         )
 
 
+def test_check_table_columns_reads_one_relation_never_a_temporary_namesake(tmp_path):
+    for duck in (tracker_duck.connect(), tracker_duck.connect(tmp_path / "file.duckdb")):
+        duck.execute(
+            "create table main.t (a integer, b decimal(12, 2)); create schema analytics;"
+            "create view analytics.v as select a from main.t; create temp table t (c varchar)"
+        )
+        assert tracker_duck.table_columns(duck, "t") == {"a": "INTEGER", "b": "DECIMAL(12,2)"}
+        assert tracker_duck.table_columns(duck, "t", "temp") == {"c": "VARCHAR"}
+        assert tracker_duck.table_columns(duck, "missing") == {}
+        assert tracker_duck.table_columns(duck, "t", "analytics") == {}
+        # A view that no longer binds still has the columns the catalog recorded for it.
+        duck.execute("drop table temp.main.t; drop table main.t")
+        assert tracker_duck.table_columns(duck, "v", "analytics") == {"a": "INTEGER"}
+
+
 def test_check_names_the_file_of_a_broken_model(run_cli, queries):
     path = queries / "marts" / "monthly_totals.sql"
     path.write_text(path.read_text().replace("sum(expenses.amount)", "sum(expenses.amount_typo)"))

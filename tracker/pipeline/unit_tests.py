@@ -248,6 +248,7 @@ class DuckUnitEngine:
 
         self.duck = duck
         self.errors: tuple[type[BaseException], ...] = (duckdb.Error,)
+        self._actual_types: dict[str, str] = {}  # unit_actual's columns, once created
 
     @contextlib.contextmanager
     def isolated(self):
@@ -272,7 +273,7 @@ class DuckUnitEngine:
                 + ", ".join(f"{_quote(column)} {type_}" for column, type_ in columns.items())
                 + ")"
             )
-            self._insert(SCHEMA, name, rows, f"ref('{name}')", test)
+            self._insert(SCHEMA, name, rows, f"ref('{name}')", test, columns)
         # Tables built from the real data are rebuilt from the given rows; views read them live.
         for model_name in project.order:
             model = project[model_name]
@@ -288,24 +289,29 @@ class DuckUnitEngine:
 
     def create_actual(self, query: str) -> list[str]:
         self.duck.execute(f"create temp table unit_actual as\n{query}")
-        return list(self._columns("temp", "unit_actual"))
+        # Kept for create_expected: each catalog lookup is a round trip.
+        self._actual_types = self._columns("temp", "unit_actual")
+        return list(self._actual_types)
 
     def create_expected(self, names: list[str], rows: Iterable[dict], test) -> None:
-        types = self._columns("temp", "unit_actual")
+        types = self._actual_types
         self.duck.execute(
             "create temp table unit_expected ("
             + ", ".join(f"{_quote(name)} {types[name]}" for name in names)
             + ")"
         )
-        self._insert("temp", "unit_expected", rows, "expect", test)
+        self._insert("temp", "unit_expected", rows, "expect", test, names)
 
     def fetch(self, query: str) -> list[tuple]:
         return self.duck.execute(query).fetchall()
 
-    def _insert(self, schema: str, table: str, rows, label: str, test) -> None:
+    def _insert(self, schema: str, table: str, rows, label: str, test, columns=None) -> None:
+        """Insert rows into a relation; columns: its columns when the caller knows them."""
         if not rows:
             return
-        names = given_columns(test, rows, self._columns(schema, table), label)
+        if columns is None:
+            columns = self._columns(schema, table)
+        names = given_columns(test, rows, columns, label)
         values = ",\n".join(
             "(" + ", ".join(sql_literal(row.get(name), "duckdb") for name in names) + ")"
             for row in rows
@@ -319,12 +325,12 @@ class DuckUnitEngine:
         return table_columns(self.duck, name, schema)
 
     def _kind(self, name: str) -> str:
+        # duckdb_views() directly: information_schema.tables costs ~10 ms on its first use.
         row = self.duck.execute(
-            "select table_type from information_schema.tables where table_schema = ? "
-            "and table_name = ?",
+            "select 1 from duckdb_views() where schema_name = ? and view_name = ?",
             [SCHEMA, name],
         ).fetchone()
-        return "view" if row and row[0] == "VIEW" else "table"
+        return "view" if row else "table"
 
 
 # --- PostgreSQL: the model pointed at temporary relations, in a transaction rolled back -------
