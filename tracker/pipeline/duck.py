@@ -101,8 +101,8 @@ def create_base_tables(duck) -> None:
     duck.execute(BASE_TABLES_SQL.read_text(encoding="utf-8"))
 
 
-def load_seeds(duck, seeds_dir: Path | str = config.SEEDS_DIR) -> dict[str, int]:
-    """Load database/seeds/*.csv into the base tables, as db-init does; rows per table."""
+def load_seeds(duck, seeds_dir: Path | str = config.SEEDS_DIR) -> None:
+    """Load database/seeds/*.csv into the base tables, as db-init does."""
     import duckdb
 
     seeds_dir = Path(seeds_dir)
@@ -121,7 +121,6 @@ def load_seeds(duck, seeds_dir: Path | str = config.SEEDS_DIR) -> dict[str, int]
                 f"seed file {path.name} could not be read: {reason(exc)}. Fix the file."
             ) from None
     duck.execute(SEED_LOAD)
-    return table_counts(duck)
 
 
 def load_sample(duck, project, seeds_dir: Path | str = config.SEEDS_DIR) -> None:
@@ -133,7 +132,7 @@ def load_sample(duck, project, seeds_dir: Path | str = config.SEEDS_DIR) -> None
     fill_budget_spending(duck)
 
 
-def fill_alerts(duck, project) -> int:
+def fill_alerts(duck, project) -> None:
     """Fill main.alerts with the crossings of the alert model (DuckDB has no trigger)."""
     from tracker.pipeline.models import render_file
 
@@ -164,10 +163,9 @@ def fill_alerts(duck, project) -> int:
             on categories.id = crossings.category_id
         """
     )
-    return duck.execute("select count(*) from main.alerts").fetchone()[0]
 
 
-def fill_budget_spending(duck) -> int:
+def fill_budget_spending(duck) -> None:
     """Fill main.budget_spending with each key's sum of expenses, as V010's triggers keep it."""
     duck.execute(
         """
@@ -181,7 +179,6 @@ def fill_budget_spending(duck) -> int:
         group by all
         """
     )
-    return duck.execute("select count(*) from main.budget_spending").fetchone()[0]
 
 
 def copy_from_postgres(url: str, duck, workdir: Path | str) -> dict[str, int]:
