@@ -187,17 +187,26 @@ def _expected_columns(test: UnitTest, actual_columns: list[str]) -> list[str]:
 
 
 def _row_differences(fetch, names: list[str], text_type: str) -> tuple[list, list]:
-    """Rows of unit_expected missing from unit_actual, and rows of unit_actual not expected."""
+    """Rows of unit_expected missing from unit_actual, and rows of unit_actual not expected.
+
+    EXCEPT ALL both ways, as one grouping: each distinct row with how many more copies of it
+    unit_expected has than unit_actual (DuckDB runs the two EXCEPT ALLs ~3x slower).
+    """
     projected = ", ".join(f"cast({_quote(name)} as {text_type})" for name in names)
     listed = ", ".join(_quote(name) for name in names)
-
-    def except_all(left: str, right: str) -> list:
-        return fetch(
-            f"select {projected} from (select {listed} from {left} "
-            f"except all select {listed} from {right}) as difference order by {listed}"
-        )
-
-    return except_all("unit_expected", "unit_actual"), except_all("unit_actual", "unit_expected")
+    # Names with spaces, which no model column has, so neither clashes with one.
+    side, surplus = '"unit test side"', '"unit test surplus"'
+    rows = fetch(
+        f"select {projected}, {surplus} from ("
+        f"select {listed}, sum({side}) as {surplus} from ("
+        f"select {listed}, 1 as {side} from unit_expected "
+        f"union all select {listed}, -1 as {side} from unit_actual"
+        f") as both_sides group by {listed}) as difference "
+        f"where {surplus} <> 0 order by {listed}"
+    )
+    missing = [tuple(row[:-1]) for row in rows for _ in range(row[-1])]
+    unexpected = [tuple(row[:-1]) for row in rows for _ in range(-row[-1])]
+    return missing, unexpected
 
 
 def _unit_result(name, test, missing, unexpected, names, started) -> Result:
@@ -260,8 +269,8 @@ class DuckUnitEngine:
 
     def load_inputs(self, project: Project, upstream: set[str], given: dict, test) -> None:
         duck = self.duck
-        for table in SOURCE_TABLES:
-            duck.execute(f"delete from main.{table}")
+        # One script, one round trip.
+        duck.execute("; ".join(f"delete from main.{table}" for table in SOURCE_TABLES))
         for (kind, name), rows in given.items():
             if kind == "source":
                 self._insert("main", name, rows, f"source('{name}')", test)
