@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -322,7 +322,7 @@ def sql_literal(value, engine: str = "postgres") -> str:
 
 
 # Every option of the Environment: they shape the compiled code, so they key its cache too.
-ENVIRONMENT_OPTIONS = {
+ENVIRONMENT_OPTIONS: dict[str, Any] = {
     "undefined": jinja2.StrictUndefined,
     "autoescape": False,
     "keep_trailing_newline": True,

@@ -5,8 +5,9 @@ test gives rows for some of the model's sources and refs and the rows it must re
 runner serves every engine through a small adapter (UnitEngine): DuckDB and PostgreSQL here,
 Spark in spark.py. The adapter loads the inputs, computes the model into `unit_actual`, writes
 the expected rows into `unit_expected` with the same column types, and fetches rows; the
-runner compares the two (EXCEPT ALL both ways, values as text) inside the adapter's
-isolation, which is always undone, so neither the real data nor schema analytics changes.
+runner compares the two as multisets (EXCEPT ALL both ways, in one grouping; values shown as
+text) inside the adapter's isolation, which is always undone, so neither the real data nor
+schema analytics changes.
 """
 
 import contextlib
