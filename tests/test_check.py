@@ -1,5 +1,6 @@
 """check (models + data tests + unit tests on DuckDB) and test (the data tests on PostgreSQL)."""
 
+import json
 import re
 import shutil
 from decimal import Decimal
@@ -115,6 +116,21 @@ def test_check_seeds_in_duckdb_equal_the_seeds_in_postgresql(seeded_url, tmp_pat
         assert from_seeds.execute(query).fetchall() == from_postgres.execute(query).fetchall(), (
             table
         )
+
+
+def test_check_table_columns_reads_one_relation_never_a_temporary_namesake(tmp_path):
+    for duck in (tracker_duck.connect(), tracker_duck.connect(tmp_path / "file.duckdb")):
+        duck.execute(
+            "create table main.t (a integer, b decimal(12, 2)); create schema analytics;"
+            "create view analytics.v as select a from main.t; create temp table t (c varchar)"
+        )
+        assert tracker_duck.table_columns(duck, "t") == {"a": "INTEGER", "b": "DECIMAL(12,2)"}
+        assert tracker_duck.table_columns(duck, "t", "temp") == {"c": "VARCHAR"}
+        assert tracker_duck.table_columns(duck, "missing") == {}
+        assert tracker_duck.table_columns(duck, "t", "analytics") == {}
+        # A view that no longer binds still has the columns the catalog recorded for it.
+        duck.execute("drop table temp.main.t; drop table main.t")
+        assert tracker_duck.table_columns(duck, "v", "analytics") == {"a": "INTEGER"}
 
 
 def test_check_names_the_file_of_a_broken_model(run_cli, queries):
@@ -284,6 +300,30 @@ def test_check_unit_test_catches_spending_at_the_budget_counted_as_over(run_cli,
         "unexpected: budget_id=2, category=Travel, spent=0.00, remaining=0.00, "
         "pct_used=null, status=over"
     ) in result.output
+
+
+def test_check_unit_test_counts_repeated_rows(run_cli, queries):
+    # Expected rows are a multiset: a row expected twice but returned once is missing once.
+    path = queries / "unit" / "monthly_totals.json"
+    document = json.loads(path.read_text())
+    expect = document["tests"][0]["expect"]
+    expect[-1] = dict(expect[0])
+    path.write_text(json.dumps(document))
+    result = run_cli(None, "check", "--queries", str(queries), "--select", "monthly_totals")
+    assert result.exit_code == 1, result.output
+    name = "monthly_totals: months_across_a_year_boundary_and_a_leap_day"
+    assert (
+        f"FAIL unit {name}: 1 expected row(s) missing, 1 unexpected "
+        "(queries/unit/monthly_totals.json)"
+    ) in result.output
+    assert (
+        "missing:    user_id=1, month=2023-12-01, total_spent=100.10, expense_count=1"
+        in result.output
+    )
+    assert (
+        "unexpected: user_id=2, month=2024-03-01, total_spent=0.01, expense_count=1"
+        in result.output
+    )
 
 
 def test_check_unit_test_that_expects_an_unknown_column_is_an_error(run_cli, queries):

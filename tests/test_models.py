@@ -4,11 +4,13 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import jinja2
 import psycopg
 import pytest
 
 from tracker.errors import InputError, TrackerError
-from tracker.pipeline.models import load_project, render, render_file
+from tracker.pipeline import template_cache as template_cache_module
+from tracker.pipeline.models import ENVIRONMENT_OPTIONS, load_project, render, render_file
 from tracker.pipeline.runner import run_models, run_models_duckdb
 from tracker.plumbing import config
 
@@ -106,6 +108,67 @@ def test_load_unknown_ref_names_model_file_and_suggestion(queries):
         'model "budget_vs_actual" refers to unknown model "stg_budget" '
         '(queries/marts/budget_vs_actual.sql). Did you mean "stg_budgets"?'
     )
+
+
+# --- compiled template cache ---------------------------------------------------------------
+
+
+@pytest.fixture
+def template_cache(tmp_path, monkeypatch) -> Path:
+    """A private target/ for the compiled templates; the folder they are kept in."""
+    monkeypatch.setattr(config, "TARGET_DIR", tmp_path / "target")
+    return template_cache_module.cache_dir()
+
+
+def test_models_compiled_templates_are_kept_and_read_back(queries, template_cache):
+    text = (queries / "staging" / "stg_users.sql").read_text()
+    load_project()
+    assert len(list(template_cache.glob("*.code"))) == len(ALL_MODELS) + 1  # and the macros
+    # What is stored under the key of the model's source is what renders: a hit, no compile.
+    environment = jinja2.Environment(**ENVIRONMENT_OPTIONS)
+    key = template_cache_module.cache_key(ENVIRONMENT_OPTIONS, [text])
+    template_cache_module.store(key, environment.compile("select 'from the cache'"))
+    assert render(load_project()["stg_users"], "duckdb") == "select 'from the cache'\n"
+
+
+def test_models_a_changed_model_or_macro_is_compiled_again_not_read_from_the_cache(
+    queries, template_cache
+):
+    before = render(load_project()["stg_users"], "duckdb")
+    model = queries / "staging" / "stg_users.sql"
+    model.write_text(model.read_text().replace("users.name,", "users.name as user_name,"))
+    macros = queries / "macros" / "cross_database.sql"
+    macros.write_text(
+        macros.read_text().replace(
+            "cast({{ expr }} as numeric(12, 2))", "cast({{ expr }} as numeric(13, 2))"
+        )
+    )
+    project = load_project()
+    after = render(project["stg_users"], "duckdb")
+    assert after == before.replace("users.name,", "users.name as user_name,")
+    assert "numeric(13, 2)" in render(project["stg_expenses"], "duckdb")
+    assert "numeric(12, 2)" not in render(project["stg_expenses"], "duckdb")
+
+
+def test_models_cache_key_changes_with_jinja_options_and_file_boundaries(monkeypatch):
+    key = template_cache_module.cache_key(ENVIRONMENT_OPTIONS, ["ab", "c"])
+    assert template_cache_module.cache_key(ENVIRONMENT_OPTIONS, ["a", "bc"]) != key
+    assert (
+        template_cache_module.cache_key({**ENVIRONMENT_OPTIONS, "trim_blocks": False}, ["ab", "c"])
+        != key
+    )
+    monkeypatch.setattr(jinja2, "__version__", "0.0.1")
+    assert template_cache_module.cache_key(ENVIRONMENT_OPTIONS, ["ab", "c"]) != key
+
+
+def test_models_a_corrupt_or_unwritable_cache_is_compiled_around(queries, template_cache):
+    expected = {name: render(model, "duckdb") for name, model in load_project().models.items()}
+    for path in template_cache.glob("*.code"):
+        path.write_bytes(path.read_bytes()[:-7])  # truncated: the checksum no longer matches
+    assert {n: render(m, "duckdb") for n, m in load_project().models.items()} == expected
+    shutil.rmtree(template_cache.parent)
+    template_cache.parent.write_text("a file where the folder should be")
+    assert {n: render(m, "duckdb") for n, m in load_project().models.items()} == expected
 
 
 # --- run ---------------------------------------------------------------------------------

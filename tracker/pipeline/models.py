@@ -35,11 +35,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from tracker.errors import InputError, TrackerError
+from tracker.pipeline import template_cache
 from tracker.plumbing import config
 
 if TYPE_CHECKING:  # psycopg is imported where a database is used: DuckDB-only runs start faster
@@ -320,31 +321,38 @@ def sql_literal(value, engine: str = "postgres") -> str:
 # --- discovery ---------------------------------------------------------------------------
 
 
+# Every option of the Environment: they shape the compiled code, so they key its cache too.
+ENVIRONMENT_OPTIONS: dict[str, Any] = {
+    "undefined": jinja2.StrictUndefined,
+    "autoescape": False,
+    "keep_trailing_newline": True,
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+}
+
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    return jinja2.Environment(**ENVIRONMENT_OPTIONS)
 
 
 def _load_macros(environment: jinja2.Environment, queries_dir: Path) -> jinja2.Template | None:
     paths = sorted((queries_dir / "macros").glob("*.sql"))
-    texts = []
-    for path in paths:
-        text = path.read_text(encoding="utf-8")
-        try:
-            environment.parse(text)
-        except jinja2.TemplateSyntaxError as exc:
-            raise TrackerError(
-                f"macro file {display_path(path, queries_dir)} has a template error on line "
-                f"{exc.lineno}: {exc.message}. Fix the Jinja syntax."
-            ) from None
-        texts.append(text)
+    texts = [path.read_text(encoding="utf-8") for path in paths]
+    if not texts:
+        return None
+
+    def check_each_file() -> None:
+        for path, text in zip(paths, texts, strict=True):
+            try:
+                environment.parse(text)
+            except jinja2.TemplateSyntaxError as exc:
+                raise TrackerError(
+                    f"macro file {display_path(path, queries_dir)} has a template error on "
+                    f"line {exc.lineno}: {exc.message}. Fix the Jinja syntax."
+                ) from None
+
     # One module for all files, so a macro can call a macro from another file.
-    return environment.from_string("\n".join(texts)) if texts else None
+    return template_cache.compiled(environment, ENVIRONMENT_OPTIONS, texts, check_each_file)
 
 
 def _discover_model(project: Project, path: Path, layer: str) -> Model:
@@ -490,7 +498,7 @@ def _render(
         text = path.read_text(encoding="utf-8")
         template = project.templates.get(text)
         if template is None:
-            template = project.environment.from_string(text)
+            template = template_cache.compiled(project.environment, ENVIRONMENT_OPTIONS, [text])
             project.templates[text] = template
         if project.macros is not None:
             module = project.macros.make_module({"target": target, "var": var})
