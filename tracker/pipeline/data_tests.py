@@ -71,7 +71,8 @@ def generic_tests(project: Project, models: Iterable[Model], engine: str) -> lis
             qualified = ", ".join(f"child.{_quote(column)}" for column in model.unique_key)
             distinct = qualified if len(model.unique_key) == 1 else f"({qualified})"
             screen = f"count(*) - count(distinct {distinct})"
-            if engine == "postgres":
+            alone = not any(spec["tests"] for spec in model.columns.values())
+            if engine == "postgres" and not (alone and len(model.unique_key) == 1):
                 screen = _postgres_unique_key_screen(relation, model.unique_key)
             tests.append(
                 DataTest(
@@ -93,6 +94,7 @@ def _postgres_unique_key_screen(relation: str, unique_key: list[str]) -> str:
     A count(distinct) in the model's scan sorts every row with every column the other
     screens read (and a row of several columns compares slowly); one column sorts fast
     alone, several hash fast as `select distinct`, which counts null keys as GROUP BY does.
+    (A model with no other screen keeps its one-column count in its scan: nothing to gain.)
     """
     if len(unique_key) == 1:
         column = _quote(unique_key[0])
@@ -164,7 +166,9 @@ def _generic_test(project, model, relation, column, declared, engine) -> DataTes
         where = f"{where} -> {parent}.{parent_field}"
         if engine == "postgres":
             screen = _postgres_relationship_screen(quoted, parent, parent_field)
-            return DataTest(f"{kind}({where})", model.name, query, model.display_path, screen=screen)
+            return DataTest(
+                f"{kind}({where})", model.name, query, model.display_path, screen=screen
+            )
         # Distinct parent values, so the join never multiplies the child's rows.
         screen_join = (
             f"left join (select distinct {_quote(parent_field)} as parent_value "
