@@ -28,6 +28,7 @@ temporary folder) and ctx.echo().
 import contextlib
 import importlib
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -71,9 +72,13 @@ class Figure:
     max_ratio: float | None = None
     max_seconds: float | None = None
     note: str = ""
+    # Set by paired(): the median of each run's own ratio, which the ratio is then.
+    pair_ratio: float | None = None
 
     @property
     def ratio(self) -> float | None:
+        if self.pair_ratio is not None:
+            return self.pair_ratio
         if self.baseline_seconds is None or self.baseline_seconds <= 0:
             return None
         return self.seconds / self.baseline_seconds
@@ -100,6 +105,23 @@ class Figure:
     @property
     def verdict(self) -> str:
         return {True: "PASS", False: "FAIL", None: "info"}[self.passed]
+
+
+def paired(times: list[float], baseline_times: list[float]) -> dict[str, float]:
+    """Figure fields for a variant timed in turn with its baseline, run by run (A B A B ...).
+
+    The ratio is the median of each run's own ratio (its time over the baseline's in the
+    same run), as farm-bench takes it: the machine's speed drifts by a third between runs
+    here, and a pair shares its moment, where the best of each side does not (taken best over
+    best, the same CSV export read 0.92 in one bench run and 1.07 in the next, both decided by
+    one lucky baseline run). seconds and baseline_seconds are the two sides' medians.
+    """
+    ratios = [time / baseline for time, baseline in zip(times, baseline_times, strict=True)]
+    return {
+        "seconds": statistics.median(times),
+        "baseline_seconds": statistics.median(baseline_times),
+        "pair_ratio": statistics.median(ratios),
+    }
 
 
 @dataclass(frozen=True)
@@ -355,9 +377,10 @@ def print_summary(figures: list[Figure], failures: list[tuple[str, str]]) -> Non
 @click.option(
     "--runs",
     type=click.IntRange(min=1, max=5),
-    default=2,
+    default=3,
     show_default=True,
-    help="Repetitions of each timed variant where a section repeats (best is kept).",
+    help="Repetitions of each timed variant where a section repeats (a figure with a "
+    "baseline timed in turn takes the median of each run's ratio; others the best).",
 )
 @click.option("--list", "list_only", is_flag=True, help="List the sections and exit.")
 @click.option(
