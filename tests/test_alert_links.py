@@ -1,11 +1,13 @@
-"""Alerts' links to their budget and category, kept by triggers instead of foreign keys (V016).
+"""Alerts' links to their budget, category and user, kept by triggers instead of foreign keys
+(V016, V017).
 
 budgets_unlink_alerts (R__budget_alerts.sql) and categories_unlink_alerts (R__categories.sql)
 set an alert's budget_id / category_id to null when what it points at is deleted, as "on
-delete set null" did, and empty alerts when budgets or categories are truncated, as the
-foreign keys' cascade did; these tests check that from plain SQL, in races
-with the alert trigger, from a REPEATABLE READ deleter, as the API's role, and that the
-alerts mart's data tests catch a link left dangling.
+delete set null" did; users_delete_alerts (R__users.sql) deletes a deleted user's alerts, as
+"on delete cascade" did; each empties alerts when its table is truncated, as the foreign
+keys' cascade did. These tests check that from plain SQL, in races with the alert trigger,
+from a REPEATABLE READ deleter, as the API's role, and that the alerts mart's data tests
+catch a link left dangling.
 """
 
 import time
@@ -28,11 +30,12 @@ def links(conn):
 
 
 def dangling(conn):
-    """Alerts whose budget_id or category_id points at nothing."""
+    """Alerts whose budget_id, category_id or user_id points at nothing."""
     return conn.execute(
         "select id, budget_id, category_id from alerts"
         " where (budget_id is not null and budget_id not in (select id from budgets))"
         " or (category_id is not null and category_id not in (select id from categories))"
+        " or user_id not in (select id from users)"
     ).fetchall()
 
 
@@ -154,6 +157,36 @@ def test_truncate_categories_cascade_empties_alerts_as_the_foreign_key_did(conn,
     assert links(conn) == []
 
 
+def test_delete_user_deletes_their_alerts_and_no_one_elses(conn, world):
+    u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
+    add_budget(conn, u, food, "100")
+    add_budget(conn, u, travel, "100")
+    other_budget = add_budget(conn, other, food, "100")
+    for user, category in ((u, food), (u, travel), (other, food)):
+        spend(conn, user, category, "150")
+    assert len(links(conn)) == 3
+    conn.execute("delete from users where id = %s", [u])
+    assert links(conn) == [(other, other_budget, food)]
+    assert dangling(conn) == []
+    # The user's expenses, budgets and totals went by their foreign keys' cascade, as before.
+    assert conn.execute(
+        "select (select count(*) from expenses where user_id = %(u)s)"
+        " + (select count(*) from budgets where user_id = %(u)s)",
+        {"u": u},
+    ).fetchone() == (0,)
+
+
+def test_truncate_users_cascade_empties_alerts_as_the_foreign_key_did(conn, world):
+    u, other, food = world["user"], world["other_user"], world["food"]
+    for user in (u, other):
+        add_budget(conn, user, food, "100")
+        spend(conn, user, food, "150")
+    assert len(links(conn)) == 2
+    conn.execute("truncate users cascade")
+    assert links(conn) == []
+    assert counts(conn)["users"] == 0
+
+
 # --- races with the alert trigger ----------------------------------------------------------
 
 
@@ -258,6 +291,87 @@ def test_budget_delete_after_a_snapshot_older_than_an_alert_fails_to_serialize(
         deleter.execute("delete from budgets where id = %s", [budget])
         deleter.commit()
     assert links(conn) == [(u, None, food)]
+
+
+@pytest.mark.parametrize("write", ["insert", "update"])
+def test_user_delete_waits_for_an_uncommitted_alert_then_deletes_it(db_url, conn, world, write):
+    """Alert writer first. An expense insert holds a key-share lock on the users row (its
+    foreign key check), which the delete waits for; an update of an amount locks only the
+    expense row, which the delete's cascade waits for. Either way the alert is gone after."""
+    u, other, food = world["user"], world["other_user"], world["food"]
+    add_budget(conn, u, food, "1000")
+    expense = spend(conn, u, food, "900")
+    add_budget(conn, other, food, "100")
+    spend(conn, other, food, "150")
+    with psycopg.connect(db_url) as writer, psycopg.connect(db_url) as deleter:
+        if write == "insert":
+            spend(writer, u, food, "200")
+        else:
+            writer.execute("update expenses set amount = 1100 where id = %s", [expense])
+        assert len(links(writer)) == 2  # the crossing fired, uncommitted
+        thread, errors = run_in_thread(
+            lambda: deleter.execute("delete from users where id = %s", [u])
+        )
+        wait_for_lock_waiters(conn, 1)
+        writer.commit()
+        thread.join(10)
+        assert not thread.is_alive() and errors == []
+        deleter.commit()
+    assert links(conn) == [(other, conn.execute("select max(id) from budgets").fetchone()[0], food)]
+    assert dangling(conn) == []
+
+
+@pytest.mark.parametrize("write", ["insert", "update"])
+def test_alert_writer_waits_for_an_uncommitted_user_delete_then_writes_nothing(
+    db_url, conn, world, write
+):
+    """User delete first: the insert waits on the users row and fails its foreign key; the
+    update waits on the expense row, then finds it deleted. No alert is left behind."""
+    u, food = world["user"], world["food"]
+    add_budget(conn, u, food, "1000")
+    expense = spend(conn, u, food, "900")
+    with psycopg.connect(db_url) as writer, psycopg.connect(db_url) as deleter:
+        deleter.execute("delete from users where id = %s", [u])
+        if write == "insert":
+            thread, errors = run_in_thread(lambda: spend(writer, u, food, "200"))
+        else:
+            thread, errors = run_in_thread(
+                lambda: writer.execute("update expenses set amount = 1100 where id = %s", [expense])
+            )
+        wait_for_lock_waiters(conn, 1)
+        deleter.commit()
+        thread.join(10)
+        assert not thread.is_alive()
+        if write == "insert":
+            assert [type(error) for error in errors] == [psycopg.errors.ForeignKeyViolation]
+            writer.rollback()
+        else:
+            assert errors == []
+            writer.commit()
+    assert links(conn) == []
+    assert conn.execute("select count(*) from users where id = %s", [u]).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("level", ["repeatable read", "serializable"])
+def test_user_delete_after_a_snapshot_older_than_an_alert_fails_to_serialize(
+    db_url, conn, world, level
+):
+    """The deleter's snapshot cannot see the alert it would have to delete: its cascade
+    meets the newer expense and fails, and nothing is deleted."""
+    u, food = world["user"], world["food"]
+    add_budget(conn, u, food, "1000")
+    spend(conn, u, food, "900")
+    with session_at(db_url, level) as deleter:
+        deleter.execute("select count(*) from users")  # the snapshot
+        spend(conn, u, food, "200")  # crosses and commits (conn is autocommit)
+        assert len(links(conn)) == 1
+        with pytest.raises(psycopg.errors.SerializationFailure):
+            deleter.execute("delete from users where id = %s", [u])
+        deleter.rollback()
+        assert len(links(conn)) == 1
+        deleter.execute("delete from users where id = %s", [u])
+        deleter.commit()
+    assert links(conn) == []
 
 
 # --- the API's role ------------------------------------------------------------------------
