@@ -27,9 +27,18 @@ $(TEST_STAMP): requirements-test.lock $(STAMP)
 	$(PIP_INSTALL) -r requirements-test.lock
 	@touch $@
 
+# The tracker package's bytecode, compiled ahead as pip compiles an installed package's:
+# where PYTHONDONTWRITEBYTECODE is set (containers often set it), Python would otherwise
+# compile every module again on every command (cold `check`: about 0.2 s of 0.7 s).
+# compileall only recompiles what changed; a stale or missing .pyc is only slower.
+PYC := $(VENV)/.compiled
+$(PYC): $(STAMP) $(shell find tracker -name '*.py')
+	$(PY) -m compileall -q tracker
+	@touch $@
+
 venv: $(STAMP)  ## Create .venv with the pinned runtime dependencies
 
-db-init: $(STAMP)  ## Migrate the database and load the sample seeds
+db-init: $(PYC)  ## Migrate the database and load the sample seeds
 	$(PY) cli.py db-init
 
 run: db-init  ## Build the models in queries/ as views and tables in schema analytics
@@ -56,25 +65,25 @@ lock: $(TEST_STAMP)  ## Regenerate requirements.lock and requirements-test.lock 
 	$(LOCK) -o requirements.lock pyproject.toml
 	$(LOCK) --extra test --extra spark -o requirements-test.lock pyproject.toml
 
-bench: $(TEST_STAMP)  ## Speed goals vs same-run baselines (BENCH="--only trigger --expenses 200000")
+bench: $(TEST_STAMP) $(PYC)  ## Speed goals vs same-run baselines (BENCH="--only trigger --expenses 200000")
 	$(PY) bench/bench.py $(BENCH)
 
-psql: $(STAMP)  ## Open psql on the tracker's database
+psql: $(PYC)  ## Open psql on the tracker's database
 	$(PY) cli.py psql
 
-db-status: $(STAMP)  ## Which database, is it up, which migrations are applied
+db-status: $(PYC)  ## Which database, is it up, which migrations are applied
 	$(PY) cli.py db status
 
-db-stop: $(STAMP)  ## Stop the private PostgreSQL server
+db-stop: $(PYC)  ## Stop the private PostgreSQL server
 	$(PY) cli.py db stop
 
 clean:  ## Remove generated files (keeps .venv and the database)
 	rm -rf target .pytest_cache
 
-check: $(STAMP)  ## Build every model on the sample seeds in DuckDB and run all data and unit tests
+check: $(PYC)  ## Build every model on the sample seeds in DuckDB and run all data and unit tests
 	$(PY) cli.py check
 
-verify: $(STAMP)  ## Prove the export right twice: cli.py verify (SQL + DuckDB), scripts/verify.sh (bash)
+verify: $(PYC)  ## Prove the export right twice: cli.py verify (SQL + DuckDB), scripts/verify.sh (bash)
 	$(PY) cli.py verify --out $(or $(DIR),exports)
 	PSQL="$(PY) cli.py psql" bash scripts/verify.sh $(or $(DIR),exports)
 
