@@ -24,10 +24,15 @@ third (9.7 s against 12.9 s at 1M) and what each run now holds equal:
   other one's commit.
 On the private server the backend's own CPU time (/proc/PID/stat) is printed beside the
 wall time for each run, with its ratio: the machine's other load moves it much less.
+At least 5 pairs are timed (MIN_RUNS), whatever --runs says: on a shared 2-core machine one
+pair's ratio was seen anywhere from 0.90 to 1.30 for the same code. Beside the target, an
+information figure adds the alert trigger's own time (track_functions, its callees
+included) to the COPY without it: what the trigger costs by its own clock.
 """
 
 import contextlib
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -39,6 +44,9 @@ from tracker.errors import TrackerError
 from tracker.plumbing import db as tracker_db
 
 MAX_RATIO = 1.10
+MIN_RUNS = 5
+# The alert trigger's function on a COPY (it calls budget_alerts_fire).
+ALERT_FUNCTION = "expenses_budget_alert"
 # The tables a run writes: emptied before each run, never vacuumed automatically meanwhile.
 WRITTEN_TABLES = ("expenses", "alerts", "budget_spending", "lake_changes")
 AUTOVACUUM_WAIT = 120.0
@@ -60,7 +68,10 @@ def bench_trigger(ctx) -> list[Figure]:
     ctx.echo(f"  wrote {rows:,} expenses to a CSV file ({csv_path.stat().st_size / 1e6:.0f} MB)")
 
     copy_in = sql.SQL("copy expenses ({}) from stdin with (format csv)").format(columns)
+    # At least 5 pairs: on a shared machine one pair's ratio can be off by 0.3 either way.
+    runs = max(ctx.runs, MIN_RUNS)
     walls: dict[bool, list[float]] = {False: [], True: []}
+    function_seconds: list[float] = []
     cpus: dict[bool, list[float]] = {False: [], True: []}
     alerts_fired = set()
     with (
@@ -107,7 +118,7 @@ def bench_trigger(ctx) -> list[Figure]:
             started = time.perf_counter()
             with conn.transaction():
                 ctx.copy_file_in(conn, copy_in, csv_path, label)
-                functions = _function_times(conn)
+                functions, alert_seconds = _function_times(conn)
             seconds = time.perf_counter() - started
             cpu = _cpu_seconds(backend_stat)
             cpu_seconds = None if cpu is None or cpu_before is None else cpu - cpu_before
@@ -118,12 +129,14 @@ def bench_trigger(ctx) -> list[Figure]:
                 f"  {label}: {seconds:.2f} s{cpu_text}, {alerts:,} alerts, "
                 f"load {os.getloadavg()[0]:.1f}{wait_text}{functions}"
             )
+            if trigger_on and alert_seconds and not label.startswith("warm-up"):
+                function_seconds.append(alert_seconds)
             return seconds, cpu_seconds, alerts
 
         try:
             *_, alerts = run(True, "warm-up (not counted), alert triggers on")
             alerts_fired.add(alerts)
-            for number in range(ctx.runs):
+            for number in range(runs):
                 order = (False, True) if number % 2 == 0 else (True, False)
                 for trigger_on in order:
                     variant = "alert triggers on " if trigger_on else "alert triggers off"
@@ -150,7 +163,7 @@ def bench_trigger(ctx) -> list[Figure]:
         for name, values in (("off", walls[False]), ("on", walls[True]))
     )
     ctx.echo(
-        f"  median of {ctx.runs}: {figure['baseline_seconds']:.2f} s with the alert triggers "
+        f"  median of {runs}: {figure['baseline_seconds']:.2f} s with the alert triggers "
         f"off, {figure['seconds']:.2f} s with them on (median of the runs' ratios "
         f"{figure['pair_ratio']:.2f}, {fired:,} alerts; range {spread}; best of each "
         f"{min(walls[True]) / min(walls[False]):.2f})"
@@ -161,14 +174,14 @@ def bench_trigger(ctx) -> list[Figure]:
             f"COPY {rows:,} expenses, alert trigger on",
             baseline_label="same COPY, alert triggers disabled, lake trigger on",
             max_ratio=MAX_RATIO,
-            note=f"{fired:,} alerts, median of {ctx.runs} runs' ratios",
+            note=f"{fired:,} alerts, median of {runs} runs' ratios",
             **figure,
         )
     ]
     if cpus[True] and cpus[False]:
         cpu = paired(cpus[True], cpus[False])
         ctx.echo(
-            f"  backend CPU, median of {ctx.runs}: {cpu['baseline_seconds']:.2f} s off, "
+            f"  backend CPU, median of {runs}: {cpu['baseline_seconds']:.2f} s off, "
             f"{cpu['seconds']:.2f} s on (median of the runs' ratios {cpu['pair_ratio']:.2f})"
         )
         figures.append(
@@ -177,6 +190,22 @@ def bench_trigger(ctx) -> list[Figure]:
                 "backend CPU time of that COPY, alert trigger on",
                 baseline_label="same, alert triggers disabled",
                 **cpu,
+            )
+        )
+    if function_seconds:
+        own = statistics.median(function_seconds)
+        off = figure["baseline_seconds"]
+        ctx.echo(
+            f"  the alert trigger's own time (track_functions), median of {runs}: {own:.2f} s,"
+            f" {own / off:.1%} of the COPY without it"
+        )
+        figures.append(
+            Figure(
+                "trigger",
+                "COPY without the alert trigger + the trigger functions' own time",
+                off + own,
+                baseline_label="same COPY, alert triggers disabled",
+                baseline_seconds=off,
             )
         )
     return figures
@@ -242,8 +271,9 @@ def _cpu_seconds(path: Path | None) -> float | None:
     return None
 
 
-def _function_times(conn: psycopg.Connection) -> str:
-    """Where the trigger's time went, from the transaction's function statistics."""
+def _function_times(conn: psycopg.Connection) -> tuple[str, float | None]:
+    """Where the trigger's time went, from the transaction's function statistics: the text
+    printed, and the alert trigger's own seconds (callees included; None if not tracked)."""
     rows = conn.execute(
         """
         select
@@ -254,9 +284,10 @@ def _function_times(conn: psycopg.Connection) -> str:
         """
     ).fetchall()
     if not rows:
-        return ""
+        return "", None
     times = ", ".join(f"{name} {ms / 1000:.2f} s" for name, ms in rows)
-    return f" (function time, callees included: {times})"
+    alert = sum(ms for name, ms in rows if name == ALERT_FUNCTION) / 1000
+    return f" (function time, callees included: {times})", alert
 
 
 def _track_functions(conn: psycopg.Connection) -> None:
