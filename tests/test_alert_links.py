@@ -62,16 +62,23 @@ def counts(conn):
     return {table: conn.execute(f"select count(*) from {table}").fetchone()[0] for table in tables}
 
 
+def alert_each(conn, world):
+    """A budget of 100 and an expense of 150, so one alert, for Aman's Food, Aman's Travel and
+    Priya's Food; the three budget ids, in that order."""
+    u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
+    keys = ((u, food), (u, travel), (other, food))
+    budgets = [add_budget(conn, user, category, "100") for user, category in keys]
+    for user, category in keys:
+        spend(conn, user, category, "150")
+    return budgets
+
+
 # --- deletes and truncates by plain SQL -----------------------------------------------------
 
 
 def test_delete_budget_keeps_its_alerts_unlinked_and_leaves_other_links(conn, world):
     u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
-    food_budget = add_budget(conn, u, food, "100")
-    travel_budget = add_budget(conn, u, travel, "100")
-    other_budget = add_budget(conn, other, food, "100")
-    for user, category in ((u, food), (u, travel), (other, food)):
-        spend(conn, user, category, "150")
+    food_budget, travel_budget, other_budget = alert_each(conn, world)
     spend(conn, u, food, "10", "2025-05-11")  # already over: no second alert
     assert links(conn) == [
         (u, food_budget, food),
@@ -90,21 +97,14 @@ def test_delete_budget_keeps_its_alerts_unlinked_and_leaves_other_links(conn, wo
 
 def test_delete_several_budgets_in_one_statement_unlinks_each(conn, world):
     u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
-    add_budget(conn, u, food, "100")
-    add_budget(conn, u, travel, "100")
-    other_budget = add_budget(conn, other, food, "100")
-    for user, category in ((u, food), (u, travel), (other, food)):
-        spend(conn, user, category, "150")
+    *_, other_budget = alert_each(conn, world)
     conn.execute("delete from budgets where user_id = %s", [u])
     assert links(conn) == [(u, None, food), (u, None, travel), (other, other_budget, food)]
 
 
 def test_truncate_budgets_cascade_empties_alerts_as_the_foreign_key_did(conn, world):
-    u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
-    for user, category in ((u, food), (u, travel), (other, food)):
-        add_budget(conn, user, category, "100")
-        spend(conn, user, category, "150")
-    add_transfer(conn, u)
+    alert_each(conn, world)
+    add_transfer(conn, world["user"])
     assert all(budget is not None for _, budget, _ in links(conn))
     conn.execute("truncate budgets cascade")
     assert links(conn) == []
@@ -122,12 +122,8 @@ def test_truncate_budgets_cascade_empties_alerts_as_the_foreign_key_did(conn, wo
 def test_delete_category_deletes_its_budgets_and_unlinks_its_alerts(conn, world):
     """A category whose expenses were deleted but which still has alerts and budgets."""
     u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
-    add_budget(conn, u, food, "100")
+    _, travel_budget, other_budget = alert_each(conn, world)
     add_budget(conn, u, food, "100", month="2025-06-01")  # no alert for June
-    travel_budget = add_budget(conn, u, travel, "100")
-    other_budget = add_budget(conn, other, food, "100")
-    for user, category in ((u, food), (u, travel), (other, food)):
-        spend(conn, user, category, "150")
     conn.execute("delete from expenses where category_id = %s", [food])
     conn.execute("delete from categories where id = %s", [food])
     assert conn.execute("select id from budgets").fetchall() == [(travel_budget,)]
@@ -137,11 +133,8 @@ def test_delete_category_deletes_its_budgets_and_unlinks_its_alerts(conn, world)
 
 
 def test_truncate_categories_cascade_empties_alerts_as_the_foreign_key_did(conn, world):
-    u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
-    for user, category in ((u, food), (u, travel), (other, food)):
-        add_budget(conn, user, category, "100")
-        spend(conn, user, category, "150")
-    add_transfer(conn, u)
+    alert_each(conn, world)
+    add_transfer(conn, world["user"])
     conn.execute("truncate categories cascade")
     # The cascade empties what references categories (budgets, expenses) and what
     # references those (budget_transfers); the expense truncate trigger empties the totals.
@@ -158,12 +151,8 @@ def test_truncate_categories_cascade_empties_alerts_as_the_foreign_key_did(conn,
 
 
 def test_delete_user_deletes_their_alerts_and_no_one_elses(conn, world):
-    u, other, food, travel = world["user"], world["other_user"], world["food"], world["travel"]
-    add_budget(conn, u, food, "100")
-    add_budget(conn, u, travel, "100")
-    other_budget = add_budget(conn, other, food, "100")
-    for user, category in ((u, food), (u, travel), (other, food)):
-        spend(conn, user, category, "150")
+    u, other, food = world["user"], world["other_user"], world["food"]
+    *_, other_budget = alert_each(conn, world)
     assert len(links(conn)) == 3
     conn.execute("delete from users where id = %s", [u])
     assert links(conn) == [(other, other_budget, food)]
